@@ -1,0 +1,227 @@
+"""The Starlette application factory and the server's runtime (its parts and
+their start/stop order)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from pixel_server.config import Settings
+from pixel_server.errors import (
+    ApiError,
+    api_error_handler,
+    error_response,
+    http_error_handler,
+    unexpected_error_handler,
+)
+from pixel_server.logs import AccessLogMiddleware
+from pixel_server.management import Management
+from pixel_server.metrics import Metrics
+from pixel_server.registry import PixelRegistry
+from pixel_server.storage.client import StorageError, parse_url
+from pixel_server.storage.database import Database
+from pixel_server.storage.lock import DataDirLock
+from pixel_server.storage.pixels import PixelStore, RegistryError
+
+log = logging.getLogger("pixel_server.app")
+
+ADMIN_FILE = "admin.json"
+ADMIN_SECRET_FILE = "admin.secret"
+RECONNECT_SECONDS = 2.0
+REGISTRY_REFRESH_SECONDS = 30.0
+
+
+class Runtime:
+    """Everything one server process owns, built from settings."""
+
+    def __init__(self, settings: Settings, database: str | None = None) -> None:
+        self.settings = settings
+        self.data_dir = settings.data_dir.resolve()
+        self.lock = DataDirLock(self.data_dir)
+        self.database = Database(parse_url(settings.clickhouse_dsn, database))
+        self.metrics = Metrics()
+        self.registry = PixelRegistry()
+        self.management = Management(self.database, on_change=self.refresh_registry)
+        self.admin_secret = secrets.token_urlsafe(32)
+        self._tasks: list[asyncio.Task[None]] = []
+        self.metrics.ready.set_function(lambda: 1.0 if self.readiness()[0] else 0.0)
+
+    # registry ------------------------------------------------------------
+
+    def refresh_registry(self) -> None:
+        self.registry.refresh(PixelStore(self.database.client()))
+
+    # readiness -----------------------------------------------------------
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        problem = self.database.check()
+        checks: dict[str, Any] = {"clickhouse": problem or "ok"}
+        return problem is None, checks
+
+    # lifecycle -----------------------------------------------------------
+
+    async def start(self) -> None:
+        self.lock.acquire()
+        try:
+            await anyio.to_thread.run_sync(self._connect)
+        except StorageError as exc:
+            log.warning("ClickHouse unavailable at start; retrying", extra={"error": str(exc)})
+        self._tasks.append(asyncio.create_task(self._maintain()))
+        self._write_admin_files()
+
+    def _connect(self) -> None:
+        self.database.client()
+        self.refresh_registry()
+
+    async def _maintain(self) -> None:
+        """Reconnect while ClickHouse is down; refresh the registry now and then."""
+        since_refresh = 0.0
+        while True:
+            await asyncio.sleep(RECONNECT_SECONDS)
+            since_refresh += RECONNECT_SECONDS
+            if self.database.connected and since_refresh < REGISTRY_REFRESH_SECONDS:
+                continue
+            since_refresh = 0.0
+            try:
+                await anyio.to_thread.run_sync(self._connect)
+            except Exception as exc:  # keep trying; the reason is in /readyz
+                log.debug("reconnect failed", extra={"error": str(exc)})
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        self._remove_admin_files()
+        await anyio.to_thread.run_sync(self.database.close)
+        self.lock.release()
+
+    # local admin API ------------------------------------------------------
+
+    def _write_admin_files(self) -> None:
+        host = self.settings.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        url = f"http://{'[' + host + ']' if ':' in host else host}:{self.settings.port}"
+        secret_path = self.data_dir / ADMIN_SECRET_FILE
+        fd = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.admin_secret)
+        os.chmod(secret_path, 0o600)
+        info = {"url": url, "pid": os.getpid()}
+        (self.data_dir / ADMIN_FILE).write_bytes(orjson.dumps(info))
+
+    def _remove_admin_files(self) -> None:
+        for name in (ADMIN_FILE, ADMIN_SECRET_FILE):
+            with contextlib.suppress(FileNotFoundError):
+                (self.data_dir / name).unlink()
+
+
+def admin_files(data_dir: Path) -> tuple[str, str] | None:
+    """The running server's admin URL and secret, if it wrote them."""
+    try:
+        info = orjson.loads((data_dir / ADMIN_FILE).read_bytes())
+        secret = (data_dir / ADMIN_SECRET_FILE).read_text().strip()
+    except (OSError, ValueError):
+        return None
+    return info["url"], secret
+
+
+# routes -------------------------------------------------------------------
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    ready, checks = await anyio.to_thread.run_sync(runtime.readiness)
+    return JSONResponse(
+        {"status": "ready" if ready else "unavailable", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+async def metrics(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    body = await anyio.to_thread.run_sync(runtime.metrics.render)
+    return PlainTextResponse(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def _is_loopback(request: Request) -> bool:
+    host = request.client.host if request.client else ""
+    return host in ("127.0.0.1", "::1", "localhost", "testclient")
+
+
+async def admin(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    presented = request.headers.get("x-admin-secret", "")
+    if not _is_loopback(request) or not secrets.compare_digest(presented, runtime.admin_secret):
+        raise ApiError(401, "unauthorized", "admin API needs the data directory's admin secret")
+    try:
+        args = orjson.loads(await request.body() or b"{}")
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "invalid_json", "body is not valid JSON") from None
+    if not isinstance(args, dict):
+        raise ApiError(400, "invalid_body", "body must be a JSON object")
+    op = request.path_params["op"]
+    try:
+        result = await anyio.to_thread.run_sync(runtime.management.run, op, args)
+    except RegistryError as exc:
+        return error_response(exc.status, "registry_error", str(exc))
+    except StorageError as exc:
+        return error_response(503, "storage_unavailable", str(exc))
+    except (KeyError, TypeError) as exc:
+        return error_response(400, "invalid_arguments", f"bad arguments for {op}: {exc}")
+    return JSONResponse({"result": result})
+
+
+def create_app(settings: Settings, *, database: str | None = None) -> Starlette:
+    """Build the application. ``database`` overrides the ClickHouse database
+    (tests give each case its own database on one embedded engine)."""
+    runtime = Runtime(settings, database)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/admin/v1/{op}", admin, methods=["POST"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(AccessLogMiddleware)],
+        exception_handlers={
+            ApiError: api_error_handler,
+            HTTPException: http_error_handler,
+            Exception: unexpected_error_handler,
+        },
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    return app

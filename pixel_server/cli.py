@@ -1,0 +1,311 @@
+"""The ``pixel-server`` command.
+
+Management commands open the data directory themselves when no server holds
+it, and otherwise ask the running server through its local admin API (the
+embedded engine allows one process per directory). Output is the same either
+way. Exit codes: 0 ok, 1 the command failed, 2 bad settings or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import httpx
+import orjson
+
+from pixel_server.config import ConfigError, Settings, load_settings
+from pixel_server.storage.client import DataDirInUse, StorageError, parse_url
+from pixel_server.storage.pixels import PLATFORMS, ROLES, RegistryError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class CommandError(Exception):
+    """The command could not do its work; the message is for the operator."""
+
+
+# running an operation -------------------------------------------------------
+
+
+def run_operation(settings: Settings, op: str, args: dict[str, Any]) -> Any:
+    """Run a management operation directly or through the running server."""
+    from pixel_server.management import Management
+    from pixel_server.storage.database import Database
+    from pixel_server.storage.lock import DataDirLock
+
+    lock = DataDirLock(settings.data_dir.resolve())
+    try:
+        lock.acquire()
+    except DataDirInUse:
+        return _via_admin_api(settings, op, args)
+    database = Database(parse_url(settings.clickhouse_dsn))
+    try:
+        return Management(database).run(op, args)
+    finally:
+        database.close()
+        lock.release()
+
+
+def _via_admin_api(settings: Settings, op: str, args: dict[str, Any]) -> Any:
+    from pixel_server.app import admin_files
+
+    deadline = time.monotonic() + 10
+    while (found := admin_files(settings.data_dir.resolve())) is None:
+        if time.monotonic() > deadline:
+            raise CommandError(
+                f"data directory {settings.data_dir} is in use by another pixel-server "
+                "process, and its admin API is not available"
+            )
+        time.sleep(0.2)
+    url, secret = found
+    try:
+        response = httpx.post(
+            f"{url}/admin/v1/{op}",
+            content=orjson.dumps(args),
+            headers={"x-admin-secret": secret, "content-type": "application/json"},
+            timeout=60,
+        )
+    except httpx.HTTPError as exc:
+        raise CommandError(f"the running server at {url} did not answer: {exc}") from None
+    body = response.json()
+    if response.status_code != 200:
+        raise CommandError(body.get("error", {}).get("message", response.text))
+    return body["result"]
+
+
+# output ---------------------------------------------------------------------
+
+_SECRET_NOTE = "(shown once; store it now: only its hash is kept)"
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _print_pixel(p: dict[str, Any]) -> None:
+    for key, value in p.items():
+        if key in ("api_key", "owner_token"):
+            continue
+        if isinstance(value, list):
+            value = ", ".join(value) or "-"
+        elif isinstance(value, bool) and key in ("tiktok_access_token", "webhook_secret",
+                                                 "store_api_token"):  # fmt: skip
+            value = "set" if value else "not set"
+        print(f"{key:24} {value}")
+    if "api_key" in p:
+        print(f"{'api_key':24} {p['api_key']}  {_SECRET_NOTE}")
+    if "owner_token" in p:
+        print(f"{'owner_token':24} {p['owner_token']}  {_SECRET_NOTE}")
+
+
+def _print_pixel_table(pixels: list[dict[str, Any]]) -> None:
+    if not pixels:
+        print("no pixels yet: create one with `pixel-server pixel add --name ... --origin ...`")
+        return
+    print(f"{'ID':16} {'ENABLED':8} {'PLATFORM':12} {'NAME':30} ORIGINS")
+    for p in pixels:
+        origins = ", ".join(p["origins"]) or "-"
+        enabled = "yes" if p["enabled"] else "no"
+        print(f"{p['id']:16} {enabled:8} {p['platform']:12} {p['name'][:30]:30} {origins}")
+
+
+# commands -------------------------------------------------------------------
+
+_PIXEL_OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
+    ("--name", "name", {}),
+    ("--origin", "origins", {"action": "append", "help": "storefront origin (repeatable)"}),
+    ("--platform", "platform", {"choices": PLATFORMS}),
+    ("--timezone", "timezone", {"help": "IANA zone for reports, e.g. Europe/Berlin"}),
+    ("--phone-region", "default_phone_region", {"help": "default country for phone numbers"}),
+    ("--tiktok-pixel-code", "tiktok_pixel_code", {}),
+    ("--tiktok-access-token", "tiktok_access_token", {}),
+    ("--tiktok-test-event-code", "tiktok_test_event_code", {}),
+    ("--tiktok-api-base", "tiktok_api_base", {}),
+    ("--webhook-secret", "webhook_secret", {}),
+    ("--store-api-base", "store_api_base", {}),
+    ("--store-api-token", "store_api_token", {}),
+]
+_PIXEL_FLAGS: list[tuple[str, str]] = [
+    ("ip-truncation", "ip_truncation"),
+    ("forward-browser", "forward_browser"),
+    ("load-tiktok-pixel", "load_tiktok_pixel"),
+]
+
+
+def _add_pixel_options(parser: argparse.ArgumentParser) -> None:
+    for flag, dest, extra in _PIXEL_OPTIONS:
+        parser.add_argument(flag, dest=dest, **extra)
+    for flag, dest in _PIXEL_FLAGS:
+        parser.add_argument(f"--{flag}", dest=dest, action=argparse.BooleanOptionalAction)
+
+
+def _pixel_args(ns: argparse.Namespace) -> dict[str, Any]:
+    keys = [dest for _, dest, _ in _PIXEL_OPTIONS] + [dest for _, dest in _PIXEL_FLAGS]
+    return {k: getattr(ns, k) for k in keys if getattr(ns, k, None) is not None}
+
+
+def cmd_serve(settings: Settings, ns: argparse.Namespace) -> int:
+    import uvicorn
+
+    from pixel_server import logs
+    from pixel_server.app import create_app
+    from pixel_server.storage.lock import DataDirLock
+
+    if DataDirLock(settings.data_dir.resolve()).held_by_other():
+        raise CommandError(
+            f"data directory {settings.data_dir} is in use by another pixel-server process"
+        )
+    logs.configure(settings.log_level, settings.log_format)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,  # trusted proxies are handled by the ingest pipeline
+        server_header=False,
+        timeout_graceful_shutdown=30,
+    )
+    return EXIT_OK
+
+
+def cmd_migrate(settings: Settings, ns: argparse.Namespace) -> int:
+    result = run_operation(settings, "migrate", {})
+    print(f"schema is current (migrations applied: {', '.join(map(str, result['applied']))})")
+    return EXIT_OK
+
+
+def cmd_pixel(settings: Settings, ns: argparse.Namespace) -> int:
+    action = ns.pixel_command
+    if action == "add":
+        if not ns.name:
+            raise CommandError("pixel add needs --name")
+        result = run_operation(settings, "pixel.add", _pixel_args(ns))
+    elif action == "list":
+        result = run_operation(settings, "pixel.list", {})
+        if not ns.json:
+            _print_pixel_table(result)
+            return EXIT_OK
+    elif action == "show":
+        result = run_operation(settings, "pixel.show", {"id": ns.id})
+    elif action == "update":
+        changes = _pixel_args(ns)
+        if not changes:
+            raise CommandError("pixel update needs at least one setting to change")
+        result = run_operation(settings, "pixel.update", {"id": ns.id, **changes})
+    elif action in ("enable", "disable"):
+        result = run_operation(
+            settings, "pixel.update", {"id": ns.id, "enabled": action == "enable"}
+        )
+    else:  # rotate-key
+        result = run_operation(settings, "pixel.rotate_key", {"id": ns.id})
+    if ns.json:
+        _print_json(result)
+    else:
+        _print_pixel(result)
+    return EXIT_OK
+
+
+def cmd_token(settings: Settings, ns: argparse.Namespace) -> int:
+    if ns.token_command == "add":
+        result = run_operation(
+            settings, "token.add", {"pixel": ns.pixel, "role": ns.role, "label": ns.label or ""}
+        )
+        if ns.json:
+            _print_json(result)
+        else:
+            print(f"{result['role']} token for {result['pixel_id']}: {result['token']}")
+            print(_SECRET_NOTE)
+    elif ns.token_command == "list":
+        result = run_operation(settings, "token.list", {"pixel": ns.pixel})
+        if ns.json:
+            _print_json(result)
+        else:
+            for t in result:
+                state = "revoked" if t["revoked"] else "active"
+                print(f"{t['id']}  {t['pixel_id']}  {t['role']:6}  {state:8}  {t['label']}")
+    else:
+        result = run_operation(settings, "token.revoke", {"token": ns.token})
+        print(f"revoked token {result['id']} ({result['role']} of {result['pixel_id']})")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pixel-server", description="First-party pixel server for online stores."
+    )
+    parser.add_argument("--config", help="TOML settings file (PIXEL_* variables override it)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP server")
+    serve.add_argument("--host")
+    serve.add_argument("--port")
+    serve.add_argument("--demo", action="store_true", default=None, help="create a demo pixel")
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("migrate", help="apply pending schema migrations").set_defaults(func=cmd_migrate)
+
+    pixel = sub.add_parser("pixel", help="manage pixels").add_subparsers(
+        dest="pixel_command", required=True
+    )
+    add = pixel.add_parser("add", help="create a pixel; prints its id, API key, owner token")
+    _add_pixel_options(add)
+    update = pixel.add_parser("update", help="change a pixel's settings")
+    update.add_argument("id")
+    _add_pixel_options(update)
+    pixel.add_parser("list", help="list pixels")
+    for name in ("show", "enable", "disable", "rotate-key"):
+        pixel.add_parser(name).add_argument("id")
+    for p in pixel.choices.values():
+        p.add_argument("--json", action="store_true", help="print JSON")
+        p.set_defaults(func=cmd_pixel)
+
+    token = sub.add_parser("token", help="manage report tokens").add_subparsers(
+        dest="token_command", required=True
+    )
+    tadd = token.add_parser("add", help="issue a report token")
+    tadd.add_argument("--pixel", required=True)
+    tadd.add_argument("--role", choices=ROLES, default="reader")
+    tadd.add_argument("--label")
+    tlist = token.add_parser("list", help="list report tokens")
+    tlist.add_argument("--pixel")
+    trev = token.add_parser("revoke", help="revoke a token (the token or its id)")
+    trev.add_argument("token")
+    for p in token.choices.values():
+        p.add_argument("--json", action="store_true", help="print JSON")
+        p.set_defaults(func=cmd_token)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    overrides = {
+        "host": getattr(ns, "host", None),
+        "port": getattr(ns, "port", None),
+        "demo": getattr(ns, "demo", None),
+    }
+    try:
+        settings = load_settings(os.environ, ns.config, overrides)
+    except ConfigError as exc:
+        print(f"pixel-server: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    func: Callable[[Settings, argparse.Namespace], int] = ns.func
+    try:
+        return func(settings, ns)
+    except (CommandError, RegistryError, StorageError) as exc:
+        print(f"pixel-server: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""The server's in-memory view of the pixel registry.
+
+Request handlers look pixels up on every event, so they read an immutable
+snapshot swapped atomically on refresh (after a management change, and
+periodically to pick up changes made by other workers of a cluster).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pixel_server import credentials
+from pixel_server.storage.pixels import Pixel, PixelStore, ReportToken
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    by_id: dict[str, Pixel] = field(default_factory=dict)
+    by_key_hash: dict[str, str] = field(default_factory=dict)
+    by_tiktok_code: dict[str, str] = field(default_factory=dict)
+    tokens: dict[str, ReportToken] = field(default_factory=dict)
+
+
+class PixelRegistry:
+    def __init__(self) -> None:
+        self._snap = Snapshot()
+        self.loaded = False
+
+    def refresh(self, store: PixelStore) -> None:
+        pixels = store.list()
+        tokens = store.tokens()
+        self._snap = Snapshot(
+            by_id={p.id: p for p in pixels},
+            by_key_hash={p.api_key_hash: p.id for p in pixels if p.api_key_hash},
+            by_tiktok_code={p.tiktok_pixel_code: p.id for p in pixels if p.tiktok_pixel_code},
+            tokens={t.token_hash: t for t in tokens if not t.revoked},
+        )
+        self.loaded = True
+
+    def get(self, pixel_id: str) -> Pixel | None:
+        return self._snap.by_id.get(pixel_id)
+
+    def all(self) -> list[Pixel]:
+        return list(self._snap.by_id.values())
+
+    def resolve_source_id(self, source_id: str) -> Pixel | None:
+        """An Events API ``event_source_id``: our pixel id or the pixel's TikTok code."""
+        pixel = self._snap.by_id.get(source_id)
+        if pixel is None and source_id in self._snap.by_tiktok_code:
+            pixel = self._snap.by_id.get(self._snap.by_tiktok_code[source_id])
+        return pixel
+
+    def check_api_key(self, pixel: Pixel, presented: str) -> bool:
+        # Constant-time against the stored hash; never a dict lookup on the key.
+        return bool(pixel.api_key_hash) and credentials.matches(presented, pixel.api_key_hash)
+
+    def token(self, presented: str) -> ReportToken | None:
+        # Looked up by hash: timing can at most reveal bits of a SHA-256 of a
+        # random 256-bit token, which says nothing about the token.
+        return self._snap.tokens.get(credentials.hash_secret(presented))

@@ -1,0 +1,287 @@
+"""The pixel registry and report tokens, kept in ClickHouse.
+
+Every change inserts a new version of the row (ReplacingMergeTree + FINAL), so
+an update is one insert. Secrets we issue (API key, report tokens) are stored
+as SHA-256 hashes only. Credentials we must *use* (TikTok access token, webhook
+secret, store API token) are stored as given, and never printed or logged.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import zoneinfo
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+from urllib.parse import urlsplit
+
+import phonenumbers
+from clickhouse_connect.driver.client import Client
+
+from pixel_server import credentials
+
+PLATFORMS = ("ecwid", "bigcommerce", "shopify", "woocommerce", "html")
+ROLES = ("owner", "reader")
+SECRET_FIELDS = ("tiktok_access_token", "webhook_secret", "store_api_token")
+_TIKTOK_CODE = re.compile(r"^[A-Z0-9]{5,40}$")
+
+
+class RegistryError(Exception):
+    """A registry request is wrong (unknown pixel, bad value). Safe to show."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Pixel:
+    id: str
+    name: str
+    platform: str = "html"
+    origins: tuple[str, ...] = ()
+    enabled: bool = True
+    timezone: str = "UTC"
+    default_phone_region: str = "US"
+    ip_truncation: bool = False
+    forward_browser: bool = False
+    load_tiktok_pixel: bool = False
+    api_key_hash: str = ""
+    tiktok_pixel_code: str = ""
+    tiktok_access_token: str = ""
+    tiktok_test_event_code: str = ""
+    tiktok_api_base: str = "https://business-api.tiktok.com"
+    webhook_secret: str = ""
+    store_api_base: str = ""
+    store_api_token: str = ""
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+
+    def public(self) -> dict[str, Any]:
+        """Settings safe to show: secrets replaced by whether they are set."""
+        out = asdict(self)
+        out.pop("api_key_hash")
+        out["origins"] = list(self.origins)
+        for name in SECRET_FIELDS:
+            out[name] = bool(out[name])
+        return out
+
+
+# Fields an operator may change with `pixel update` (validated below).
+EDITABLE = tuple(
+    f.name
+    for f in fields(Pixel)
+    if f.name not in ("id", "api_key_hash", "created_at", "updated_at")
+)
+
+
+def normalise_origin(value: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise RegistryError(f"origin {value!r} must look like https://shop.example.com")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise RegistryError(f"origin {value!r} must be scheme://host[:port] with no path")
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname.lower()}{port}"
+
+
+def _http_url(name: str, value: str) -> str:
+    value = value.strip().rstrip("/")
+    if value and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname):
+        raise RegistryError(f"{name} must be an http(s) URL, got {value!r}")
+    return value
+
+
+def validate_changes(changes: dict[str, Any]) -> dict[str, Any]:
+    """Check and normalise operator-supplied values; unknown keys are errors."""
+    out: dict[str, Any] = {}
+    for key, value in changes.items():
+        if value is None:
+            continue
+        if key not in EDITABLE:
+            raise RegistryError(f"{key} is not a pixel setting")
+        if key == "name":
+            value = str(value).strip()
+            if not 1 <= len(value) <= 200:
+                raise RegistryError("name must be 1 to 200 characters")
+        elif key == "platform":
+            if value not in PLATFORMS:
+                raise RegistryError(f"platform must be one of {', '.join(PLATFORMS)}")
+        elif key == "origins":
+            value = tuple(dict.fromkeys(normalise_origin(v) for v in value))
+        elif key == "timezone":
+            try:
+                zoneinfo.ZoneInfo(str(value))
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise RegistryError(f"timezone {value!r} is not an IANA time zone") from None
+        elif key == "default_phone_region":
+            value = str(value).upper()
+            if value not in phonenumbers.SUPPORTED_REGIONS:
+                raise RegistryError(f"default_phone_region {value!r} is not a region code")
+        elif key == "tiktok_pixel_code":
+            value = str(value).strip()
+            if value and not _TIKTOK_CODE.match(value):
+                raise RegistryError("tiktok_pixel_code must be letters and digits (e.g. C4A1B2)")
+        elif key in ("tiktok_api_base", "store_api_base"):
+            value = _http_url(key, str(value))
+        elif key in ("enabled", "ip_truncation", "forward_browser", "load_tiktok_pixel"):
+            value = bool(value)
+        else:
+            value = str(value).strip()
+        out[key] = value
+    return out
+
+
+_COLUMNS = [f.name for f in fields(Pixel)]
+
+
+def _row(pixel: Pixel, version: int) -> list[Any]:
+    values = asdict(pixel)
+    values["origins"] = list(pixel.origins)
+    values["created_at"] = int(pixel.created_at * 1000)
+    values["updated_at"] = int(pixel.updated_at * 1000)
+    return [version] + [values[c] for c in _COLUMNS]
+
+
+def _from_row(row: dict[str, Any]) -> Pixel:
+    values = {c: row[c] for c in _COLUMNS}
+    values["origins"] = tuple(row["origins"])
+    values["created_at"] = row["created_at"].timestamp()
+    values["updated_at"] = row["updated_at"].timestamp()
+    return Pixel(**values)
+
+
+@dataclass(frozen=True)
+class ReportToken:
+    token_hash: str
+    pixel_id: str
+    role: str
+    label: str
+    created_at: float
+    revoked: bool = False
+
+    @property
+    def id(self) -> str:
+        return credentials.token_id(self.token_hash)
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "pixel_id": self.pixel_id,
+            "role": self.role,
+            "label": self.label,
+            "created_at": self.created_at,
+            "revoked": self.revoked,
+        }
+
+
+class PixelStore:
+    """Reads and writes pixels and report tokens; thread-safe."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+        self._last_version = 0
+
+    def _version(self) -> int:
+        # Strictly increasing even when two writes share a nanosecond tick.
+        self._last_version = max(time.time_ns(), self._last_version + 1)
+        return self._last_version
+
+    def _write(self, pixel: Pixel) -> None:
+        self._client.insert(
+            "pixels", [_row(pixel, self._version())], column_names=["version", *_COLUMNS]
+        )
+
+    # pixels ---------------------------------------------------------------
+
+    def list(self) -> list[Pixel]:
+        result = self._client.query(f"SELECT {', '.join(_COLUMNS)} FROM pixels FINAL ORDER BY id")
+        return [_from_row(dict(zip(_COLUMNS, r, strict=True))) for r in result.result_rows]
+
+    def get(self, pixel_id: str) -> Pixel:
+        result = self._client.query(
+            f"SELECT {', '.join(_COLUMNS)} FROM pixels FINAL WHERE id = {{id:String}}",
+            parameters={"id": pixel_id},
+        )
+        if not result.result_rows:
+            raise RegistryError(f"no pixel with id {pixel_id!r}", status=404)
+        return _from_row(dict(zip(_COLUMNS, result.result_rows[0], strict=True)))
+
+    def add(self, **settings: Any) -> tuple[Pixel, str, str]:
+        """Create a pixel; returns it with its API key and owner token (shown once)."""
+        values = validate_changes(settings)
+        if "name" not in values:
+            raise RegistryError("a pixel needs a name")
+        api_key = credentials.new_api_key()
+        with self._lock:
+            pixel = Pixel(
+                id=credentials.new_pixel_id(),
+                api_key_hash=credentials.hash_secret(api_key),
+                **values,
+            )
+            self._write(pixel)
+        owner_token = self.add_token(pixel.id, "owner", label="created with the pixel")
+        return pixel, api_key, owner_token
+
+    def update(self, pixel_id: str, **changes: Any) -> Pixel:
+        values = validate_changes(changes)
+        with self._lock:
+            pixel = replace(self.get(pixel_id), **values, updated_at=time.time())
+            self._write(pixel)
+        return pixel
+
+    def rotate_key(self, pixel_id: str) -> tuple[Pixel, str]:
+        api_key = credentials.new_api_key()
+        with self._lock:
+            pixel = replace(
+                self.get(pixel_id),
+                api_key_hash=credentials.hash_secret(api_key),
+                updated_at=time.time(),
+            )
+            self._write(pixel)
+        return pixel, api_key
+
+    # report tokens -------------------------------------------------------
+
+    def add_token(self, pixel_id: str, role: str, label: str = "") -> str:
+        if role not in ROLES:
+            raise RegistryError(f"role must be one of {', '.join(ROLES)}")
+        self.get(pixel_id)
+        token = credentials.new_report_token()
+        self._write_token(
+            ReportToken(credentials.hash_secret(token), pixel_id, role, label, time.time())
+        )
+        return token
+
+    def _write_token(self, token: ReportToken) -> None:
+        self._client.insert(
+            "report_tokens",
+            [[token.token_hash, self._version(), token.pixel_id, token.role, token.label,
+              int(token.created_at * 1000), token.revoked]],
+            column_names=["token_hash", "version", "pixel_id", "role", "label",
+                          "created_at", "revoked"],
+        )  # fmt: skip
+
+    def tokens(self, pixel_id: str | None = None) -> list[ReportToken]:
+        where = "WHERE pixel_id = {p:String}" if pixel_id else ""
+        result = self._client.query(
+            "SELECT token_hash, pixel_id, role, label, created_at, revoked "
+            f"FROM report_tokens FINAL {where} ORDER BY created_at",
+            parameters={"p": pixel_id} if pixel_id else None,
+        )
+        return [
+            ReportToken(h, p, role, label, created.timestamp(), bool(revoked))
+            for h, p, role, label, created, revoked in result.result_rows
+        ]
+
+    def revoke_token(self, token_or_id: str) -> ReportToken:
+        key = token_or_id.strip()
+        wanted = credentials.hash_secret(key) if key.startswith(credentials.TOKEN_PREFIX) else key
+        found = [t for t in self.tokens() if t.token_hash == wanted or t.id == wanted]
+        if len(found) != 1:
+            raise RegistryError(f"no token {key[:16]!r}", status=404)
+        token = replace(found[0], revoked=True)
+        self._write_token(token)
+        return token
