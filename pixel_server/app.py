@@ -33,13 +33,14 @@ from pixel_server.logs import AccessLogMiddleware
 from pixel_server.management import Management
 from pixel_server.metrics import Metrics
 from pixel_server.registry import PixelRegistry
-from pixel_server.storage.client import StorageError, parse_url
+from pixel_server.storage.client import DataDirInUse, StorageError, parse_url
 from pixel_server.storage.database import Database
 from pixel_server.storage.lock import DataDirLock
 from pixel_server.storage.pixels import PixelStore, RegistryError
 
 log = logging.getLogger("pixel_server.app")
 
+DEMO_PIXEL_NAME = "Demo store"
 ADMIN_FILE = "admin.json"
 ADMIN_SECRET_FILE = "admin.secret"
 RECONNECT_SECONDS = 2.0
@@ -79,6 +80,9 @@ class Runtime:
         self.lock.acquire()
         try:
             await anyio.to_thread.run_sync(self._connect)
+        except DataDirInUse:
+            self.lock.release()
+            raise
         except StorageError as exc:
             log.warning("ClickHouse unavailable at start; retrying", extra={"error": str(exc)})
         self._tasks.append(asyncio.create_task(self._maintain()))
@@ -87,6 +91,22 @@ class Runtime:
     def _connect(self) -> None:
         self.database.client()
         self.refresh_registry()
+        if self.settings.demo:
+            self._ensure_demo_pixel()
+
+    def _ensure_demo_pixel(self) -> None:
+        if any(p.name == DEMO_PIXEL_NAME for p in self.registry.all()):
+            return
+        pixel, _, owner_token = PixelStore(self.database.client()).add(
+            name=DEMO_PIXEL_NAME, origins=[self.settings.base_url], platform="html"
+        )
+        self.refresh_registry()
+        # The demo's owner token is printed once so a newcomer can open the dashboard.
+        log.warning(
+            "demo pixel created",
+            extra={"pixel_id": pixel.id, "dashboard": f"{self.settings.base_url}/login?token="
+                   + owner_token},
+        )  # fmt: skip
 
     async def _maintain(self) -> None:
         """Reconnect while ClickHouse is down; refresh the registry now and then."""

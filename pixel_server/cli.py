@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -161,6 +162,9 @@ def cmd_serve(settings: Settings, ns: argparse.Namespace) -> int:
             f"data directory {settings.data_dir} is in use by another pixel-server process"
         )
     logs.configure(settings.log_level, settings.log_format)
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with
+    # the handler found at start: make that a clean exit 0 instead of -15.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(EXIT_OK))
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -44,7 +44,7 @@ class Database:
                     self.last_error = str(error)
                     raise error from exc
                 for m in applied:
-                    log.info("applied migration", extra={"version": m.version, "name": m.name})
+                    log.info("applied migration", extra={"version": m.version, "migration": m.name})
                 self._client = client
                 self.last_error = None
             return self._client

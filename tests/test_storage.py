@@ -1,0 +1,151 @@
+"""Storage: migrations, the pixel registry, client URLs.
+
+Runs on the embedded engine, and also against a ClickHouse server when
+PIXEL_TEST_CLICKHOUSE_URL is set (http://user:pass@host:8123).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from pixel_server import credentials
+from pixel_server.storage import migrate
+from pixel_server.storage.client import StorageError, Target, connect, parse_url
+from pixel_server.storage.database import Database
+from pixel_server.storage.pixels import PixelStore, RegistryError
+
+SERVER_URL = os.environ.get("PIXEL_TEST_CLICKHOUSE_URL", "")
+
+
+@pytest.fixture(params=["embedded", "server"])
+def target(request: pytest.FixtureRequest, engine_dir: Path) -> Target:
+    db = "t_" + uuid.uuid4().hex[:12]
+    if request.param == "server":
+        if not SERVER_URL:
+            pytest.skip("PIXEL_TEST_CLICKHOUSE_URL is not set: no ClickHouse server to test")
+        return parse_url(SERVER_URL, db)
+    return parse_url(f"chdb://{engine_dir}", db)
+
+
+@pytest.fixture
+def client(target: Target) -> Iterator[Client]:
+    c = connect(target)
+    yield c
+    c.command(f"DROP DATABASE IF EXISTS `{target.database}`")
+
+
+def tables(client: Client) -> set[str]:
+    return {r[0] for r in client.query("SHOW TABLES").result_rows}
+
+
+def test_migrations_apply_once_in_order_on_a_new_database(client: Client) -> None:
+    shipped = migrate.available()
+    assert [m.version for m in shipped] == sorted(m.version for m in shipped)
+    applied = migrate.apply(client)
+    assert [m.version for m in applied] == [m.version for m in shipped]
+    assert {"events", "deliveries", "pixels", "report_tokens", "schema_migrations"} <= tables(
+        client
+    )
+    rows = client.query("SELECT version, name FROM schema_migrations ORDER BY version")
+    assert [r[0] for r in rows.result_rows] == [m.version for m in shipped]
+
+
+def test_migrations_are_skipped_on_an_existing_database(client: Client) -> None:
+    migrate.apply(client)
+    assert migrate.apply(client) == []
+    assert migrate.pending(client) == []
+    count = client.query("SELECT count() FROM schema_migrations").result_rows[0][0]
+    assert count == len(migrate.available())
+
+
+def test_a_migration_cut_short_is_rerun_safely(client: Client) -> None:
+    first = migrate.available()[0]
+    client.command(first.statements()[0])  # half-applied: one table, no record
+    assert next(m.version for m in migrate.apply(client)) == first.version
+
+
+def test_events_table_explains_its_engine() -> None:
+    sql = migrate.available()[0].sql
+    assert "ReplacingMergeTree" in sql and "PARTITION BY" in sql and "ORDER BY" in sql
+
+
+def test_pixel_registry_round_trip(client: Client) -> None:
+    migrate.apply(client)
+    store = PixelStore(client)
+    pixel, api_key, owner = store.add(name="Shop", origins=["https://Shop.Example.com/"])
+    assert pixel.origins == ("https://shop.example.com",)
+    assert credentials.matches(api_key, store.get(pixel.id).api_key_hash)
+    store.update(pixel.id, name="Shop 2", timezone="Europe/Berlin")
+    again = store.get(pixel.id)
+    assert (again.name, again.timezone) == ("Shop 2", "Europe/Berlin")
+    _, new_key = store.rotate_key(pixel.id)
+    assert not credentials.matches(api_key, store.get(pixel.id).api_key_hash)
+    assert credentials.matches(new_key, store.get(pixel.id).api_key_hash)
+    assert [t.role for t in store.tokens(pixel.id)] == ["owner"]
+    reader = store.add_token(pixel.id, "reader")
+    store.revoke_token(reader)
+    assert sorted((t.role, t.revoked) for t in store.tokens(pixel.id)) == [
+        ("owner", False),
+        ("reader", True),
+    ]
+    # nothing we issued is stored in clear
+    dump = str(client.query("SELECT * FROM pixels").result_rows)
+    dump += str(client.query("SELECT * FROM report_tokens").result_rows)
+    for secret in (api_key, new_key, owner, reader):
+        assert secret not in dump
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"origins": ["shop.example.com"]}, "must look like"),
+        ({"origins": ["https://shop.example.com/path"]}, "no path"),
+        ({"platform": "magento"}, "platform must be one of"),
+        ({"timezone": "Mars/Olympus"}, "IANA"),
+        ({"default_phone_region": "XX"}, "region"),
+        ({"tiktok_pixel_code": "bad code!"}, "tiktok_pixel_code"),
+        ({"tiktok_api_base": "not a url"}, "http(s) URL"),
+        ({"colour": "red"}, "not a pixel setting"),
+    ],
+)
+def test_registry_rejects_bad_settings(client: Client, changes: dict, words: str) -> None:
+    migrate.apply(client)
+    store = PixelStore(client)
+    pixel, _, _ = store.add(name="Shop")
+    with pytest.raises(RegistryError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        store.update(pixel.id, **changes)
+
+
+def test_unknown_pixel_is_a_404(client: Client) -> None:
+    migrate.apply(client)
+    with pytest.raises(RegistryError) as info:
+        PixelStore(client).get("px_nope")
+    assert info.value.status == 404
+
+
+def test_url_parsing() -> None:
+    t = parse_url("http://user:p%40ss@ch.internal:8124/analytics")
+    assert (t.kind, t.host, t.port, t.username, t.password, t.database) == (
+        "http", "ch.internal", 8124, "user", "p@ss", "analytics"
+    )  # fmt: skip
+    assert "p%40ss" not in t.display and "***" in t.display
+    assert parse_url("https://h").port == 8443
+    e = parse_url("chdb:///tmp/x?database=abc")
+    assert (e.kind, e.database, e.path) == ("chdb", "abc", Path("/tmp/x"))
+    with pytest.raises(StorageError):
+        parse_url("http://h/bad-name;drop")
+
+
+def test_unreachable_server_is_a_storage_error() -> None:
+    from tests.conftest import free_port
+
+    db = Database(parse_url(f"http://127.0.0.1:{free_port()}"))
+    with pytest.raises(StorageError, match="unavailable"):
+        db.client()
+    assert db.check() is not None and "unavailable" in db.check()  # type: ignore[operator]
