@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 import orjson
+from prometheus_client.core import GaugeMetricFamily
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -29,10 +30,20 @@ from pixel_server.errors import (
     http_error_handler,
     unexpected_error_handler,
 )
+from pixel_server.events.schema import Limits
+from pixel_server.ingest import api, collect
+from pixel_server.ingest.ratelimit import RateLimiter
+from pixel_server.ingest.service import Ingestor
 from pixel_server.logs import AccessLogMiddleware
 from pixel_server.management import Management
 from pixel_server.metrics import Metrics
+from pixel_server.pipeline.dedup import DedupIndex
+from pixel_server.pipeline.record import COLUMNS as RECORD_COLUMNS
+from pixel_server.pipeline.record import Record
+from pixel_server.pipeline.record import to_columns as record_columns
+from pixel_server.pipeline.wal import WriteAheadLog
 from pixel_server.registry import PixelRegistry
+from pixel_server.sinks.clickhouse import Loader
 from pixel_server.storage.client import DataDirInUse, StorageError, parse_url
 from pixel_server.storage.database import Database
 from pixel_server.storage.lock import DataDirLock
@@ -42,6 +53,7 @@ log = logging.getLogger("pixel_server.app")
 
 DEMO_PIXEL_NAME = "Demo store"
 ADMIN_FILE = "admin.json"
+WAL_READERS = ("loader",)
 ADMIN_SECRET_FILE = "admin.secret"
 RECONNECT_SECONDS = 2.0
 REGISTRY_REFRESH_SECONDS = 30.0
@@ -59,34 +71,129 @@ class Runtime:
         self.registry = PixelRegistry()
         self.management = Management(self.database, on_change=self.refresh_registry)
         self.admin_secret = secrets.token_urlsafe(32)
+        self.ip_limiter = RateLimiter(settings.rate_limit_ip, settings.rate_limit_ip_burst)
+        self.pixel_limiter = RateLimiter(settings.rate_limit_pixel, settings.rate_limit_pixel_burst)
+        self.limits = Limits(
+            browser_horizon_s=settings.browser_horizon_hours * 3600,
+            server_horizon_s=settings.server_horizon_hours * 3600,
+        )
+        self.dedup = DedupIndex()
+        self.wal: WriteAheadLog | None = None
+        self.loader: Loader | None = None
+        self._ingestor: Ingestor | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.metrics.ready.set_function(lambda: 1.0 if self.readiness()[0] else 0.0)
+        self.metrics.add_callback(self._log_metrics)
 
     # registry ------------------------------------------------------------
 
     def refresh_registry(self) -> None:
         self.registry.refresh(PixelStore(self.database.client()))
 
+    @property
+    def ingestor(self) -> Ingestor:
+        assert self._ingestor is not None, "runtime not started"
+        return self._ingestor
+
     # readiness -----------------------------------------------------------
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         problem = self.database.check()
         checks: dict[str, Any] = {"clickhouse": problem or "ok"}
-        return problem is None, checks
+        ready = problem is None
+        if self.loader is not None:
+            state = self.loader.state
+            checks["loader"] = (
+                "ok" if self.loader.healthy else f"degraded: inserts failing: {state.last_error}"
+            )
+            ready = ready and self.loader.healthy
+        if self.wal is not None:
+            checks["log"] = {
+                "bytes": self.wal.size_bytes(),
+                "budget_bytes": self.wal.max_bytes,
+                "backlog": {
+                    name: self.wal.reader(name).backlog()._asdict() for name in WAL_READERS
+                },
+            }
+        return ready, checks
+
+    def _log_metrics(self) -> list[GaugeMetricFamily]:
+        if self.wal is None:
+            return []
+        size = GaugeMetricFamily("pixel_log_bytes", "Bytes in the write-ahead log.")
+        size.add_metric([], self.wal.size_bytes())
+        backlog = GaugeMetricFamily(
+            "pixel_log_backlog_bytes", "Log bytes a reader has not committed yet.",
+            labels=["reader"],
+        )  # fmt: skip
+        records_behind = GaugeMetricFamily(
+            "pixel_log_backlog_records", "About how many records a reader is behind.",
+            labels=["reader"],
+        )  # fmt: skip
+        for name in WAL_READERS:
+            b = self.wal.reader(name).backlog()
+            backlog.add_metric([name], b.bytes)
+            records_behind.add_metric([name], b.records)
+        stats = self.wal.stats()
+        fsyncs = GaugeMetricFamily("pixel_log_fsyncs", "fsync calls since start.")
+        fsyncs.add_metric([], stats.fsyncs)
+        dedup = GaugeMetricFamily("pixel_dedup_keys", "Keys in the in-memory dedup index.")
+        dedup.add_metric([], len(self.dedup))
+        return [size, backlog, records_behind, fsyncs, dedup]
 
     # lifecycle -----------------------------------------------------------
 
     async def start(self) -> None:
         self.lock.acquire()
+        s = self.settings
+        self.wal = WriteAheadLog(
+            self.data_dir / "wal",
+            WAL_READERS,
+            segment_bytes=s.wal_segment_mb << 20,
+            max_bytes=s.wal_max_mb << 20,
+            commit_interval=s.wal_commit_interval_ms / 1000,
+            fsync=s.wal_fsync,
+        )
+        self._ingestor = Ingestor(self.wal, self.metrics, self.limits, self.dedup)
         try:
             await anyio.to_thread.run_sync(self._connect)
+            await anyio.to_thread.run_sync(self._rebuild_dedup)
         except DataDirInUse:
+            self.wal.close()
             self.lock.release()
             raise
         except StorageError as exc:
             log.warning("ClickHouse unavailable at start; retrying", extra={"error": str(exc)})
+        self.loader = Loader(
+            self.wal.reader("loader"),
+            self.insert_events,
+            self.metrics,
+            batch_rows=s.loader_batch_rows,
+            interval=s.loader_interval_ms / 1000,
+        )
+        self.loader.start()
         self._tasks.append(asyncio.create_task(self._maintain()))
         self._write_admin_files()
+
+    def insert_events(self, batch: list[Record], token: str) -> None:
+        """The loader's way into ClickHouse (tests wrap it to inject failures)."""
+        self.database.client().insert(
+            "events",
+            record_columns(batch),
+            column_names=list(RECORD_COLUMNS),
+            column_oriented=True,
+            settings={"insert_deduplication_token": token},
+        )
+
+    def _rebuild_dedup(self) -> None:
+        """Seed the index with the last 48 h of copies already in ClickHouse."""
+        result = self.database.client().query(
+            "SELECT pixel_id, event, event_id, toString(source), toUnixTimestamp64Milli(event_time)"
+            " FROM events WHERE event_time > now64(3) - INTERVAL 49 HOUR"
+            " AND NOT event_id_assigned ORDER BY event_time"
+        )
+        loaded = self.dedup.load((p, e, i, src, t / 1000) for p, e, i, src, t in result.result_rows)
+        log.info("dedup index rebuilt", extra={"keys": loaded})
 
     def _connect(self) -> None:
         self.database.client()
@@ -123,6 +230,10 @@ class Runtime:
                 log.debug("reconnect failed", extra={"error": str(exc)})
 
     async def stop(self) -> None:
+        if self.loader is not None:
+            await anyio.to_thread.run_sync(self.loader.stop)
+        if self.wal is not None:
+            await anyio.to_thread.run_sync(self.wal.close)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -232,6 +343,8 @@ def create_app(settings: Settings, *, database: str | None = None) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/admin/v1/{op}", admin, methods=["POST"]),
+        *collect.routes(),
+        *api.routes(),
     ]
     app = Starlette(
         routes=routes,
@@ -244,4 +357,5 @@ def create_app(settings: Settings, *, database: str | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.state.openapi = None
     return app

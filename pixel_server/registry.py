@@ -50,6 +50,11 @@ class PixelRegistry:
             pixel = self._snap.by_id.get(self._snap.by_tiktok_code[source_id])
         return pixel
 
+    def by_api_key(self, presented: str) -> Pixel | None:
+        """The pixel a key belongs to; callers still compare in constant time."""
+        pixel_id = self._snap.by_key_hash.get(credentials.hash_secret(presented))
+        return self._snap.by_id.get(pixel_id) if pixel_id else None
+
     def check_api_key(self, pixel: Pixel, presented: str) -> bool:
         # Constant-time against the stored hash; never a dict lookup on the key.
         return bool(pixel.api_key_hash) and credentials.matches(presented, pixel.api_key_hash)

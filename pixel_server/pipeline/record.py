@@ -1,0 +1,99 @@
+"""The stored form of one event copy: what the log holds and ClickHouse gets.
+
+A :class:`Record` is flat and already safe to keep: personal data is hashed,
+identifiers are stripped when consent was denied. Field names are the column
+names of the ``events`` table. In the log a record is MessagePack in array
+form (field order, not names), which is compact and fast to decode; the
+order is part of the on-disk format, so add fields only at the end, with a
+default.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgspec
+
+# (content_id, item_group_id, name, category, brand, quantity, price)
+ContentRow = tuple[str, str, str, str, str, int, float | None]
+
+
+class Record(msgspec.Struct, array_like=True, gc=False):
+    pixel_id: str
+    event: str
+    received_event: str
+    event_id: str
+    source: str  # browser | server | webhook
+    event_time: float  # Unix seconds
+    received_at: float
+    event_id_assigned: bool = False
+    anonymous_id: str = ""
+    ip: str = ""
+    user_agent: str = ""
+    ttclid: str = ""
+    ttp: str = ""
+    locale: str = ""
+    email_sha256: list[str] = []
+    phone_sha256: list[str] = []
+    external_id_sha256: list[str] = []
+    page_url: str = ""
+    page_referrer: str = ""
+    referrer_host: str = ""
+    channel: str = "direct"
+    utm_source: str = ""
+    utm_medium: str = ""
+    utm_campaign: str = ""
+    utm_content: str = ""
+    utm_term: str = ""
+    value: float | None = None
+    currency: str = ""
+    order_id: str = ""
+    search_query: str = ""
+    content_type: str = ""
+    description: str = ""
+    contents: list[ContentRow] = []
+    properties: str = ""  # custom property keys as JSON
+    consent: str = "unknown"  # unknown | granted | denied
+    limited_data_use: bool = False
+    test_event_code: str = ""
+
+
+_ENCODER: Final = msgspec.msgpack.Encoder()
+_DECODER: Final = msgspec.msgpack.Decoder(Record)
+
+SCALAR_COLUMNS: Final[tuple[str, ...]] = tuple(
+    f for f in Record.__struct_fields__ if f != "contents"
+)
+CONTENT_COLUMNS: Final[tuple[str, ...]] = (
+    "contents.content_id",
+    "contents.item_group_id",
+    "contents.name",
+    "contents.category",
+    "contents.brand",
+    "contents.quantity",
+    "contents.price",
+)
+COLUMNS: Final[tuple[str, ...]] = SCALAR_COLUMNS + CONTENT_COLUMNS
+_TIME_COLUMNS: Final = frozenset({"event_time", "received_at"})
+
+
+def encode(record: Record) -> bytes:
+    return _ENCODER.encode(record)
+
+
+def decode(payload: bytes) -> Record:
+    return _DECODER.decode(payload)
+
+
+def to_columns(records: list[Record]) -> list[list[Any]]:
+    """Columnar data for ``client.insert(..., column_oriented=True)``, in COLUMNS order."""
+    columns: list[list[Any]] = []
+    for name in SCALAR_COLUMNS:
+        values = [getattr(r, name) for r in records]
+        if name in _TIME_COLUMNS:
+            # DateTime64(3) takes integer milliseconds (no datetime objects made).
+            values = [round(v * 1000) for v in values]
+        columns.append(values)
+    for index in range(len(CONTENT_COLUMNS)):
+        columns.append([[c[index] for c in r.contents] for r in records])
+    return columns
