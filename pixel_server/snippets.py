@@ -1,0 +1,264 @@
+"""The per-pixel JavaScript snippet served at ``GET /p/{pixel_id}.js``.
+
+A snippet is ``snippets/core.js`` plus the pixel's platform adapter
+(``snippets/adapters/<platform>.js``); store adapters also get the helpers in
+``snippets/commerce.js``, and ``snippets/tiktok.js`` is added when the pixel
+also loads TikTok's own browser pixel. All of it is minified with rjsmin,
+wrapped in one function that receives the pixel's settings as an escaped JSON
+object, and pre-compressed (gzip, and brotli when available) with a strong ETag.
+
+Serving it (the route lives in the app; this module stays pure):
+
+- ``asset = render_snippet(settings)`` (cached), or ``NOOP_ASSET`` for a
+  disabled or unknown pixel;
+- ``encoding = choose_encoding(request.headers.get("accept-encoding", ""))``,
+  ``payload, etag = asset.encoded(encoding)``;
+- 304 when ``If-None-Match`` lists ``etag``; otherwise 200 with
+  ``Content-Type: CONTENT_TYPE``, ``Content-Encoding: <encoding>`` (omitted
+  for identity), ``Vary: Accept-Encoding``, ``ETag: <etag>``,
+  ``Cache-Control: CACHE_CONTROL`` (``NOOP_CACHE_CONTROL`` for the no-op) and
+  ``X-Content-Type-Options: nosniff``.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Final, Literal
+
+import rjsmin
+
+try:  # brotli is an extra encoding; gzip always works without it
+    import brotli
+except ImportError:  # pragma: no cover - depends on the environment
+    brotli = None
+
+__all__ = [
+    "CACHE_CONTROL",
+    "CONTENT_TYPE",
+    "NOOP_ASSET",
+    "NOOP_CACHE_CONTROL",
+    "NOOP_SNIPPET",
+    "PLATFORMS",
+    "SNIPPETS_DIR",
+    "SnippetAsset",
+    "SnippetSettings",
+    "choose_encoding",
+    "minified_source",
+    "render_snippet",
+    "settings_json",
+]
+
+Platform = Literal["ecwid", "bigcommerce", "shopify", "woocommerce", "html"]
+Encoding = Literal["br", "gzip", "identity"]
+
+PLATFORMS: Final[tuple[str, ...]] = ("ecwid", "bigcommerce", "shopify", "woocommerce", "html")
+SNIPPETS_DIR: Final[Path] = Path(__file__).resolve().parent.parent / "snippets"
+
+CONTENT_TYPE: Final = "text/javascript; charset=utf-8"
+# Five minutes fresh: a settings change (consent mode, TikTok pixel code)
+# reaches every store within that. Stale-while-revalidate keeps store pages
+# from ever waiting on a revalidation, which the ETag turns into a 304.
+CACHE_CONTROL: Final = "public, max-age=300, stale-while-revalidate=86400"
+# Short for the no-op: a pixel that gets enabled should start soon.
+NOOP_CACHE_CONTROL: Final = "public, max-age=60"
+
+_MAX_CLICK_WINDOW_DAYS: Final = 365
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_ENDPOINT = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
+
+# The assembly. Strict mode and the double-load guard belong to the wrapper,
+# not to core.js, so core.js stays a plain readable file; the adapter gets its
+# own try so a broken adapter still leaves the ttq API working.
+_HEAD: Final = '!function(w,S){"use strict";try{if(w.ttq&&w.ttq._px)return;'
+_ADAPTER_OPEN: Final = "try{"
+_TAIL: Final = "}catch(e){}P.go()}catch(e){}}(self,"
+_END: Final = ");"
+
+
+@dataclass(frozen=True, slots=True)
+class SnippetSettings:
+    """What a pixel's snippet needs to know; rendered into it as JSON."""
+
+    pixel_id: str
+    endpoint: str  # base URL of this server, e.g. "https://px.example.com"
+    platform: Platform = "html"
+    click_window_days: int = 7  # how long a ttclid is kept first-party
+    consent: Literal["granted", "hold"] = "granted"
+    tiktok_pixel_code: str | None = None  # also load TikTok's browser pixel
+    currency: str | None = None  # ISO 4217 fallback where the platform has none (Ecwid)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.pixel_id, str) or not self.pixel_id:
+            raise ValueError("pixel_id must be a non-empty string")
+        if not isinstance(self.endpoint, str) or not _ENDPOINT.fullmatch(self.endpoint):
+            raise ValueError(f"endpoint must be an http(s) base URL, got {self.endpoint!r}")
+        if self.platform not in PLATFORMS:
+            raise ValueError(f"platform must be one of {', '.join(PLATFORMS)}")
+        days = self.click_window_days
+        if not isinstance(days, int) or isinstance(days, bool):
+            raise ValueError("click_window_days must be an integer")
+        if not 1 <= days <= _MAX_CLICK_WINDOW_DAYS:
+            raise ValueError(f"click_window_days must be 1..{_MAX_CLICK_WINDOW_DAYS}")
+        if self.consent not in ("granted", "hold"):
+            raise ValueError('consent must be "granted" or "hold"')
+        if self.tiktok_pixel_code is not None and (
+            not isinstance(self.tiktok_pixel_code, str) or not self.tiktok_pixel_code
+        ):
+            raise ValueError("tiktok_pixel_code must be a non-empty string or None")
+        if self.currency is not None and not _CURRENCY.fullmatch(str(self.currency)):
+            raise ValueError("currency must be an ISO 4217 code such as 'USD'")
+
+
+@dataclass(frozen=True, slots=True)
+class SnippetAsset:
+    """One script, ready to serve in every encoding."""
+
+    body: bytes
+    gzip: bytes
+    br: bytes | None
+    etag: str  # strong, of the identity body
+
+    def encoded(self, encoding: str) -> tuple[bytes, str]:
+        """The payload and ETag of one representation.
+
+        A strong ETag names exact bytes, so each content coding gets its own
+        (RFC 9110 §8.8.3): ``"<hash>"``, ``"<hash>-gzip"``, ``"<hash>-br"``.
+        Asking for br when brotli is unavailable gives the gzip one.
+        """
+        if encoding == "br" and self.br is not None:
+            return self.br, self.etag[:-1] + '-br"'
+        if encoding in ("br", "gzip"):
+            return self.gzip, self.etag[:-1] + '-gzip"'
+        return self.body, self.etag
+
+
+def settings_json(settings: SnippetSettings) -> str:
+    """The settings as a JS-safe JSON literal.
+
+    ``ensure_ascii`` escapes every non-ASCII character, U+2028/U+2029 (line
+    terminators in older JS) included; ``<``, ``>`` and ``&`` are escaped too,
+    so nothing in a setting can close a ``<script>`` element or open a comment
+    when the snippet is inlined in HTML.
+    """
+    data = asdict(settings)
+    data["endpoint"] = settings.endpoint.rstrip("/")  # the snippet appends "/collect"
+    text = json.dumps(data, ensure_ascii=True, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _read(name: str) -> str:
+    return (SNIPPETS_DIR / name).read_text(encoding="utf-8")
+
+
+@functools.lru_cache(maxsize=2 * len(PLATFORMS) + 1)
+def minified_source(platform: str | None = None, tiktok: bool = False) -> str:
+    """Minified core (``platform=None``), or core + one adapter, unwrapped.
+
+    ``tiktok`` adds the module that loads TikTok's own browser pixel (never
+    for Shopify, whose sandbox cannot host it). Read and minified once per
+    process: the sources are part of the release, not data.
+    """
+    core = rjsmin.jsmin(_read("core.js"))
+    if platform is None:
+        return core
+    if platform not in PLATFORMS:
+        raise ValueError(f"unknown platform {platform!r}")
+    if tiktok and platform != "shopify":
+        core += "\n" + rjsmin.jsmin(_read("tiktok.js"))
+    if platform != "html":  # item/props/wait helpers, for the store adapters
+        core += "\n" + rjsmin.jsmin(_read("commerce.js"))
+    # The adapter is minified apart so the wrapper can give it its own try.
+    return core + "\n" + _ADAPTER_OPEN + rjsmin.jsmin(_read(f"adapters/{platform}.js"))
+
+
+# Plain string assembly rather than a Jinja2 template: the only variable part
+# is one JSON literal whose escaping is JavaScript's, not HTML's (autoescape
+# would be wrong here), and Jinja's {{ }} / {% %} would collide with the JS.
+# The minified code is shared by every pixel of a platform; only the settings
+# differ. Bounded LRU: a few thousand pixels' assets (~8 KB each) stay warm.
+@functools.lru_cache(maxsize=4096)
+def render_snippet(settings: SnippetSettings) -> SnippetAsset:
+    """The pixel's script: core + its adapter, with its settings embedded."""
+    source = minified_source(settings.platform, settings.tiktok_pixel_code is not None)
+    text = _HEAD + source + _TAIL + settings_json(settings) + _END
+    return _asset(text.encode("utf-8"))
+
+
+def _asset(body: bytes) -> SnippetAsset:
+    digest = hashlib.sha256(body).hexdigest()[:32]
+    return SnippetAsset(
+        body=body,
+        gzip=gzip.compress(body, compresslevel=9, mtime=0),  # mtime=0: same bytes every time
+        br=brotli.compress(body, quality=11) if brotli is not None else None,
+        etag=f'"{digest}"',
+    )
+
+
+# For disabled or unknown pixels: a stub that swallows every ttq call, so a
+# store's own ttq code never throws. It leaves an existing ttq (TikTok's base
+# code, say) alone.
+NOOP_SNIPPET: Final[bytes] = (
+    b"!function(w){try{if(w.ttq)return;var n=function(){},t={push:n,load:n,"
+    b'instance:function(){return t}};"page track identify instances debug on off once '
+    b'ready alias group enableCookie disableCookie holdConsent revokeConsent grantConsent".'
+    b'split(" ").forEach(function(m){t[m]=n});w.ttq=t}catch(e){}}(self);'
+)
+NOOP_ASSET: Final[SnippetAsset] = _asset(NOOP_SNIPPET)
+
+_PREFERENCE: Final[dict[str, int]] = {"br": 3, "gzip": 2, "identity": 1}
+
+
+def choose_encoding(accept_encoding: str, available: tuple[str, ...] = ("br", "gzip")) -> Encoding:
+    """The content coding to send for an ``Accept-Encoding`` header.
+
+    Highest q-value wins, ties go to the smaller payload (br, then gzip);
+    ``q=0`` refuses a coding, ``*`` stands for the codings not named,
+    ``x-gzip`` is gzip, and identity not named comes after any named
+    coding. Identity is the answer when nothing else is acceptable (even if
+    refused: a 406 for a tracking script helps nobody).
+    """
+    weights: dict[str, float] = {}
+    star: float | None = None
+    for part in accept_encoding.split(","):
+        name, _, params = part.strip().partition(";")
+        name = name.strip().lower()
+        if name == "x-gzip":
+            name = "gzip"
+        if not name:
+            continue
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value.strip())
+                except ValueError:
+                    q = 0.0
+        if name == "*":
+            star = q
+        else:
+            weights[name] = q
+
+    def weight(coding: str) -> float:
+        if coding in weights:
+            return weights[coding]
+        if star is not None:
+            return star
+        # Unnamed identity is acceptable but the last choice.
+        return 0.001 if coding == "identity" else 0.0
+
+    # br needs the brotli module; without it, assets carry no br payload.
+    candidates = [c for c in ("br", "gzip") if c in available and (c != "br" or brotli)]
+    best: Encoding = "identity"
+    best_key = (weight("identity"), _PREFERENCE["identity"])
+    for coding in candidates:
+        key = (weight(coding), _PREFERENCE[coding])
+        if key[0] > 0 and key > best_key:
+            best, best_key = coding, key  # type: ignore[assignment]
+    return best

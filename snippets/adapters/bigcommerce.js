@@ -1,0 +1,50 @@
+/* pixel-server adapter: BigCommerce (Stencil themes, Open Data Layer).
+ *
+ * Subscribes to BODL (`window.bodlEvents`), which BigCommerce renders with
+ * {{head.scripts}}; we poll for it in case we run first. Assumed payloads
+ * (reference/storefronts.md): every event carries `currency` and
+ * `line_items[]` {product_id, variant_id, sku, product_name, purchase_price,
+ * sale_price, quantity, brand_name, category_names[]}; searchPerformed has
+ * `search_keyword`; checkout events `cart_value`; orderPurchased `order_id`.
+ * - content_id = sku, else variant_id; item_group_id = product_id;
+ *   price = purchase_price, else sale_price.
+ * - value = cart_value on checkout events and purchases, else the sum of
+ *   price x quantity. ViewCategory carries the listed products, no value.
+ * - BODL's own event_id is a cart/checkout id, not unique per event: ours
+ *   are random, and the purchase's is purchase:<order_id>.
+ * - The automatic PageView comes from the core (every page is a full load).
+ */
+P.run = () =>
+  P.wait(
+    () => w.bodlEvents,
+    (B) => {
+      var props = (e, value, order) =>
+          P.props(
+            (e.line_items || []).map((i) =>
+              P.item(
+                i.sku || i.variant_id || i.product_id,
+                i.product_id,
+                i.product_name,
+                i.purchase_price != un ? i.purchase_price : i.sale_price,
+                i.quantity,
+                i.brand_name,
+                (i.category_names || [])[0]
+              )
+            ),
+            e.currency,
+            value,
+            order
+          ),
+        on = {
+          "product.pageViewed": (e) => P.track("ViewContent", props(e)),
+          "product.categoryViewed": (e, p) => (p = props(e), delete p.value, P.track("ViewCategory", p)),
+          "product.searchPerformed": (e) => P.track("Search", { query: e.search_keyword }),
+          "cart.addItem": (e) => P.track("AddToCart", props(e)),
+          "checkout.checkoutBegin": (e) => P.track("InitiateCheckout", props(e, e.cart_value)),
+          "checkout.paymentDetailsProvided": (e) => P.track("AddPaymentInfo", props(e, e.cart_value)),
+          "checkout.orderPurchased": (e) => P.track("Purchase", props(e, e.cart_value, e.order_id)),
+        },
+        k, f;
+      for (k in on) (f = k.split(".")), (f = B[f[0]] && B[f[0]][f[1]]), typeof f == "function" && f(safe(on[k]));
+    }
+  );

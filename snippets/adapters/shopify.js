@@ -1,0 +1,98 @@
+/* pixel-server adapter: Shopify custom pixel (Web Pixels API).
+ *
+ * Runs inside Shopify's pixel sandbox: no access to the store's DOM, URL or
+ * storage. The custom pixel code from pixel_server.install.paste_instructions()
+ * subscribes to "all_standard_events" at once (so nothing fired before we load
+ * is lost), parks the events in `self.pixelServerShopify.queue` together with
+ * Shopify's `analytics`, `browser` and `init` objects, and loads this script.
+ * Assumptions (reference/storefronts.md, shopify.dev Web Pixels API):
+ * - page URL and referrer come from `event.context.document` (and
+ *   `init.context.document` for the landing URL); the event's `timestamp`
+ *   (ISO 8601) is its time;
+ * - cookies and localStorage go through `browser.cookie.get/set` and
+ *   `browser.localStorage.getItem/setItem` (Promises, run in the top frame);
+ *   without them, the document's own (fails quietly in an opaque sandbox);
+ * - ProductVariant {id, sku, title, price{amount, currencyCode}, product{id,
+ *   title, vendor, type}}: content_id = sku, else variant id; item_group_id =
+ *   product id;
+ * - product_viewed.data.productVariant; collection_viewed.data.collection
+ *   {title, productVariants[]}; search_submitted.data.searchResult.query;
+ *   product_added_to_cart.data.cartLine {merchandise, quantity,
+ *   cost.totalAmount{amount, currencyCode}}; checkout_* .data.checkout
+ *   {currencyCode, totalPrice{amount}, lineItems[]{quantity, variant}, email,
+ *   phone, order{id}} -- order.id may be a GID (normalised to its numeric tail);
+ * - the logged-in customer (init.data.customer {id, email, phone}) and the
+ *   checkout's email/phone feed identify();
+ * - Shopify only runs custom pixels after the customer's consent (set in the
+ *   pixel's privacy settings). TikTok's own pixel is never bundled for Shopify
+ *   (it could not see the store's page from the sandbox; TikTok's Shopify app
+ *   does that job).
+ */
+var X = w.pixelServerShopify;
+if (X) {
+  let B = X.browser || {},
+    I = X.init || {},
+    where = (c) => ((c = (c || {}).document || {}), { url: (c.location || {}).href, referrer: c.referrer });
+  P.auto = 0;
+  P.loc = () => where(I.context);
+  if (B.cookie)
+    P.store = {
+      get: (k) => B.cookie.get(k).then((v) => v || B.localStorage.getItem(k).then(P.unpack)).catch(noop),
+      set(k, v, days) {
+        B.cookie.set(P.cookie(k, v, days)).catch(noop);
+        B.localStorage.setItem(k, P.pack(v, days)).catch(noop);
+      },
+    };
+
+  P.run = () => {
+    var c = (I.data || {}).customer || {},
+      q = X.queue || [],
+      names = {
+        page_viewed: "PageView",
+        product_viewed: "ViewContent",
+        collection_viewed: "ViewCategory",
+        search_submitted: "Search",
+        product_added_to_cart: "AddToCart",
+        checkout_started: "InitiateCheckout",
+        payment_info_submitted: "AddPaymentInfo",
+        checkout_completed: "Purchase",
+      },
+      line = (v, n, p) => (
+        (v = v || {}),
+        (p = v.product || {}),
+        P.item(v.sku || v.id, p.id, p.title || v.title, (v.price || {}).amount, n, p.vendor, p.type)
+      ),
+      // Each payload is recognised by the object it carries.
+      handle = safe((e) => {
+        var name = names[e.name],
+          x = e.data || {},
+          k = x.checkout,
+          l = x.cartLine,
+          v = x.productVariant,
+          g = x.collection,
+          p = {},
+          t;
+        if (!name) return;
+        if (k) {
+          P.identify(k); // email, phone
+          p = P.props(
+            (k.lineItems || []).map((i) => line(i.variant, i.quantity)),
+            k.currencyCode,
+            (k.totalPrice || {}).amount,
+            (k.order || {}).id // once the order exists (checkout_completed)
+          );
+        }
+        if (l) (t = (l.cost || {}).totalAmount || {}), (p = P.props([line(l.merchandise, l.quantity)], t.currencyCode, t.amount));
+        if (v) p = P.props([line(v)], (v.price || {}).currencyCode);
+        if (g) {
+          p = P.props((g.productVariants || []).map((v) => Object.assign(line(v), { content_category: g.title })));
+          delete p.value;
+        }
+        if (x.searchResult) p = { query: x.searchResult.query };
+        P.track(name, p, 0, where(e.context), Date.parse(e.timestamp));
+      });
+    P.identify({ email: c.email, phone: c.phone, external_id: c.id });
+    q.splice(0).forEach(handle);
+    q.push = handle;
+  };
+}

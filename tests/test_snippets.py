@@ -1,0 +1,207 @@
+"""Rendering, escaping, caching and encoding of the per-pixel snippet.
+
+What the script does in a browser is tested in tests/browser/.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from dataclasses import replace
+
+import brotli
+import pytest
+
+from pixel_server.snippets import (
+    CACHE_CONTROL,
+    NOOP_ASSET,
+    NOOP_SNIPPET,
+    PLATFORMS,
+    SnippetSettings,
+    choose_encoding,
+    minified_source,
+    render_snippet,
+    settings_json,
+)
+
+BASE = SnippetSettings(pixel_id="px_abc", endpoint="https://px.example.com", platform="ecwid")
+
+CORE_BUDGET = 2048  # bytes gzipped, minified core
+CORE_AND_ADAPTER_BUDGET = 3072  # bytes gzipped, minified core + one adapter
+
+HOSTILE_PIXEL = 'px_"</script><script>alert(1)</script>\u2028\u2029<!--&amp;\\'
+HOSTILE_ENDPOINT = "https://evil.example/</script><script>alert(2)</script>&x=\"'"
+
+
+def settings_literal(body: bytes) -> str:
+    """The JSON literal the wrapper passes to the snippet (its last argument)."""
+    m = re.search(rb"\}\(self,(\{.*\})\);$", body)
+    assert m, "the snippet ends with the settings literal"
+    return m.group(1).decode("ascii")
+
+
+def gz(data: bytes | str) -> int:
+    return len(gzip.compress(data.encode() if isinstance(data, str) else data, 9))
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_every_platform_renders_core_adapter_and_settings(platform: str) -> None:
+    settings = replace(BASE, platform=platform)
+
+    asset = render_snippet(settings)
+
+    body = asset.body
+    assert body.startswith(b'!function(w,S){"use strict";')
+    assert b"P.go()" in body
+    assert minified_source(platform).encode() in body
+    assert json.loads(settings_literal(body)) == {
+        "pixel_id": "px_abc",
+        "endpoint": "https://px.example.com",
+        "platform": platform,
+        "click_window_days": 7,
+        "consent": "granted",
+        "tiktok_pixel_code": None,
+        "currency": None,
+    }
+    assert b"/*" not in body and b"\n  " not in body  # minified: no comments, no indentation
+
+
+def test_the_tiktok_module_comes_only_with_a_tiktok_pixel_code() -> None:
+    plain = render_snippet(BASE).body
+    with_tiktok = render_snippet(replace(BASE, tiktok_pixel_code="C123ABC")).body
+    shopify = render_snippet(replace(BASE, platform="shopify", tiktok_pixel_code="C123")).body
+
+    assert b"analytics.tiktok.com" not in plain
+    assert b"analytics.tiktok.com" in with_tiktok
+    assert b"analytics.tiktok.com" not in shopify  # no TikTok pixel inside Shopify's sandbox
+
+
+def test_commerce_helpers_go_only_to_store_adapters() -> None:
+    assert "item:" not in minified_source("html")
+    assert "item:" in minified_source("bigcommerce")
+
+
+@pytest.mark.parametrize("field", ["pixel_id", "endpoint"])
+def test_hostile_settings_cannot_break_out_of_the_script(field: str) -> None:
+    hostile = HOSTILE_PIXEL if field == "pixel_id" else HOSTILE_ENDPOINT
+    settings = replace(BASE, **{field: hostile})
+
+    body = render_snippet(settings).body
+    literal = settings_literal(body)
+
+    assert body.isascii()  # so U+2028/U+2029 can only appear escaped
+    assert "</script" not in body.decode().lower()
+    assert "<!--" not in body.decode()
+    for char in "<>&\u2028\u2029":
+        assert char not in literal
+    assert json.loads(literal)[field] == hostile  # escaped, not altered
+    assert "\\u003c/script\\u003e" in literal
+    assert field == "endpoint" or "\\u2028\\u2029" in literal
+
+
+def test_settings_json_strips_the_endpoints_trailing_slash() -> None:
+    data = json.loads(settings_json(replace(BASE, endpoint="https://px.example.com/base/")))
+
+    assert data["endpoint"] == "https://px.example.com/base"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"pixel_id": ""}, "pixel_id"),
+        ({"endpoint": "javascript:alert(1)"}, "endpoint"),
+        ({"endpoint": "//px.example.com"}, "endpoint"),
+        ({"platform": "wix"}, "platform"),
+        ({"click_window_days": 0}, "click_window_days"),
+        ({"click_window_days": True}, "click_window_days"),
+        ({"consent": "denied"}, "consent"),
+        ({"tiktok_pixel_code": ""}, "tiktok_pixel_code"),
+        ({"currency": "usd"}, "currency"),
+    ],
+)
+def test_settings_are_validated(change: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        replace(BASE, **change)
+
+
+def test_etag_is_strong_stable_and_follows_the_content() -> None:
+    first = render_snippet(BASE)
+    again = render_snippet(SnippetSettings("px_abc", "https://px.example.com", "ecwid"))
+    other_pixel = render_snippet(replace(BASE, pixel_id="px_abd"))
+    held = render_snippet(replace(BASE, consent="hold"))
+
+    assert re.fullmatch(r'"[0-9a-f]{32}"', first.etag)  # strong: no W/ prefix
+    assert again.etag == first.etag
+    assert len({first.etag, other_pixel.etag, held.etag}) == 3
+
+
+def test_equal_settings_hit_the_cache() -> None:
+    assert render_snippet(BASE) is render_snippet(replace(BASE))
+
+
+def test_every_encoding_decodes_to_the_body_with_its_own_etag() -> None:
+    asset = render_snippet(BASE)
+
+    identity, etag = asset.encoded("identity")
+    gzipped, gzip_etag = asset.encoded("gzip")
+    brotlied, br_etag = asset.encoded("br")
+
+    assert identity == asset.body and etag == asset.etag
+    assert gzip.decompress(gzipped) == asset.body
+    assert brotli.decompress(brotlied) == asset.body
+    assert len(brotlied) < len(gzipped) < len(asset.body)
+    assert gzip_etag == asset.etag[:-1] + '-gzip"'
+    assert br_etag == asset.etag[:-1] + '-br"'
+    assert render_snippet(BASE).gzip == gzipped  # byte-identical each time (mtime=0)
+
+
+def test_size_budget_of_the_core() -> None:
+    assert gz(minified_source(None)) <= CORE_BUDGET
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_size_budget_of_core_and_each_adapter(platform: str) -> None:
+    assert gz(minified_source(platform)) <= CORE_AND_ADAPTER_BUDGET
+
+
+def test_noop_snippet_is_a_tiny_stub_that_leaves_an_existing_ttq_alone() -> None:
+    assert len(NOOP_SNIPPET) < 600
+    assert NOOP_SNIPPET.startswith(b"!function(w){try{if(w.ttq)return;")
+    for method in (b"track", b"page", b"identify", b"grantConsent", b"instance", b"load"):
+        assert method in NOOP_SNIPPET
+    assert b"fetch" not in NOOP_SNIPPET and b"sendBeacon" not in NOOP_SNIPPET
+    assert NOOP_ASSET.body == NOOP_SNIPPET
+    assert gzip.decompress(NOOP_ASSET.gzip) == NOOP_SNIPPET
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("gzip, deflate, br, zstd", "br"),
+        ("gzip, deflate", "gzip"),
+        ("GZIP", "gzip"),
+        ("x-gzip", "gzip"),
+        ("", "identity"),
+        ("deflate", "identity"),
+        ("br;q=0, gzip", "gzip"),
+        ("br;q=0.5, gzip;q=0.8", "gzip"),
+        ("gzip;q=0.5, identity;q=1", "identity"),
+        ("*", "br"),
+        ("*;q=0, identity", "identity"),
+        ("gzip;q=0, br;q=0", "identity"),
+        ("gzip;q=oops, br", "br"),
+        ("identity;q=0", "identity"),  # nothing better: identity rather than a 406
+    ],
+)
+def test_choose_encoding(header: str, expected: str) -> None:
+    assert choose_encoding(header) == expected
+
+
+def test_choose_encoding_only_offers_what_is_available() -> None:
+    assert choose_encoding("br, gzip", available=("gzip",)) == "gzip"
+    assert choose_encoding("br", available=("gzip",)) == "identity"
+
+
+def test_recommended_cache_control_lets_settings_changes_through_quickly() -> None:
+    assert "max-age=300" in CACHE_CONTROL and "public" in CACHE_CONTROL
