@@ -164,3 +164,11 @@ def test_memory_stays_small_per_key() -> None:
     tracemalloc.stop()
     assert len(dedup) == count
     assert used / count < 120
+
+
+def test_forget_undoes_a_seen_copy() -> None:
+    index = DedupIndex(clock=lambda: 1_000_000.0)
+    assert not index.seen("px", "Purchase", "o-1", "server", 999_000.0)
+    index.forget("px", "Purchase", "o-1", "server")
+    assert not index.seen("px", "Purchase", "o-1", "server", 999_000.0)
+    assert index.seen("px", "Purchase", "o-1", "server", 999_000.0)

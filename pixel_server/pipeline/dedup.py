@@ -126,6 +126,16 @@ class DedupIndex:
         """Remember a key without asking (bulk rebuild at start)."""
         self.seen(pixel_id, event, event_id, source, event_time)
 
+    def forget(self, pixel_id: str, event: str, event_id: str, source: str) -> bool:
+        """Undo ``seen()`` for a copy that was then not stored (e.g. the log was full).
+
+        Otherwise the client's retry would be dropped as a duplicate. Call it only
+        for a copy whose ``seen()`` answered False. Returns whether it was known.
+        """
+        key = hash((pixel_id, event, event_id, source)) & _HASH_MASK
+        # Its bucket's array keeps a stale entry; expiry skips entries not in the dict.
+        return self._keys.pop(key, None) is not None
+
     def load(self, keys: Iterable[DedupKey]) -> int:
         """Rebuild from recent keys (from the WAL or ClickHouse); return how many were new.
 
