@@ -35,6 +35,7 @@ from pixel_server.pipeline.wal import (
     WalClosed,
     WalLocked,
     WriteAheadLog,
+    encode_records,
 )
 
 READERS = ("loader", "forwarder")
@@ -562,13 +563,24 @@ class LogModel(RuleBasedStateMachine):
         self.log = self._open()
         self._lose_cursors()
 
-    @rule()
-    def crash(self) -> None:
-        """Open a copy of the files as they are now, as after kill -9."""
+    @rule(tail=st.sampled_from(["clean", "cut", "flipped"]), cut=st.integers(1, 40))
+    def crash(self, tail: str, cut: int) -> None:
+        """Open a copy of the files as they are now, as after kill -9 or power loss.
+
+        ``cut``/``flipped`` add a torn record of an append that was never
+        acknowledged, as a power loss in the middle of a group commit leaves it.
+        """
         self.generation += 1
         copy = self.root / str(self.generation)
         shutil.copytree(self.directory, copy)
         (copy / "LOCK").unlink()
+        segments = segment_files(copy)
+        if tail != "clean" and segments:
+            frame = bytearray(encode_records([b"never-acknowledged".ljust(30, b"!")]))
+            if tail == "flipped":
+                frame[-1] ^= 1
+            with open(segments[-1], "ab") as f:
+                f.write(frame if tail == "flipped" else frame[: cut % len(frame) or 1])
         self.log.close()
         self.directory = copy
         self.log = self._open()

@@ -38,7 +38,8 @@ Recovery choices (on open)
   segment and continue with the next one. We cannot trust the framing after a
   bad record, and a wrong guess would hand garbage downstream.
 * Either case is logged once per open on logger ``pixel_server.wal`` with the
-  segment and offset.
+  segment and offset. (A damaged length field looks like a torn write and is
+  treated as one; the records after it are not delivered either way.)
 * After recovery, appends go to a fresh segment (or to the last segment if it is
   empty), so we never write after bytes we had to distrust.
 
@@ -382,6 +383,8 @@ def _decode_state(data: bytes) -> _ReaderState:
     if f"{zlib.crc32(body):08x}".encode() != crc:
         raise ValueError("checksum mismatch")
     obj = json.loads(body)
+    if not isinstance(obj, dict):
+        raise ValueError("not a JSON object")
     if obj.get("version") != _STATE_VERSION:
         raise ValueError(f"unknown version {obj.get('version')!r}")
     committed = Position(*_non_negative_ints(obj["committed"], 2))
@@ -579,7 +582,8 @@ class WriteAheadLog:
             self._data.notify_all()
         self._close_writer_fds()
         for reader in self._readers.values():
-            reader._close_fd()
+            with reader._op_lock:  # let an in-flight read finish with its fd
+                reader._close_fd()
         os.close(self._lock_fd)
 
     async def aclose(self) -> None:
