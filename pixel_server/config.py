@@ -262,4 +262,10 @@ def load_settings(
         if value is not None:
             raw[key] = (f"--{key.replace('_', '-')}", value)
     values = {key: _PARSERS[key](label, value) for key, (label, value) in raw.items()}
-    return replace(Settings(), **values)
+    settings = replace(Settings(), **values)
+    if settings.wal_max_mb < 2 * settings.wal_segment_mb:
+        # Retention frees whole sealed segments only: the budget needs room for two.
+        label = raw.get("wal_max_mb", (env_name("wal_max_mb"), None))[0]
+        raise ConfigError(label, f"must be at least twice PIXEL_WAL_SEGMENT_MB "
+                          f"({settings.wal_segment_mb})")  # fmt: skip
+    return settings

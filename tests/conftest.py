@@ -22,6 +22,15 @@ from pixel_server.config import Settings, load_settings
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# Rate limits out of the way for tests about something else.
+UNLIMITED = {
+    "PIXEL_RATE_LIMIT_IP": "1000000",
+    "PIXEL_RATE_LIMIT_IP_BURST": "1000000",
+    "PIXEL_RATE_LIMIT_PIXEL": "1000000",
+    "PIXEL_RATE_LIMIT_PIXEL_BURST": "1000000",
+}
+
+
 @pytest.fixture(scope="session")
 def engine_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("clickhouse")
@@ -39,6 +48,7 @@ def settings(tmp_path: Path, engine_dir: Path, database_name: str) -> Settings:
         "PIXEL_DATA_DIR": str(tmp_path / "data"),
         "PIXEL_CLICKHOUSE_URL": f"chdb://{engine_dir}?database={database_name}",
         "PIXEL_LOG_LEVEL": "warning",
+        **UNLIMITED,
     }
     return load_settings(env)
 

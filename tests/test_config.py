@@ -70,6 +70,7 @@ def test_toml_pixel_section(tmp_path: Path) -> None:
         ({"PIXEL_WAL_COMMIT_INTERVAL_MS": "nan"}, "PIXEL_WAL_COMMIT_INTERVAL_MS", "between"),
         ({"PIXEL_RATE_LIMIT_IP": "-1"}, "PIXEL_RATE_LIMIT_IP", "between"),
         ({"PIXEL_PROT": "8000"}, "PIXEL_PROT", "not a known setting"),
+        ({"PIXEL_WAL_MAX_MB": "10", "PIXEL_WAL_SEGMENT_MB": "8"}, "PIXEL_WAL_MAX_MB", "twice"),
     ],
 )
 def test_invalid_environment(env: dict[str, str], setting: str, words: str) -> None:
