@@ -146,6 +146,7 @@ async def _ingest(
 async def collect(request: Request) -> Response:
     runtime = _runtime(request)
     origin = request.headers.get("origin")
+    pixel: Pixel | None = None
     try:
         require_content_type(request, _CONTENT_TYPES)
         body = await read_body(request, MAX_BODY)
@@ -164,8 +165,11 @@ async def collect(request: Request) -> Response:
         ctx, accepted, rejected = await _ingest(runtime, request, pixel, raws)
     except ApiError as exc:
         runtime.metrics.requests_rejected.labels("collect", exc.code).inc()
-        # Let the page's script read the error (it never shows it to shoppers).
-        exc.headers = {**_cors_headers(origin), **exc.headers}
+        # Let the page's script read the error (it never shows it to shoppers),
+        # but only on a page of the pixel's own store.
+        known = pixel or runtime.registry.get(request.query_params.get("p", ""))
+        if known is not None and origin in known.origins:
+            exc.headers = {**_cors_headers(origin), **exc.headers}
         raise
     response = JSONResponse(
         {"accepted": accepted, "rejected": rejected},
