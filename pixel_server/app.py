@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from pixel_server import snippet_route
 from pixel_server.config import Settings
 from pixel_server.errors import (
     ApiError,
@@ -345,6 +346,7 @@ def create_app(settings: Settings, *, database: str | None = None) -> Starlette:
         Route("/admin/v1/{op}", admin, methods=["POST"]),
         *collect.routes(),
         *api.routes(),
+        *snippet_route.routes(),
     ]
     app = Starlette(
         routes=routes,
