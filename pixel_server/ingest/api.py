@@ -66,7 +66,9 @@ async def _events(runtime: Runtime, request: Request) -> Response:
     try:
         envelope = decode_api_body(body, max_events=MAX_EVENTS)
     except EventError as exc:
-        status = {"invalid_json": 400, "too_many_events": 413}.get(exc.code, 422)
+        status = {"invalid_json": 400, "invalid_body": 400, "too_many_events": 413}.get(
+            exc.code, 422
+        )
         raise ApiError(status, exc.code, exc.message, exc.field or None) from None
     target = runtime.registry.resolve_source_id(envelope.event_source_id)
     if target is None or target.id != pixel.id:
@@ -109,6 +111,9 @@ async def _events(runtime: Runtime, request: Request) -> Response:
         "message": "OK" if not outcome.rejected else f"{len(outcome.rejected)} events rejected",
         **outcome.as_json(),
     }
+    if status == 422:  # nothing accepted: also the error shape every endpoint uses
+        first = outcome.rejected[0]
+        body_out["error"] = {"code": first.code, "message": first.message, "field": first.field}
     return JSONResponse(body_out, status_code=status)
 
 
