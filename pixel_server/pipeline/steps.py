@@ -146,6 +146,8 @@ def put_client_ip(work: Work, ctx: Context) -> None:
     except ValueError:
         work.record.ip = ""
         return
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # a dual-stack listener's view of an IPv4 client
     if ctx.pixel.ip_truncation:
         prefix = 24 if ip.version == 4 else 48
         ip = ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address
