@@ -1,0 +1,120 @@
+"""Browser tests: Debian's headless Chromium, driven by Playwright, against
+test store pages served on 127.0.0.1.
+
+Two local servers on two ports, so two origins, like a real store and us:
+
+- the **store** (fixture ``store``) serves ``tests/browser/pages/`` and the
+  snippet, rendered by ``render_snippet`` with the settings a test registers;
+- the **collector** (fixture ``collector``) is where the snippet sends events.
+
+The collector seam: tests talk to the collector only through
+
+    collector.endpoint      base URL the snippet posts to ({endpoint}/collect?p=...)
+    collector.pixel_id      a fresh pixel id for this test
+    collector.events(pixel_id=None, *, count=None, timeout=5.0) -> list[dict]
+                            the events received for the pixel (default: this
+                            test's), each the JSON object the browser sent, in
+                            arrival order; with ``count``, waits until that many
+                            have arrived or ``timeout`` seconds have passed
+
+For now it is a capture server that checks the wire contract strictly (see
+``CaptureServer``); it can be swapped for the real server + ClickHouse without
+touching the tests.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.browser.harness import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    CaptureServer,
+    Collector,
+    Store,
+    Tab,
+    ThreadedServer,
+    store_app,
+)
+
+# ----------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def _store_server() -> Iterator[tuple[Store, ThreadedServer]]:
+    store = Store(origin="")
+    with ThreadedServer(store_app(store)) as server:
+        store.origin = server.origin
+        yield store, server
+
+
+@pytest.fixture(scope="session")
+def _capture(_store_server: tuple[Store, ThreadedServer]) -> Iterator[tuple[CaptureServer, str]]:
+    store, _ = _store_server
+    # "null": Shopify's pixel sandbox is an opaque origin.
+    capture = CaptureServer(allowed_origins={store.origin, "null"})
+    with ThreadedServer(capture.app) as server:
+        yield capture, server.origin
+
+
+@pytest.fixture
+def collector(_capture: tuple[CaptureServer, str]) -> Iterator[Collector]:
+    capture, endpoint = _capture
+    pixel_id = "px_t" + uuid.uuid4().hex[:12]
+    yield Collector(endpoint=endpoint, pixel_id=pixel_id, _events=capture.events)
+    broken = capture.violations.get(pixel_id)
+    assert not broken, f"requests broke the /collect contract: {broken}"
+
+
+@pytest.fixture
+def store(_store_server: tuple[Store, ThreadedServer]) -> Store:
+    return _store_server[0]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); CI installs it")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def tab(browser: Any) -> Iterator[Tab]:
+    context = browser.new_context()
+    # TikTok's servers are not reachable from here: fail such loads at once.
+    context.route("https://analytics.tiktok.com/**", lambda route: route.abort())
+    page = context.new_page()
+    tab = Tab(page=page, errors=[], failed_loads=[])
+    page.on("pageerror", lambda exc: tab.errors.append(f"pageerror: {exc}"))
+
+    def on_console(msg: Any) -> None:
+        if msg.type != "error":
+            return
+        # The browser's own line for a failed request (the endpoint is down,
+        # a blocker refused it): network noise, not an error from our code.
+        if msg.text.startswith("Failed to load resource"):
+            tab.failed_loads.append(f"{msg.text} {msg.location.get('url', '')}")
+        else:
+            tab.errors.append(f"console: {msg.text}")
+
+    page.on("console", on_console)
+    yield tab
+    context.close()
+
+
+@pytest.fixture
+def dead_endpoint() -> str:
+    """A base URL on 127.0.0.1 where nothing listens (connection refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"

@@ -1,0 +1,81 @@
+"""Shopify: the custom pixel runs in a sandbox and feeds on analytics.subscribe."""
+
+from __future__ import annotations
+
+from pixel_server.snippets import SnippetSettings
+from tests.browser.flow import TTCLID, Journey, assert_one_shopper, props
+from tests.browser.harness import Collector, Store, Tab
+
+VARIANT = {
+    "content_id": "SKU-1-RED-M",
+    "item_group_id": "7424001",
+    "content_name": "Sweatshirt",
+    "content_category": "Tops",
+    "brand": "Acme",
+    "price": 8,
+}
+
+
+def test_a_shopper_from_a_tiktok_ad_through_to_purchase(
+    tab: Tab, store: Store, collector: Collector
+) -> None:
+    store.configure(SnippetSettings(collector.pixel_id, collector.endpoint, "shopify"))
+    page, journey = tab.page, Journey(collector)
+
+    def visit(view: str, **query: str) -> None:
+        url = store.url("shopify.html", collector.pixel_id, view=view, **query)
+        tab.goto(url, ready="shopifyFake.isReady()")
+
+    # Shopify publishes page_viewed + product_viewed at once: they wait in the
+    # custom pixel's queue until our script has loaded in the sandbox.
+    visit("product", ttclid=TTCLID, utm_source="tiktok")
+    landing, viewed = journey.next("PageView", "ViewContent")
+    visit("collection")
+    _, collection = journey.next("PageView", "ViewCategory")
+    page.evaluate(
+        "shopifyFake.publish('product_added_to_cart', {cartLine: {merchandise: shopifyFake.variant,"
+        " quantity: 2, cost: {totalAmount: {amount: 16.0, currencyCode: 'USD'}}}})"
+    )
+    (added,) = journey.next("AddToCart")
+    visit("search")
+    _, search = journey.next("PageView", "Search")
+    visit("checkout")
+    _, checkout = journey.next("PageView", "InitiateCheckout")
+    page.evaluate("shopifyFake.publish('payment_info_submitted', shopifyFake.checkout(false))")
+    (payment,) = journey.next("AddPaymentInfo")
+    visit("thank-you")
+    _, purchase = journey.next("PageView", "Purchase")
+    events = journey.end()
+
+    assert props(viewed) == {
+        "contents": [{**VARIANT, "quantity": 1}],
+        "content_type": "product",
+        "value": 8,
+        "currency": "USD",
+    }
+    assert props(collection) == {
+        "contents": [{**VARIANT, "quantity": 1}],
+        "content_type": "product",
+    }
+    assert props(added) == {
+        "contents": [{**VARIANT, "quantity": 2}],
+        "content_type": "product",
+        "value": 16,
+        "currency": "USD",
+    }
+    assert props(search) == {"query": "red sweatshirt"}
+    cart = {"contents": [{**VARIANT, "quantity": 2}], "content_type": "product", "currency": "USD"}
+    assert props(checkout) == props(payment) == {**cart, "value": 21.5}
+    assert props(purchase) == {**cart, "value": 21.5, "order_id": "5396439498987"}
+    assert purchase["event_id"] == "purchase:5396439498987"  # the GID's numeric tail
+    # Pages are the store's, not the sandbox's; identity from the checkout.
+    assert all(e["page"]["url"].startswith(store.origin + "/pages/shopify.html") for e in events)
+    assert "utm_source=tiktok" in landing["page"]["url"]
+    assert checkout["user"]["email"] == "bob@example.com"
+    assert checkout["user"]["phone"] == "+15551234567"
+    assert_one_shopper(events)
+    assert tab.errors == []
+    # Kept first-party through Shopify's browser.cookie: on the store's own origin.
+    cookies = {c["name"]: c["value"] for c in page.context.cookies(store.origin)}
+    assert cookies["_px_aid"] == events[0]["user"]["anonymous_id"]
+    assert cookies["_px_ttclid"] == TTCLID
