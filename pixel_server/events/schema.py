@@ -188,7 +188,8 @@ CurrencyCode = Annotated[
         min_length=3,
         max_length=3,
         description="ISO 4217 currency code, uppercase (e.g. USD, EUR).",
-        extra_json_schema={"pattern": "^[A-Z]{3}$"},  # membership is checked in code
+        # Membership is checked in code; the schema lists the codes for clients.
+        extra_json_schema={"pattern": "^[A-Z]{3}$", "enum": sorted(ISO_4217_CODES)},
     ),
 ]
 # Checked in code (_check_page): msgspec's regex costs ~1 µs per event, a third
@@ -204,7 +205,11 @@ HttpUrl = Annotated[
     ),
 ]
 EventTime = (
-    Annotated[float, Meta(description="Unix time in seconds.")]
+    Annotated[
+        float,
+        # The bound is checked in code, for a message that says "milliseconds".
+        Meta(description="Unix time in seconds.", extra_json_schema={"maximum": MAX_EVENT_TIME}),
+    ]
     | Annotated[datetime, Meta(tz=True, description="ISO-8601 date-time with a timezone.")]
 )
 
