@@ -89,6 +89,25 @@ class Metrics:
             ["platform", "reason"],
             registry=r,
         )
+        self.webhook_deliveries = Counter(
+            "pixel_webhook_deliveries",
+            "Webhook deliveries acknowledged, by platform and outcome "
+            "(stored, queued, ignored, duplicate, ping).",
+            ["platform", "outcome"],
+            registry=r,
+        )
+        self.webhook_fetches = Counter(
+            "pixel_webhook_fetches",
+            "Order fetches from store APIs, by platform and result (ok, retry, parked).",
+            ["platform", "result"],
+            registry=r,
+        )
+        self.webhook_fetch_errors = Counter(
+            "pixel_webhook_fetch_errors",
+            "Failed order fetch attempts, by platform and reason.",
+            ["platform", "reason"],
+            registry=r,
+        )
         self.ready = Gauge("pixel_ready", "1 when /readyz answers 200.", registry=r)
 
     def add_callback(self, produce: Callable[[], list[GaugeMetricFamily]]) -> None:
