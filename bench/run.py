@@ -218,8 +218,10 @@ def scenario(
     if warmup:
         run_wrk(base, warmup, args)
     before = metrics(base) if target == "server" else {}
+    load_before = os.getloadavg()[0]
     w = run_wrk(base, duration, args)
     result = Result(name, target, events, w)
+    result.extra["load"] = max(load_before, os.getloadavg()[0])
     if target == "server":
         time.sleep(0.5)  # in-flight requests finish
         after = metrics(base)
@@ -401,6 +403,7 @@ def render(
             f"| {r.wrk['p50_ms']:.2f} | {r.wrk['p99_ms']:.2f} | {epf} |"
         )
     p99 = single.wrk["p99_ms"]
+    loads = ", ".join(f"{r.name} {r.extra.get('load', 0):.1f}" for r in results)
     lines += [
         "",
         f"- Ratio, single-event `/collect` with fsync ÷ bare app: **{ratio:.2f}**.",
@@ -425,7 +428,9 @@ def render(
         f"Python {m['python']}, {m['wrk']}. wrk, the server (and its ClickHouse loader) "
         "share the same "
         f"{m['nproc']} cores, so every figure is a lower bound for a server with cores "
-        "of its own: wrk's two threads take a large share of the CPU.",
+        "of its own: wrk's two threads take a large share of the CPU. "
+        f"1-minute load average during the scenarios: {loads} (above {m['nproc']} means "
+        "other processes competed for the cores too).",
     ]
     if analysis.strip():
         lines += ["", analysis.strip()]
@@ -442,6 +447,22 @@ def write_section(text: str) -> None:
         new = current.rstrip("\n") + "\n\n" + text
     DOCS.parent.mkdir(parents=True, exist_ok=True)
     DOCS.write_text(new, encoding="utf-8")
+
+
+ANALYSIS = "### Where the time goes"
+
+
+def previous_analysis() -> str:
+    """The hand-written analysis of the last run, kept when the numbers are redone."""
+    if not DOCS.exists():
+        return ""
+    text = DOCS.read_text(encoding="utf-8")
+    start = text.find(SECTION)
+    if start < 0:
+        return ""
+    section = re.split(r"^## ", text[start + len(SECTION) :], maxsplit=1, flags=re.M)[0]
+    at = section.find(ANALYSIS)
+    return section[at:].strip() if at >= 0 else ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -473,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: FAILED: {exc}", file=sys.stderr)
         print(f"bench: logs kept in {work}", file=sys.stderr)
         return 1
-    analysis = ns.analysis.read_text(encoding="utf-8") if ns.analysis else ""
+    analysis = ns.analysis.read_text(encoding="utf-8") if ns.analysis else previous_analysis()
     section = render(results, dedup, dedup_keys, command, duration, analysis)
     print()
     print(section)

@@ -35,6 +35,8 @@ from pixel_server.events.schema import Limits
 from pixel_server.ingest import api, collect
 from pixel_server.ingest.ratelimit import RateLimiter
 from pixel_server.ingest.service import Ingestor
+from pixel_server.ingest.webhooks import RetryPolicy, Webhooks
+from pixel_server.ingest.webhooks import routes as webhook_routes
 from pixel_server.logs import AccessLogMiddleware
 from pixel_server.management import Management
 from pixel_server.metrics import Metrics
@@ -82,6 +84,9 @@ class Runtime:
         self.wal: WriteAheadLog | None = None
         self.loader: Loader | None = None
         self._ingestor: Ingestor | None = None
+        # Order webhooks: delivery ledger + order fetcher (tests shorten the retry policy).
+        self.webhook_policy = RetryPolicy()
+        self._webhooks: Webhooks | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.metrics.ready.set_function(lambda: 1.0 if self.readiness()[0] else 0.0)
         self.metrics.add_callback(self._log_metrics)
@@ -95,6 +100,11 @@ class Runtime:
     def ingestor(self) -> Ingestor:
         assert self._ingestor is not None, "runtime not started"
         return self._ingestor
+
+    @property
+    def webhooks(self) -> Webhooks:
+        assert self._webhooks is not None, "runtime not started"
+        return self._webhooks
 
     # readiness -----------------------------------------------------------
 
@@ -173,6 +183,15 @@ class Runtime:
             interval=s.loader_interval_ms / 1000,
         )
         self.loader.start()
+        self._webhooks = Webhooks(
+            self.data_dir / "webhooks",
+            ingestor=self._ingestor,
+            registry=self.registry,
+            metrics=self.metrics,
+            policy=self.webhook_policy,
+            fsync=s.wal_fsync,
+        )
+        await self._webhooks.start()
         self._tasks.append(asyncio.create_task(self._maintain()))
         self._write_admin_files()
 
@@ -231,6 +250,8 @@ class Runtime:
                 log.debug("reconnect failed", extra={"error": str(exc)})
 
     async def stop(self) -> None:
+        if self._webhooks is not None:  # first: its fetches write to the event log
+            await self._webhooks.stop()
         if self.loader is not None:
             await anyio.to_thread.run_sync(self.loader.stop)
         if self.wal is not None:
@@ -346,6 +367,7 @@ def create_app(settings: Settings, *, database: str | None = None) -> Starlette:
         Route("/admin/v1/{op}", admin, methods=["POST"]),
         *collect.routes(),
         *api.routes(),
+        *webhook_routes(),
         *snippet_route.routes(),
     ]
     app = Starlette(

@@ -163,11 +163,12 @@ Object.assign(api, {
   holdConsent: () => setConsent(1),
   grantConsent: () => setConsent(0),
   revokeConsent: () => setConsent(2),
-  push(a) {
-    a[0] != "push" && api[a[0]].apply(api, [].slice.call(a, 1));
-  },
+  // Through our own table: TikTok's base code, pasted after us, would replace
+  // the methods with stubs that push.
+  push: (a) => a[0] != "push" && own[a[0]].apply(api, [].slice.call(a, 1)),
 });
 for (var m in api) api[m] = safe(api[m]);
+var own = Object.assign({}, api);
 api._px = 1;
 
 P.go = safe((old, calls) => {

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from starlette.requests import Request
@@ -63,7 +64,7 @@ def context(source: Source = "browser", **fields: Any) -> steps.Context:
 
 
 def decode(body: dict[str, Any], source: Source = "browser") -> Event:
-    return decode_event(orjson.dumps(body), source=source, now=NOW)
+    return decode_event(msgspec.json.encode(body), source=source, now=NOW)
 
 
 def run(body: dict[str, Any], ctx: steps.Context | None = None) -> Record:
@@ -310,6 +311,16 @@ def test_each_event_gets_one_channel(url: str, referrer: str, channel: str) -> N
 def test_a_ttclid_in_the_body_is_tiktok_paid() -> None:
     assert run({"event": "Purchase", "user": {"ttclid": "E.C.P"}}).channel == "tiktok_paid"
     assert run({"event": "Purchase"}).channel == "direct"
+
+
+def test_custom_properties_are_kept_as_json_whatever_their_shape() -> None:
+    custom = {"big": 10**30, "deep": [[[[[[1]]]]]], "text": "é😀", "none": None}
+    nested: Any = 1
+    for _ in range(300):  # deeper than orjson can write
+        nested = [nested]
+    custom["very_deep"] = nested
+    record = run({"event": "Custom_1", "properties": {"value": 1, **custom}})
+    assert msgspec.json.decode(record.properties) == custom
 
 
 # ------------------------------------------------------------- anonymous id

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-import orjson
+import msgspec
 
 from pixel_server.events.normalise import hash_email, hash_external_id, hash_phone
 from pixel_server.events.schema import Event, Source
@@ -109,7 +109,9 @@ def start(event: Event, ctx: Context) -> Work:
         content_type=props.content_type or "",
         description=props.description or "",
         contents=contents,
-        properties=orjson.dumps(props.custom).decode() if props.custom else "",
+        # msgspec, not orjson: it encodes whatever msgspec decoded (integers beyond
+        # 64 bits, nesting deeper than orjson's 254 levels).
+        properties=msgspec.json.encode(props.custom).decode() if props.custom else "",
         consent=event.consent or "unknown",
         limited_data_use=event.limited_data_use,
         test_event_code=ctx.test_event_code,

@@ -5,17 +5,20 @@
  * storefront JS API (reference/storefronts.md):
  * - `Ecwid.OnAPILoaded.add(fn)`; the other hooks are registered inside it.
  * - `Ecwid.OnPageLoaded.add(fn(page))`: `page.type` is PRODUCT (productId,
- *   name), CATEGORY (categoryId), SEARCH (keywords), CHECKOUT_* and
- *   ORDER_CONFIRMATION (orderId / orderNumber). The store is a single-page
- *   app, so every OnPageLoaded is also a PageView (no automatic one).
+ *   name), CATEGORY (categoryId), SEARCH (keywords), CHECKOUT_*. The store is
+ *   a single-page app, so every OnPageLoaded is also a PageView (no
+ *   automatic one). InitiateCheckout on the first CHECKOUT_* page,
+ *   AddPaymentInfo on CHECKOUT_PAYMENT_DETAILS, each once a page load.
  * - `Ecwid.OnCartChanged.add(fn(cart))` does not say what changed, and may
  *   fire with the unchanged cart when the widget starts: AddToCart is the
  *   positive quantity difference from the previous cart, whose first value
  *   comes from `Ecwid.Cart.get(cb)` when present, else from the first
  *   OnCartChanged. Cart items: {quantity, product: {id, sku, price, name}, options}.
  * - `Ecwid.OnOrderPlaced.add(fn(order))`: order.vendorNumber (the order id
- *   the server's webhook side also uses), total, items (cart item shape).
- *   ORDER_CONFIRMATION sends the Purchase only when OnOrderPlaced did not.
+ *   the server's webhook side also uses: vendorOrderNumber), total, items
+ *   (cart item shape). The Purchase comes from there only: the
+ *   ORDER_CONFIRMATION page carries other ids (orderId, orderNumber), and a
+ *   purchase under another id would not meet its webhook copy.
  * - Currency: `Ecwid.getStoreCurrency()` when that function exists, else the
  *   pixel's `currency` setting, else none. Product pages carry no price, so
  *   ViewContent has no value.
@@ -31,7 +34,7 @@ P.run = () =>
         line = (i, n) => P.item(i.product.sku || i.product.id, i.product.id, i.product.name, i.product.price, n || i.quantity),
         lines = (cart) => ((cart && cart.items) || []).filter((i) => i && i.product),
         props = (l, value, order) => P.props(l.map((i) => line(i)), cur(), value, order),
-        once = (k, f) => once[k] || ((once[k] = 1), f()), // checkout steps and the purchase: once a page
+        once = (k, f) => once[k] || ((once[k] = 1), f()), // hooks, checkout steps, the purchase: once a page
         had, // quantities of the previous cart, by line key
         last = []; // lines of the latest non-empty cart (Ecwid empties it on purchase)
       function seen(cart, l) {
@@ -39,7 +42,7 @@ P.run = () =>
         (l = lines(cart)).forEach((i) => (had[key(i)] = (had[key(i)] || 0) + i.quantity));
         if (l.length) last = l;
       }
-      on("OnAPILoaded", () => {
+      on("OnAPILoaded", () => once("api", () => {
         E.Cart && E.Cart.get && E.Cart.get(safe((cart) => had || seen(cart)));
         on("OnCartChanged", (cart) => {
           var before = had, added = [];
@@ -58,11 +61,10 @@ P.run = () =>
           t == "SEARCH" && P.track("Search", { query: page.keywords });
           /^CHECKOUT_/.test(t) && once("c", () => P.track("InitiateCheckout", props(last)));
           t == "CHECKOUT_PAYMENT_DETAILS" && once("p", () => P.track("AddPaymentInfo", props(last)));
-          t == "ORDER_CONFIRMATION" && once("o", () => P.track("Purchase", props(last, un, page.orderId || page.orderNumber)));
         });
         on("OnOrderPlaced", (o) =>
           once("o", () => P.track("Purchase", props(lines(o).length ? lines(o) : last, o.total, o.vendorNumber || o.id || o.orderNumber)))
         );
-      });
+      }));
     }
   );
