@@ -110,6 +110,20 @@ def test_calls_queued_before_the_script_loaded_are_replayed_in_order(
     assert tab.errors == []
 
 
+def test_tiktoks_base_code_pasted_after_our_tag_still_reaches_us(
+    tab: Tab, store: Store, collector: Collector
+) -> None:
+    html_pixel(store, collector)
+
+    # Its stub methods push onto ttq, which is ours by then.
+    tab.goto(store.url("late-base-code.html", collector.pixel_id), ready=None)
+    tab.page.evaluate("ttq.track('Contact')")
+
+    events = Journey(collector).next("PageView", "PageView", "ViewContent", "Contact")
+    assert events[2]["event_id"] == "vc-late"
+    assert tab.errors == []
+
+
 def test_consent_held_sends_nothing_until_granted(
     tab: Tab, store: Store, collector: Collector
 ) -> None:

@@ -1,0 +1,77 @@
+"""Snippet size: how many bytes a store's shoppers download.
+
+Run: ``.venv/bin/python bench/snippet_size.py`` (results go to the section
+"Snippet size" of docs/benchmarks.md).
+
+Rows:
+
+* ``core``: ``snippets/core.js`` minified (rjsmin), what every pixel ships;
+* ``core + <platform>``: core + that platform's adapter (+ the commerce
+  helpers every store adapter shares), minified: the code of one pixel;
+* ``served <platform>``: the whole script as ``GET /p/{pixel_id}.js`` serves
+  it, wrapper and a typical pixel's settings JSON included;
+* ``served <platform> + TikTok pixel``: the same with ``tiktok_pixel_code``
+  set (adds the module that loads TikTok's own browser pixel);
+* ``noop``: the stub served for disabled or unknown pixels.
+
+gzip is level 9 (what the server stores), brotli quality 11. Budgets: core
+<= 2048 bytes gzipped, core + one adapter <= 3072 (asserted in
+tests/test_snippets.py).
+"""
+
+from __future__ import annotations
+
+import gzip
+
+import brotli
+
+from pixel_server.snippets import (
+    NOOP_SNIPPET,
+    PLATFORMS,
+    SnippetSettings,
+    minified_source,
+    render_snippet,
+)
+
+CORE_BUDGET = 2048
+ADAPTER_BUDGET = 3072
+
+
+def sizes(data: bytes) -> tuple[int, int, int]:
+    return len(data), len(gzip.compress(data, 9)), len(brotli.compress(data, quality=11))
+
+
+def rows() -> list[tuple[str, bytes, int | None]]:
+    settings = SnippetSettings(
+        pixel_id="px_8f3k2m9q", endpoint="https://px.example-shop.com", platform="html"
+    )
+    out: list[tuple[str, bytes, int | None]] = [
+        ("core", minified_source(None).encode(), CORE_BUDGET)
+    ]
+    for platform in PLATFORMS:
+        out.append((f"core + {platform}", minified_source(platform).encode(), ADAPTER_BUDGET))
+    for platform in PLATFORMS:
+        s = SnippetSettings(settings.pixel_id, settings.endpoint, platform)
+        out.append((f"served {platform}", render_snippet(s).body, None))
+    for platform in PLATFORMS:
+        if platform == "shopify":  # never bundled inside Shopify's sandbox
+            continue
+        s = SnippetSettings(
+            settings.pixel_id, settings.endpoint, platform, tiktok_pixel_code="CABCDEF0123456789"
+        )
+        out.append((f"served {platform} + TikTok pixel", render_snippet(s).body, None))
+    out.append(("noop", NOOP_SNIPPET, None))
+    return out
+
+
+def main() -> None:
+    print("| what | minified | gzip | brotli | gzip budget |")
+    print("|---|---:|---:|---:|---:|")
+    for name, data, budget in rows():
+        raw, gz, br = sizes(data)
+        mark = "" if budget is None else f"{budget} ({'ok' if gz <= budget else 'OVER'})"
+        print(f"| {name} | {raw} | {gz} | {br} | {mark} |")
+
+
+if __name__ == "__main__":
+    main()
