@@ -96,6 +96,9 @@ class Runtime:
     def refresh_registry(self) -> None:
         self.registry.refresh(PixelStore(self.database.client()))
 
+    def count_request(self, route: str, status: int) -> None:
+        self.metrics.http_requests.labels(route, str(status)).inc()
+
     @property
     def ingestor(self) -> Ingestor:
         assert self._ingestor is not None, "runtime not started"
@@ -372,7 +375,7 @@ def create_app(settings: Settings, *, database: str | None = None) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(AccessLogMiddleware)],
+        middleware=[Middleware(AccessLogMiddleware, count=runtime.count_request)],
         exception_handlers={
             ApiError: api_error_handler,
             HTTPException: http_error_handler,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -64,8 +65,11 @@ access_log = logging.getLogger("pixel_server.access")
 
 
 class AccessLogMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    """Logs every request and counts it per route template and status."""
+
+    def __init__(self, app: ASGIApp, count: Callable[[str, int], None] | None = None) -> None:
         self.app = app
+        self._count = count
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -83,6 +87,10 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            if self._count is not None:
+                # The route's template, never the raw path: bounded label values.
+                route = scope.get("route")
+                self._count(getattr(route, "path", "unmatched"), status)
             if access_log.isEnabledFor(logging.INFO):
                 client = scope.get("client")
                 access_log.info(

@@ -75,3 +75,14 @@ def test_admin_files_are_removed_on_stop(settings: Settings) -> None:
     with TestClient(create_app(settings)):
         assert (settings.data_dir / ADMIN_SECRET_FILE).exists()
     assert not (settings.data_dir / ADMIN_SECRET_FILE).exists()
+
+
+def test_requests_are_counted_per_route_template(client: TestClient) -> None:
+    client.get("/healthz")
+    client.get("/p/px_a.js")
+    client.get("/p/px_b.js")
+    client.get("/no/such/path")
+    text = client.get("/metrics").text
+    assert 'pixel_http_requests_total{route="/healthz",status="200"} 1.0' in text
+    assert 'pixel_http_requests_total{route="/p/{pixel_id}.js",status="200"} 2.0' in text
+    assert 'route="unmatched",status="404"' in text

@@ -13,7 +13,7 @@ from starlette.routing import Route
 from pixel_server import credentials
 from pixel_server.errors import ApiError
 from pixel_server.events.schema import EventError, decode_api_body, event_json_schema
-from pixel_server.ingest.http import read_body, require_content_type
+from pixel_server.ingest.http import log_full, rate_limited, read_body, require_content_type
 from pixel_server.pipeline.steps import Context
 from pixel_server.pipeline.wal import LogFull
 
@@ -82,13 +82,7 @@ async def _events(runtime: Runtime, request: Request) -> Response:
         raise ApiError(403, "pixel_disabled", "this pixel is disabled", "event_source_id")
     wait = runtime.pixel_limiter.allow(pixel.id, len(envelope.data))
     if wait > 0:
-        seconds = str(max(1, round(wait + 0.5)))
-        raise ApiError(
-            429,
-            "rate_limited",
-            f"too many events; retry in {seconds}s",
-            headers={"retry-after": seconds},
-        )
+        raise rate_limited(wait)
     ctx = Context(
         pixel=pixel,
         source="server",
@@ -98,13 +92,7 @@ async def _events(runtime: Runtime, request: Request) -> Response:
     try:
         outcome = await runtime.ingestor.ingest(envelope.data, ctx, "data")
     except LogFull as exc:
-        retry = str(max(1, round(exc.retry_after)))
-        raise ApiError(
-            503,
-            "log_full",
-            "the server's event log is full; retry later",
-            headers={"retry-after": retry},
-        ) from None
+        raise log_full(exc) from None
     status = 200 if outcome.accepted or outcome.dropped or not outcome.rejected else 422
     body_out: dict[str, Any] = {
         "code": 0 if status == 200 else 40002,

@@ -20,7 +20,13 @@ from starlette.routing import Route
 
 from pixel_server.errors import ApiError
 from pixel_server.events.schema import EventError, decode_collect_body
-from pixel_server.ingest.http import client_ip, read_body, require_content_type
+from pixel_server.ingest.http import (
+    client_ip,
+    log_full,
+    rate_limited,
+    read_body,
+    require_content_type,
+)
 from pixel_server.pipeline.steps import Context
 from pixel_server.pipeline.wal import LogFull
 from pixel_server.storage.pixels import Pixel
@@ -82,13 +88,7 @@ def _same_site(origin: str, request: Request) -> bool:
 def _check_rate(runtime: Runtime, pixel: Pixel, ip: str, cost: int) -> None:
     wait = max(runtime.ip_limiter.allow(ip, cost), runtime.pixel_limiter.allow(pixel.id, cost))
     if wait > 0:
-        seconds = max(1, round(wait + 0.5))
-        raise ApiError(
-            429,
-            "rate_limited",
-            f"too many events; retry in {seconds}s",
-            headers={"retry-after": str(seconds)},
-        )
+        raise rate_limited(wait)
 
 
 async def collect_preflight(request: Request) -> Response:
@@ -128,14 +128,7 @@ async def _ingest(
     try:
         outcome = await runtime.ingestor.ingest(raws, ctx, "events")
     except LogFull as exc:
-        runtime.metrics.requests_rejected.labels("collect", "log_full").inc()
-        retry = str(max(1, round(exc.retry_after)))
-        raise ApiError(
-            503,
-            "log_full",
-            "the server's event log is full; retry later",
-            headers={"retry-after": retry},
-        ) from None
+        raise log_full(exc) from None
     rejected = [r.as_json() for r in outcome.rejected]
     if rejected and outcome.accepted == 0 and not outcome.dropped:
         first = outcome.rejected[0]

@@ -10,6 +10,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from pixel_server.config import Network
 from pixel_server.errors import ApiError
+from pixel_server.pipeline.wal import LogFull
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -72,3 +73,20 @@ def _is_trusted(address: str, trusted: Sequence[Network]) -> bool:
     except ValueError:
         return False
     return any(ip in net for net in trusted)
+
+
+def _retry_seconds(wait: float) -> int:
+    return max(1, round(wait + 0.5))
+
+
+def rate_limited(wait: float) -> ApiError:
+    """429 for a token bucket that needs ``wait`` more seconds."""
+    seconds = _retry_seconds(wait)
+    return ApiError(429, "rate_limited", f"too many events; retry in {seconds}s",
+                    headers={"retry-after": str(seconds)})  # fmt: skip
+
+
+def log_full(exc: LogFull) -> ApiError:
+    """503 when the write-ahead log's disk budget is reached: nothing was accepted."""
+    return ApiError(503, "log_full", "the server's event log is full; retry later",
+                    headers={"retry-after": str(_retry_seconds(exc.retry_after))})  # fmt: skip

@@ -8,6 +8,7 @@ Plausible's ingestion pipeline: a reader finds a rule by the step's name.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import uuid
@@ -135,25 +136,34 @@ def put_user_agent(work: Work, ctx: Context) -> None:
 def drop_bots(work: Work, ctx: Context) -> DropReason | None:
     if ctx.source != "browser":
         return None  # a server copy carries the shopper's UA, not the caller's
-    ua = work.record.user_agent
-    if not ua or _BOT_UA.search(ua):
-        return "bot"
-    return None
+    return "bot" if _is_bot(work.record.user_agent) else None
+
+
+# Every event of a request shares its User-Agent and address: cache the
+# per-string work (the regex alone costs more than the rest of a step list).
+@functools.lru_cache(maxsize=4096)
+def _is_bot(user_agent: str) -> bool:
+    return not user_agent or _BOT_UA.search(user_agent) is not None
 
 
 def put_client_ip(work: Work, ctx: Context) -> None:
     raw = ctx.client_ip if ctx.source == "browser" else (work.event.user.ip or "")
+    work.record.ip = _normalise_ip(raw, ctx.pixel.ip_truncation)
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalise_ip(raw: str, truncate: bool) -> str:
+    """The canonical form of an address ('' if it is none); /24 or /48 when truncating."""
     try:
         ip = ipaddress.ip_address(raw.strip())
     except ValueError:
-        work.record.ip = ""
-        return
+        return ""
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped  # a dual-stack listener's view of an IPv4 client
-    if ctx.pixel.ip_truncation:
+    if truncate:
         prefix = 24 if ip.version == 4 else 48
         ip = ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address
-    work.record.ip = str(ip)
+    return str(ip)
 
 
 def put_click_and_utm(work: Work, ctx: Context) -> None:
