@@ -195,8 +195,9 @@ P.go = safe((old, calls) => {
   try {
     Object.assign(old, api);
   } catch (e) {}
-  calls.forEach(api.push);
+  // The automatic PageView first: the page loaded before its code called us.
   P.auto && !calls.some((a) => a[0] == "page") && P.page();
+  calls.forEach(api.push);
 
   w.addEventListener("pagehide", flush);
   d && d.addEventListener("visibilitychange", () => d.hidden && flush());

@@ -11,7 +11,7 @@ The collector seam: tests talk to the collector only through
 
     collector.endpoint      base URL the snippet posts to ({endpoint}/collect?p=...)
     collector.pixel_id      a fresh pixel id for this test
-    collector.events(pixel_id=None, *, count=None, timeout=5.0) -> list[dict]
+    collector.events(pixel_id=None, *, count=None, timeout=10.0) -> list[dict]
                             the events received for the pixel (default: this
                             test's), each the JSON object the browser sent, in
                             arrival order; with ``count``, waits until that many

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import uvicorn
 from starlette.applications import Starlette
@@ -19,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from pixel_server.install import paste_instructions
+from pixel_server.install import paste_instructions, snippet_tag
 from pixel_server.snippets import (
     CACHE_CONTROL,
     CONTENT_TYPE,
@@ -189,7 +190,7 @@ class Collector:
     _events: Callable[[str, int | None, float], list[dict[str, Any]]]
 
     def events(
-        self, pixel_id: str | None = None, *, count: int | None = None, timeout: float = 5.0
+        self, pixel_id: str | None = None, *, count: int | None = None, timeout: float = 10.0
     ) -> list[dict[str, Any]]:
         return self._events(pixel_id or self.pixel_id, count, timeout)
 
@@ -206,8 +207,6 @@ class Store:
         return settings
 
     def url(self, page: str, pixel_id: str, **query: str) -> str:
-        from urllib.parse import urlencode
-
         return f"{self.origin}/pages/{page}?" + urlencode({"px": pixel_id, **query})
 
     def script_url(self, pixel_id: str) -> str:
@@ -243,7 +242,12 @@ def store_app(store: Store) -> Starlette:
         px = request.query_params.get("px", "")
         if not _PX.fullmatch(px):
             return PlainTextResponse("bad px", status_code=400)
-        html = path.read_text().replace("{{px}}", px).replace("{{store}}", store.origin)
+        html = (
+            path.read_text()
+            .replace("{{tag}}", snippet_tag(store.script_url(px)))  # what install() inserts
+            .replace("{{px}}", px)
+            .replace("{{store}}", store.origin)
+        )
         return Response(html, media_type="text/html", headers={"cache-control": "no-store"})
 
     async def shopify_custom_pixel(request: Request) -> Response:
@@ -277,4 +281,4 @@ class Tab:
         until the snippet has taken over ``ttq``."""
         self.page.goto(url, wait_until="load")
         if ready:
-            self.page.wait_for_function(ready, timeout=5000)
+            self.page.wait_for_function(ready, timeout=10_000)

@@ -110,6 +110,20 @@ def test_calls_queued_before_the_script_loaded_are_replayed_in_order(
     assert tab.errors == []
 
 
+def test_the_installed_tag_queues_theme_calls_until_the_script_loads(
+    tab: Tab, store: Store, collector: Collector
+) -> None:
+    html_pixel(store, collector)
+
+    tab.goto(store.url("tagged.html", collector.pixel_id))
+
+    page_view, viewed, wished = Journey(collector).next("PageView", "ViewContent", "AddToWishlist")
+    assert viewed["event_id"] == "tag-1"
+    assert viewed["user"]["email"] == wished["user"]["email"] == "dave@example.com"
+    assert "email" not in page_view["user"]
+    assert tab.errors == []
+
+
 def test_tiktoks_base_code_pasted_after_our_tag_still_reaches_us(
     tab: Tab, store: Store, collector: Collector
 ) -> None:
