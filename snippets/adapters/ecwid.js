@@ -7,8 +7,9 @@
  * - `Ecwid.OnPageLoaded.add(fn(page))`: `page.type` is PRODUCT (productId,
  *   name), CATEGORY (categoryId), SEARCH (keywords), CHECKOUT_*. The store is
  *   a single-page app, so every OnPageLoaded is also a PageView (no
- *   automatic one). InitiateCheckout on the first CHECKOUT_* page,
- *   AddPaymentInfo on CHECKOUT_PAYMENT_DETAILS, each once a page load.
+ *   automatic one). InitiateCheckout on the first CHECKOUT_* page of a
+ *   checkout, AddPaymentInfo on its CHECKOUT_PAYMENT_DETAILS, once each until
+ *   the shopper leaves the checkout.
  * - `Ecwid.OnCartChanged.add(fn(cart))` does not say what changed, and may
  *   fire with the unchanged cart when the widget starts: AddToCart is the
  *   positive quantity difference from the previous cart, whose first value
@@ -34,15 +35,19 @@ P.run = () =>
         line = (i, n) => P.item(i.product.sku || i.product.id, i.product.id, i.product.name, i.product.price, n || i.quantity),
         lines = (cart) => ((cart && cart.items) || []).filter((i) => i && i.product),
         props = (l, value, order) => P.props(l.map((i) => line(i)), cur(), value, order),
-        once = (k, f) => once[k] || ((once[k] = 1), f()), // hooks, checkout steps, the purchase: once a page
         had, // quantities of the previous cart, by line key
-        last = []; // lines of the latest non-empty cart (Ecwid empties it on purchase)
+        last = [], // lines of the latest non-empty cart (Ecwid empties it on purchase)
+        hooked, // OnAPILoaded may fire again: hook in once
+        checkout, // the shopper is in the checkout (CHECKOUT_* pages)
+        paid; // AddPaymentInfo sent in this checkout
       function seen(cart, l) {
         had = {};
         (l = lines(cart)).forEach((i) => (had[key(i)] = (had[key(i)] || 0) + i.quantity));
         if (l.length) last = l;
       }
-      on("OnAPILoaded", () => once("api", () => {
+      on("OnAPILoaded", () => {
+        if (hooked) return;
+        hooked = 1;
         E.Cart && E.Cart.get && E.Cart.get(safe((cart) => had || seen(cart)));
         on("OnCartChanged", (cart) => {
           var before = had, added = [];
@@ -54,17 +59,19 @@ P.run = () =>
           added.length && P.track("AddToCart", P.props(added, cur()));
         });
         on("OnPageLoaded", (page) => {
-          var t = page.type || "";
+          var t = page.type || "",
+            c = /^CHECKOUT_/.test(t);
           P.page();
           t == "PRODUCT" && P.track("ViewContent", P.props([P.item(page.productId, page.productId, page.name)], cur()));
           t == "CATEGORY" && P.track("ViewCategory", {});
           t == "SEARCH" && P.track("Search", { query: page.keywords });
-          /^CHECKOUT_/.test(t) && once("c", () => P.track("InitiateCheckout", props(last)));
-          t == "CHECKOUT_PAYMENT_DETAILS" && once("p", () => P.track("AddPaymentInfo", props(last)));
+          c && !checkout && P.track("InitiateCheckout", props(last));
+          t == "CHECKOUT_PAYMENT_DETAILS" && !paid && ((paid = 1), P.track("AddPaymentInfo", props(last)));
+          (checkout = c) || (paid = 0); // leaving the checkout: a later one counts again
         });
         on("OnOrderPlaced", (o) =>
-          once("o", () => P.track("Purchase", props(lines(o).length ? lines(o) : last, o.total, o.vendorNumber || o.id || o.orderNumber)))
+          P.track("Purchase", props(lines(o).length ? lines(o) : last, o.total, o.vendorNumber || o.id || o.orderNumber))
         );
-      }));
+      });
     }
   );

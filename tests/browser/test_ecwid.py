@@ -62,6 +62,9 @@ def test_a_shopper_from_a_tiktok_ad_through_to_purchase(
     journey.next("PageView")
     page.evaluate("ecwidFake.openPage({type: 'CHECKOUT_PAYMENT_DETAILS'})")
     _, payment = journey.next("PageView", "AddPaymentInfo")
+    page.evaluate("ecwidFake.openPage({type: 'CHECKOUT_DELIVERY'})")  # back a step
+    page.evaluate("ecwidFake.openPage({type: 'CHECKOUT_PAYMENT_DETAILS'})")
+    journey.next("PageView", "PageView")  # still the same checkout: no repeats
     page.evaluate("ecwidFake.placeOrder('10045')")
     (purchase,) = journey.next("Purchase")
     page.evaluate("ecwidFake.openPage({type: 'ORDER_CONFIRMATION', orderId: 'XJ12H'})")
@@ -89,3 +92,24 @@ def test_a_shopper_from_a_tiktok_ad_through_to_purchase(
     assert "utm_source=tiktok" in landing["page"]["url"]
     assert_one_shopper(events)
     assert tab.errors == []
+
+
+def test_a_checkout_left_and_started_again_counts_again(
+    tab: Tab, store: Store, collector: Collector
+) -> None:
+    store.configure(SnippetSettings(collector.pixel_id, collector.endpoint, "ecwid"))
+    journey = Journey(collector)
+    tab.goto(store.url("ecwid.html", collector.pixel_id))
+    tab.page.wait_for_function("window.Ecwid && ecwidFake.listeners('OnOrderPlaced') > 0")
+    tab.page.evaluate(f"ecwidFake.add({SWEATSHIRT}, 1, {OPTIONS})")
+    journey.next("AddToCart")
+
+    for step in ("CHECKOUT_ADDRESS", "CHECKOUT_PAYMENT_DETAILS", "CART", "CHECKOUT_ADDRESS"):
+        tab.page.evaluate(f"ecwidFake.openPage({{type: '{step}'}})")
+    events = journey.next(
+        "PageView", "InitiateCheckout", "PageView", "AddPaymentInfo", "PageView",
+        "PageView", "InitiateCheckout",
+    )  # fmt: skip
+
+    assert "currency" not in props(events[1])  # no getStoreCurrency, no currency setting
+    journey.end()
