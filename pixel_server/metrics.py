@@ -108,6 +108,42 @@ class Metrics:
             ["platform", "reason"],
             registry=r,
         )
+        # TikTok forwarder (sinks.tiktok); per-pixel gauges come from its callback.
+        self.forward_events = Counter(
+            "pixel_forward_events",
+            "Ledger rows written per event attempt, by outcome (sent, retrying, dead).",
+            ["outcome"],
+            registry=r,
+        )
+        self.forward_skipped = Counter(
+            "pixel_forward_skipped",
+            "Log events not sent to TikTok, by reason (closed list in sinks.tiktok).",
+            ["reason"],
+            registry=r,
+        )
+        self.forward_requests = Counter(
+            "pixel_forward_requests",
+            "Requests to TikTok's Events API, by result (sent, retry, dead, split).",
+            ["result"],
+            registry=r,
+        )
+        self.forward_spilled = Counter(
+            "pixel_forward_spilled_events",
+            "Events moved to the forwarder's on-disk retry store.",
+            registry=r,
+        )
+        self.forward_request_seconds = Histogram(
+            "pixel_forward_request_seconds",
+            "Duration of requests to TikTok's Events API.",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+            registry=r,
+        )
+        self.forward_delay = Histogram(
+            "pixel_forward_delay_seconds",
+            "Time from an event's arrival to TikTok's acknowledgement.",
+            buckets=(0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0),
+            registry=r,
+        )
         self.ready = Gauge("pixel_ready", "1 when /readyz answers 200.", registry=r)
 
     def add_callback(self, produce: Callable[[], list[GaugeMetricFamily]]) -> None:
