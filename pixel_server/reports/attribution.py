@@ -1,0 +1,171 @@
+"""Attribution: purchases and revenue by channel, last-touch or first-touch.
+
+Definitions:
+
+* a **touch** is a merged event (any name) whose channel is not ``direct``
+  (``tiktok_paid`` via ttclid, ``tiktok_organic``, ``other_paid``,
+  ``referral``), by the purchase's anonymous id, at or before the purchase and
+  no more than ``window`` days (1, 7 or 28) before it. Touches are read from
+  the merged view of the copies whose channel is not direct, so a touch's time
+  is its earliest non-direct copy's;
+* **last touch** credits the latest touch, **first touch** the earliest one;
+  a purchase with no touch in the window (or without an anonymous id) is
+  ``direct``;
+* a ``Refund`` in the range nets revenue out of the channel its order's
+  purchase (same ``order_id``, looked up to 90 days before ``from``) is
+  credited to, with that purchase's touches; a refund whose order is not found
+  is ``direct``.
+
+Per product, purchase lines (``price × quantity``) are credited the same way,
+less refund lines. Amounts stay per currency.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from pixel_server.reports.base import CHANNELS, Report, ReportParams, Table, merged, money, rows
+
+ORDER_LOOKBACK = timedelta(days=90)
+
+_LINES = (
+    "`contents.content_id` AS ids, `contents.item_group_id` AS groups, "
+    "`contents.quantity` AS qtys, `contents.price` AS prices"
+)
+
+_ORDERS = f"""
+SELECT order_id, min(event_time) AS t, argMin(anonymous_id, event_time) AS anon
+FROM ({merged(("Purchase",), start="pstart")})
+WHERE order_id != ''
+GROUP BY order_id
+"""
+
+# The earliest purchase a refund in the range points at: touches are read from
+# that purchase's window on.
+FIRST_REFUNDED_SQL = f"""
+SELECT min(o.t) FROM ({merged(("Refund",))}) AS r INNER JOIN ({_ORDERS}) AS o
+    ON r.order_id = o.order_id
+"""
+
+_ITEMS = f"""
+SELECT concat('p:', event_id, '@', toString(event_time)) AS item, 'Purchase' AS kind,
+       event_time AS at, anonymous_id AS anon, value, currency, {_LINES}
+FROM ({merged(("Purchase",))})
+UNION ALL
+SELECT concat('r:', r.event_id, '@', toString(r.event_time)), 'Refund', o.t, o.anon,
+       r.value, r.currency, r.ids, r.groups, r.qtys, r.prices
+FROM (SELECT event_id, event_time, order_id, value, currency, {_LINES}
+      FROM ({merged(("Refund",))})) AS r
+LEFT JOIN ({_ORDERS}) AS o ON r.order_id = o.order_id
+"""
+
+_TOUCHES = f"""
+SELECT anonymous_id AS anon, event_time AS t, channel
+FROM ({merged(extra="channel != 'direct'", start="tstart")})
+WHERE anonymous_id != '' AND channel != 'direct'
+"""
+
+
+def sql(model: str) -> str:
+    pick = "argMaxIf" if model == "last_touch" else "argMinIf"
+    in_window = "t.anon != '' AND t.t >= i.at - toIntervalSecond({w:UInt32}) AND t.t <= i.at"
+    attributed = f"""
+SELECT i.item AS item, any(i.kind) AS kind, any(i.currency) AS currency, any(i.value) AS value,
+       any(i.ids) AS ids, any(i.groups) AS groups, any(i.qtys) AS qtys, any(i.prices) AS prices,
+       if(countIf({in_window}) = 0, 'direct', {pick}(t.channel, t.t, {in_window})) AS channel
+FROM ({_ITEMS}) AS i
+LEFT JOIN ({_TOUCHES}) AS t ON i.anon = t.anon
+GROUP BY i.item
+"""
+    return f"""
+SELECT grouping(product) AS level, channel, currency, product,
+       uniqExactIf(item, kind = 'Purchase') AS orders,
+       sumIf(ifNull(value, 0), k = 1) AS revenue,
+       sumIf(quantity, kind = 'Purchase') AS units,
+       sum(amount) AS line_revenue
+FROM
+(
+    SELECT item, kind, channel, currency, value, k,
+           if(has_lines, if(groups[k] != '', groups[k], ids[k]), '') AS product,
+           if(has_lines, qtys[k], 0) AS quantity,
+           if(has_lines, if(kind = 'Refund', -1, 1) * ifNull(prices[k], toDecimal64(0, 4))
+                         * qtys[k], toDecimal64(0, 4)) AS amount
+    FROM (SELECT *, length(ids) > 0 AS has_lines FROM ({attributed}))
+    ARRAY JOIN arrayEnumerate(if(has_lines, ids, [''])) AS k
+)
+GROUP BY GROUPING SETS ((channel, currency), (channel, currency, product))
+ORDER BY level, channel, currency, product
+"""
+
+
+def run(client: Client, params: ReportParams) -> Report:
+    window = timedelta(days=params.window)
+    qp = params.query_parameters(pstart=params.start - ORDER_LOOKBACK)
+    first_refunded = rows(client, FIRST_REFUNDED_SQL, qp)[0][0]
+    touch_from = params.start
+    if isinstance(first_refunded, datetime) and first_refunded.year > 1970:
+        touch_from = min(touch_from, first_refunded.replace(tzinfo=first_refunded.tzinfo or UTC))
+    qp.update(tstart=touch_from - window, w=params.window * 86400)
+    channels: dict[tuple[str, str], dict[str, Any]] = {}
+    per_product: list[dict[str, Any]] = []
+    for level, channel, currency, product, orders, revenue, units, line_revenue in rows(
+        client, sql(params.model), qp
+    ):
+        if level == 1:  # (channel, currency)
+            channels[(channel, currency)] = {
+                "channel": channel,
+                "currency": currency,
+                "orders": int(orders),
+                "revenue": money(revenue),
+            }
+        elif product:  # lines without a product (no contents) only count in the totals
+            per_product.append(
+                {
+                    "channel": channel,
+                    "product": product,
+                    "currency": currency,
+                    "orders": int(orders),
+                    "units": int(units),
+                    "revenue": money(line_revenue),
+                }
+            )
+    order = {c: i for i, c in enumerate(CHANNELS)}
+    channel_rows = sorted(
+        channels.values(), key=lambda r: (order.get(r["channel"], 9), r["currency"])
+    )
+    totals: dict[str, dict[str, Any]] = defaultdict(lambda: {"orders": 0, "revenue": Decimal(0)})
+    for r in channel_rows:
+        totals[r["currency"]]["orders"] += r["orders"]
+        totals[r["currency"]]["revenue"] += r["revenue"]
+    for r in channel_rows:
+        whole = totals[r["currency"]]["revenue"]
+        r["revenue_share"] = float(round(r["revenue"] / whole, 6)) if whole else None
+    per_product.sort(key=lambda r: (order.get(r["channel"], 9), r["product"], r["currency"]))
+    channel_table = Table(
+        ["channel", "currency", "orders", "revenue", "revenue_share"],
+        [
+            [r[c] for c in ("channel", "currency", "orders", "revenue", "revenue_share")]
+            for r in channel_rows
+        ],
+    )
+    product_table = Table(
+        ["channel", "product", "currency", "orders", "units", "revenue"],
+        [list(r.values()) for r in per_product],
+    )
+    return Report(
+        "attribution",
+        params,
+        {
+            "model": params.model,
+            "window_days": params.window,
+            "channels": channel_rows,
+            "totals": [{"currency": c, **v} for c, v in sorted(totals.items())],
+            "products": per_product,
+        },
+        {"channels": channel_table, "products": product_table},
+    )

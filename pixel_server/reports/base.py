@@ -1,0 +1,226 @@
+"""What every report shares: its parameters, one table shape, and the merged view.
+
+A report is run for one pixel over a range of whole days in a time zone:
+``from`` and ``to`` are dates, both included, so the range is
+``[from 00:00, to + 1 day 00:00)`` in that zone (the pixel's unless ``tz``
+says otherwise), turned into UTC instants for ClickHouse. Days are bucketed
+with ``toDate(event_time, tz)``, so a day is the merchant's calendar day.
+
+Every report reads :func:`pixel_server.storage.queries.merged_events_sql`:
+one row per event, browser/server/webhook copies merged (DESIGN §2).
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Final, Literal
+
+from clickhouse_connect.driver.client import Client
+
+from pixel_server.storage.queries import merged_events_sql
+
+MAX_DAYS: Final = 366
+DEFAULT_DAYS: Final = 30
+WINDOWS: Final = (1, 7, 28)
+DEFAULT_WINDOW: Final = 7
+MODELS: Final = ("last_touch", "first_touch")
+Model = Literal["last_touch", "first_touch"]
+STANDARD_EVENTS: Final = (
+    "PageView",
+    "ViewContent",
+    "ViewCategory",
+    "Search",
+    "AddToWishlist",
+    "AddToCart",
+    "InitiateCheckout",
+    "AddPaymentInfo",
+    "PlaceAnOrder",
+    "Purchase",
+    "CompleteRegistration",
+    "Contact",
+    "Download",
+    "Lead",
+    "Subscribe",
+    "ClickButton",
+    "SubmitForm",
+)
+CHANNELS: Final = ("tiktok_paid", "tiktok_organic", "other_paid", "referral", "direct")
+
+
+class ParamError(ValueError):
+    """A report parameter is wrong; ``param`` names it (for the 400/422 answer)."""
+
+    def __init__(self, param: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.param = param
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class ReportParams:
+    pixel_id: str
+    first: date  # "from", inclusive
+    last: date  # "to", inclusive
+    tz: str
+    window: int = DEFAULT_WINDOW  # attribution click window, days
+    model: Model = "last_touch"
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.tz)
+
+    @property
+    def start(self) -> datetime:
+        """The first instant of ``first`` in the zone, as UTC."""
+        return datetime.combine(self.first, datetime.min.time(), self.zone).astimezone(UTC)
+
+    @property
+    def end(self) -> datetime:
+        """The first instant after ``last`` in the zone, as UTC (exclusive)."""
+        after = self.last + timedelta(days=1)
+        return datetime.combine(after, datetime.min.time(), self.zone).astimezone(UTC)
+
+    def days(self) -> list[str]:
+        n = (self.last - self.first).days + 1
+        return [(self.first + timedelta(days=i)).isoformat() for i in range(n)]
+
+    def query_parameters(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "pixel": self.pixel_id,
+            "start": self.start,
+            "end": self.end,
+            "tz": self.tz,
+            **extra,
+        }
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "pixel_id": self.pixel_id,
+            "from": self.first.isoformat(),
+            "to": self.last.isoformat(),
+            "tz": self.tz,
+            "window": self.window,
+            "model": self.model,
+        }
+
+
+def parse_params(
+    pixel_id: str, query: dict[str, str], pixel_tz: str, today: date | None = None
+) -> ReportParams:
+    """Validate ``from``, ``to``, ``tz``, ``window`` and ``model``; defaults: the last
+    30 days up to today in the zone, a 7-day window, last touch."""
+    tz = (query.get("tz") or pixel_tz or "UTC").strip()
+    try:
+        zone = zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ParamError("tz", f"tz {tz[:64]!r} is not an IANA time zone") from None
+    today = today or datetime.now(zone).date()
+    last = _date(query, "to") or today
+    first = _date(query, "from") or last - timedelta(days=DEFAULT_DAYS - 1)
+    if first > last:
+        raise ParamError("from", "from must not be after to", 422)
+    if (last - first).days + 1 > MAX_DAYS:
+        raise ParamError("from", f"the range may cover at most {MAX_DAYS} days", 422)
+    raw_window = (query.get("window") or str(DEFAULT_WINDOW)).strip().removesuffix("d")
+    if raw_window not in {str(w) for w in WINDOWS}:
+        raise ParamError("window", "window must be 1, 7 or 28 (days)")
+    model = (query.get("model") or "last_touch").strip().lower().replace("-", "_")
+    model = {"last": "last_touch", "first": "first_touch"}.get(model, model)
+    if model not in MODELS:
+        raise ParamError("model", "model must be last_touch or first_touch")
+    return ReportParams(pixel_id, first, last, tz, int(raw_window), model)  # type: ignore[arg-type]
+
+
+def _date(query: dict[str, str], name: str) -> date | None:
+    raw = (query.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        value = date.fromisoformat(raw)
+    except ValueError:
+        raise ParamError(name, f"{name} must be a date like 2026-03-01") from None
+    if not 2000 <= value.year <= 2100:
+        raise ParamError(name, f"{name} is out of range", 422)
+    return value
+
+
+@dataclass
+class Table:
+    """One exportable table: named columns and rows of plain values."""
+
+    columns: list[str]
+    rows: list[list[Any]] = field(default_factory=list)
+
+    def records(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+@dataclass
+class Report:
+    """A report's JSON (``data``) and its tables (each also served as CSV)."""
+
+    name: str
+    params: ReportParams
+    data: dict[str, Any]
+    tables: dict[str, Table]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "report": self.name,
+            "params": self.params.as_json(),
+            **self.data,
+            "tables": list(self.tables),
+        }
+
+
+# ------------------------------------------------------------------- SQL bits
+
+
+def merged(
+    events: tuple[str, ...] | None = None,
+    *,
+    extra: str = "",
+    start: str = "start",
+    end: str = "end",
+) -> str:
+    """The merged one-row-per-event view, narrowed to ``events`` (names from
+    this code, never from a request) and reading ``{start}``/``{end}``
+    parameters under other names when one query needs two ranges."""
+    where = []
+    if events:
+        for name in events:
+            assert name.replace("_", "").isalnum(), name  # literals only from our constants
+        where.append("event IN (" + ", ".join(f"'{n}'" for n in events) + ")")
+    if extra:
+        where.append(extra)
+    sql = merged_events_sql(" AND ".join(where))
+    if start != "start":
+        sql = sql.replace("{start:", "{" + start + ":")
+    if end != "end":
+        sql = sql.replace("{end:", "{" + end + ":")
+    return sql
+
+
+def day_expr(column: str = "event_time") -> str:
+    """The merchant's calendar day of an instant, as 'YYYY-MM-DD'."""
+    return f"toString(toDate({column}, {{tz:String}}))"
+
+
+def rows(client: Client, sql: str, parameters: dict[str, Any]) -> list[tuple[Any, ...]]:
+    result = client.query(sql, parameters=parameters)
+    return [tuple(r) for r in result.result_rows]
+
+
+def money(value: Any) -> Decimal:
+    """A Decimal(18, 4) amount, exact; None counts as 0."""
+    if value is None:
+        return Decimal("0.0000")
+    return Decimal(value).quantize(Decimal("0.0001"))
+
+
+def ratio(numerator: float, denominator: float) -> float | None:
+    return round(numerator / denominator, 6) if denominator else None

@@ -1,0 +1,133 @@
+"""Per product and per variant: views, add-to-carts, orders, units, revenue, conversion.
+
+A row of an event's ``contents`` names a variant (``content_id``) and its
+product (``item_group_id``; a line without one is its own product). Product
+rows roll their variants up, and ``variants`` lists each product's rows for
+the drill-down.
+
+* views / add_to_carts / orders: events (ViewContent / AddToCart / Purchase)
+  containing the product or variant, each event once however many lines it has;
+* units: quantities in purchases;
+* revenue: ``price × quantity`` of purchase lines less refund lines, per
+  currency (a map currency → amount; never summed across currencies);
+* conversion: of the visitors who viewed it in the range, the share who also
+  purchased it in the range (``converted / viewers``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from pixel_server.reports.base import Report, ReportParams, Table, merged, money, ratio, rows
+
+_EVENTS = ("ViewContent", "AddToCart", "Purchase", "Refund")
+
+SQL = f"""
+SELECT grouping(product, variant) AS level, product, variant,
+       uniqExactIf(identity, event = 'ViewContent') AS views,
+       uniqExactIf(identity, event = 'AddToCart') AS add_to_carts,
+       uniqExactIf(identity, event = 'Purchase') AS orders,
+       sumIf(quantity, event = 'Purchase') AS units,
+       sumMap([currency], [amount]) AS revenue,
+       uniqExactIf(anonymous_id, event = 'ViewContent' AND anonymous_id != '') AS viewers,
+       uniqExactIf(anonymous_id, event = 'Purchase' AND anonymous_id != '') AS buyers,
+       uniqExactIf(anonymous_id, event IN ('ViewContent', 'Purchase') AND anonymous_id != '')
+           AS either
+FROM
+(
+    SELECT event, anonymous_id, currency, (event_id, event_time) AS identity,
+           line.1 AS variant, if(line.2 != '', line.2, line.1) AS product, line.3 AS quantity,
+           multiIf(event = 'Purchase', 1, event = 'Refund', -1, 0)
+               * ifNull(line.4, toDecimal64(0, 4)) * line.3 AS amount
+    FROM ({merged(_EVENTS)})
+    ARRAY JOIN arrayZip(`contents.content_id`, `contents.item_group_id`, `contents.quantity`,
+                        `contents.price`) AS line
+)
+GROUP BY GROUPING SETS ((product), (product, variant))
+ORDER BY level DESC, product, variant
+"""
+
+COLUMNS = [
+    "product",
+    "variant",
+    "views",
+    "add_to_carts",
+    "orders",
+    "units",
+    "viewers",
+    "converted",
+    "view_to_purchase",
+]
+
+
+def run(client: Client, params: ReportParams) -> Report:
+    products: dict[str, dict[str, Any]] = {}
+    variants: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    currencies: set[str] = set()
+    for (
+        level,
+        product,
+        variant,
+        views,
+        atc,
+        orders,
+        units,
+        revenue,
+        viewers,
+        buyers,
+        either,
+    ) in rows(client, SQL, params.query_parameters()):
+        # Visitors who viewed and bought = viewers + buyers - (viewed or bought).
+        converted = int(viewers) + int(buyers) - int(either)
+        keys, amounts = revenue
+        money_by_currency = {c: money(a) for c, a in zip(keys, amounts, strict=True) if c or a}
+        currencies.update(money_by_currency)
+        row = {
+            "product": product,
+            "variant": variant if level == 0 else "",
+            "views": int(views),
+            "add_to_carts": int(atc),
+            "orders": int(orders),
+            "units": int(units),
+            "viewers": int(viewers),
+            "converted": converted,
+            "view_to_purchase": ratio(converted, int(viewers)),
+            "revenue": dict(sorted(money_by_currency.items())),
+        }
+        if level == 1:  # grouped by product only
+            products[product] = row
+        else:
+            variants[product].append(row)
+    order = sorted(products, key=lambda p: (-products[p]["orders"], -products[p]["views"], p))
+    money_columns = [f"revenue_{c or 'none'}" for c in sorted(currencies)]
+    product_table = Table([c for c in COLUMNS if c != "variant"] + money_columns)
+    variant_table = Table(COLUMNS + money_columns)
+    out = []
+    for p in order:
+        row = products[p]
+        row["variants"] = variants[p]
+        out.append(row)
+        product_table.rows.append(_cells(row, product_table.columns))
+        for v in variants[p]:
+            variant_table.rows.append(_cells(v, variant_table.columns))
+    return Report(
+        "products",
+        params,
+        {"currencies": sorted(currencies), "products": out},
+        {"products": product_table, "variants": variant_table},
+    )
+
+
+def _cells(row: dict[str, Any], columns: list[str]) -> list[Any]:
+    out: list[Any] = []
+    for c in columns:
+        if c.startswith("revenue_"):
+            code = c.removeprefix("revenue_")
+            out.append(row["revenue"].get("" if code == "none" else code, Decimal("0.0000")))
+        else:
+            out.append(row[c])
+    return out

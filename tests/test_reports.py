@@ -1,0 +1,210 @@
+"""Every report's numbers equal the truth the generator knows (tests/datagen.py).
+
+The dataset goes in through ``Runtime.insert_events``, the loader's own
+insert (the same columnar rows the log would deliver), in several batches so
+copies of one event sit in different parts, as they do in production. That
+skips HTTP for speed; the ingest path has its own tests, and
+``test_dashboard.py`` sends a few events through ``/collect`` and
+``/api/v1/events`` to the reports end to end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from pixel_server.reports import ReportParams, run
+from pixel_server.reports.base import ParamError, parse_params
+from pixel_server.reports.export import to_csv
+from tests.datagen import FUNNEL, Dataset, Truth, generate
+from tests.ingest_helpers import add_pixel, app_client, runtime_of, shared_settings
+
+TZ = "Europe/Berlin"
+FIRST, LAST = date(2026, 3, 4), date(2026, 3, 13)  # a part of the 14 generated days
+
+
+@pytest.fixture(scope="module")
+def loaded(
+    tmp_path_factory: pytest.TempPathFactory, engine_dir: Path
+) -> Iterator[tuple[TestClient, Dataset]]:
+    with app_client(shared_settings(tmp_path_factory, engine_dir)) as client:
+        runtime = runtime_of(client)
+        pixel = add_pixel(runtime, timezone=TZ)
+        ds = generate(pixel_id=pixel["id"], tz=TZ, first_day=date(2026, 3, 2), days=14)
+        for i in range(0, len(ds.records), 1500):
+            runtime.insert_events(ds.records[i : i + 1500], f"datagen-{i}")
+        yield client, ds
+
+
+def report(client: TestClient, ds: Dataset, name: str, **kw: Any) -> dict[str, Any]:
+    params = ReportParams(
+        ds.pixel_id, kw.pop("first", FIRST), kw.pop("last", LAST), kw.pop("tz", TZ), **kw
+    )
+    return run(runtime_of(client).database.client(), name, params).data
+
+
+def truth(ds: Dataset, **kw: Any) -> Truth:
+    return Truth.of(ds, kw.get("first", FIRST), kw.get("last", LAST), kw.get("tz"))
+
+
+def test_the_dataset_has_every_awkward_case(loaded: tuple[TestClient, Dataset]) -> None:
+    _, ds = loaded
+    dedup = truth(ds).dedup()
+    for combination in ("browser+server", "browser+webhook", "browser+server+webhook"):
+        assert dedup.get(combination, 0) > 0, combination
+    assert dedup["same_source_duplicates"] > 0 and dedup["missing_event_id"] == 2
+    assert {e.currency for e in ds.events if e.name == "Purchase"} == {"EUR", "USD"}
+    assert any(e.name == "Refund" and e.value is not None and e.value < 0 for e in ds.events)
+    late = [e for e in ds.events if e.event_id == "purchase:late-1"]
+    assert len(late) == 2 and late[1].time - late[0].time > 48 * 3600
+    first_copy: dict[str, str] = {}
+    for r in sorted(ds.records, key=lambda r: r.event_time):
+        first_copy.setdefault(r.event_id, r.source)
+    assert {"browser", "server", "webhook"} <= set(first_copy.values())  # both orders
+
+
+@pytest.mark.parametrize("tz", [TZ, "America/New_York"])
+def test_overview(loaded: tuple[TestClient, Dataset], tz: str) -> None:
+    client, ds = loaded
+    got = report(client, ds, "overview", tz=tz)
+    counts, visitors, visitors_by_day = truth(ds, tz=tz).overview()
+    assert got["totals"]["visitors"] == visitors
+    assert got["totals"]["events"] == sum(counts.values())
+    seen = {(d["date"], name): n for d in got["days"] for name, n in d["by_event"].items() if n}
+    assert seen == counts
+    assert {d["date"]: d["visitors"] for d in got["days"] if d["visitors"]} == visitors_by_day
+    assert got["days"][0]["date"] == FIRST.isoformat()
+    assert len(got["days"]) == (LAST - FIRST).days + 1  # days without events included
+
+
+def test_funnel(loaded: tuple[TestClient, Dataset]) -> None:
+    client, ds = loaded
+    got = report(client, ds, "funnel")["steps"]
+    expected = truth(ds).funnel()
+    assert [s["event"] for s in got] == list(FUNNEL)
+    assert [s["visitors"] for s in got] == expected
+    assert got[0]["step_conversion"] is None
+    assert got[1]["step_conversion"] == round(expected[1] / expected[0], 6)
+    assert got[4]["overall_conversion"] == round(expected[4] / expected[0], 6)
+
+
+def test_purchases(loaded: tuple[TestClient, Dataset]) -> None:
+    client, ds = loaded
+    got = report(client, ds, "purchases")
+    expected = truth(ds).purchases()
+    by_key = {(r["date"], r["currency"]): r for r in got["days"]}
+    assert set(by_key) == set(expected)
+    for key, want in expected.items():
+        row = by_key[key]
+        for field in ("orders", "gross_revenue", "refunds", "refunded", "revenue"):
+            assert row[field] == want[field], (key, field)
+    for total in got["totals"]:
+        rows = [v for (_, c), v in expected.items() if c == total["currency"]]
+        orders = sum(int(r["orders"]) for r in rows)
+        gross = sum((Decimal(r["gross_revenue"]) for r in rows), Decimal(0))
+        assert total["orders"] == orders
+        assert total["revenue"] == sum((Decimal(r["revenue"]) for r in rows), Decimal(0))
+        assert total["aov"] == (gross / orders).quantize(Decimal("0.0001"))
+    assert any(r["refunded"] < 0 for r in got["days"])  # the refund nets revenue out
+
+
+def test_products_and_variants(loaded: tuple[TestClient, Dataset]) -> None:
+    client, ds = loaded
+    got = report(client, ds, "products")
+    expected = truth(ds).products()
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+    for p in got["products"]:
+        seen[(p["product"], "")] = p
+        for v in p["variants"]:
+            seen[(p["product"], v["variant"])] = v
+    assert set(seen) == set(expected)
+    for key, want in expected.items():
+        row = seen[key]
+        for field in ("views", "add_to_carts", "orders", "units", "viewers", "converted"):
+            assert row[field] == want[field], (key, field)
+        assert row["revenue"] == {c: v for c, v in want["revenue"].items()}, key  # type: ignore[attr-defined]
+    hoodie = next(p for p in got["products"] if p["product"] == "hoodie")
+    assert len(hoodie["variants"]) == 4
+    assert hoodie["units"] == sum(v["units"] for v in hoodie["variants"])
+
+
+@pytest.mark.parametrize("window", [1, 7, 28])
+@pytest.mark.parametrize("model", ["last_touch", "first_touch"])
+def test_attribution(loaded: tuple[TestClient, Dataset], window: int, model: str) -> None:
+    client, ds = loaded
+    got = report(client, ds, "attribution", window=window, model=model)
+    t = truth(ds)
+    expected = t.attribution(window, model)
+    assert {
+        (r["channel"], r["currency"]): {"orders": r["orders"], "revenue": r["revenue"]}
+        for r in got["channels"]
+    } == expected
+    want_products = t.attribution_products(window, model)
+    assert {
+        (r["channel"], r["product"], r["currency"]): {
+            "orders": r["orders"],
+            "units": r["units"],
+            "revenue": r["revenue"],
+        }
+        for r in got["products"]
+    } == want_products
+
+
+def test_the_click_window_decides(loaded: tuple[TestClient, Dataset]) -> None:
+    """The ttclid click 36 h before purchase:window-1 counts in 7 days, not in 1."""
+    _, ds = loaded
+    t = truth(ds)
+    buy = next(e for e in ds.events if e.event_id == "purchase:window-1")
+    assert t.attribution_channel(buy, 7, "last_touch") == "tiktok_paid"
+    assert t.attribution_channel(buy, 1, "last_touch") == "direct"
+
+
+def test_operations_dedup(loaded: tuple[TestClient, Dataset]) -> None:
+    client, ds = loaded
+    got = report(client, ds, "operations")
+    expected = truth(ds).dedup()
+    by_sources = {r["sources"]: r["events"] for r in got["dedup"]["by_sources"]}
+    counters = ("same_source_duplicates", "missing_event_id")
+    assert by_sources == {k: v for k, v in expected.items() if k not in counters}
+    totals = got["dedup"]["totals"]
+    assert totals["same_source_duplicates"] == expected["same_source_duplicates"]
+    assert totals["missing_event_id"] == expected["missing_event_id"]
+    assert [r["outcome"] for r in got["forwarding"]] == ["sent", "retrying", "dead"]
+
+
+def test_csv_of_every_table(loaded: tuple[TestClient, Dataset]) -> None:
+    client, ds = loaded
+    params = ReportParams(ds.pixel_id, FIRST, LAST, TZ)
+    ch = runtime_of(client).database.client()
+    for name in ("overview", "funnel", "purchases", "products", "attribution", "operations"):
+        for table_name, table in run(ch, name, params).tables.items():
+            text = to_csv(table)
+            assert text.splitlines()[0].split(",") == table.columns, (name, table_name)
+            assert len(text.splitlines()) == len(table.rows) + 1
+
+
+def test_parameters() -> None:
+    p = parse_params("px", {"from": "2026-03-01", "to": "2026-03-31"}, "Europe/Berlin")
+    assert (p.start.isoformat(), p.end.isoformat()) == (
+        "2026-02-28T23:00:00+00:00",
+        "2026-03-31T22:00:00+00:00",
+    )  # DST from 29 March
+    assert parse_params("px", {}, "UTC", today=date(2026, 3, 31)).first == date(2026, 3, 2)
+    for query, param in [
+        ({"from": "2026-13-01"}, "from"),
+        ({"to": "x"}, "to"),
+        ({"tz": "Mars/Base"}, "tz"),
+        ({"window": "3"}, "window"),
+        ({"model": "linear"}, "model"),
+        ({"from": "2026-03-02", "to": "2026-03-01"}, "from"),
+        ({"from": "2020-01-01", "to": "2026-01-01"}, "from"),
+    ]:
+        with pytest.raises(ParamError) as err:
+            parse_params("px", query, "UTC")
+        assert err.value.param == param
