@@ -43,9 +43,13 @@ from tests.browser.harness import (
 )
 
 # ----------------------------------------------------------------- fixtures
+# Package scope, not session: one browser and one pair of servers for the whole
+# browser suite, stopped before the rest of the suite runs. (Playwright's sync
+# API keeps an event loop running in the main thread while it is started, and
+# asyncio.run() in later tests would refuse to run.)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def _store_server() -> Iterator[tuple[Store, ThreadedServer]]:
     store = Store(origin="")
     with ThreadedServer(store_app(store)) as server:
@@ -53,7 +57,7 @@ def _store_server() -> Iterator[tuple[Store, ThreadedServer]]:
         yield store, server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def _capture(_store_server: tuple[Store, ThreadedServer]) -> Iterator[tuple[CaptureServer, str]]:
     store, _ = _store_server
     # "null": Shopify's pixel sandbox is an opaque origin.
@@ -76,7 +80,7 @@ def store(_store_server: tuple[Store, ThreadedServer]) -> Store:
     return _store_server[0]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); CI installs it")
