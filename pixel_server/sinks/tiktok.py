@@ -1,0 +1,1108 @@
+"""The TikTok forwarder: the write-ahead log's second reader (DESIGN §1, §4).
+
+It reads the log from its own committed offset (reader ``forwarder``), keeps
+the copies TikTok should get, and sends them per pixel to
+``POST {base}/open_api/v1.3/event/track/`` in batches of up to 1,000 events,
+recording every attempt in the delivery ledger (``deliveries``).
+
+Which copies go
+---------------
+Server and webhook copies always; browser copies only for pixels with
+``forward_browser`` (server-only mode: TikTok's own pixel is not on the page).
+Never sent: consent-denied events, events of unknown or disabled pixels, and of
+pixels without a TikTok pixel code or access token ("not configured", counted
+in ``pixel_forward_skipped_total{reason}``, not errors).
+
+Per-pixel lanes (one pixel never delays another)
+------------------------------------------------
+Everything runs on one asyncio loop in the forwarder's own thread (the HTTP
+server's loop is left alone). The reader task hands each kept event to its
+pixel's *lane*: a memory queue, a spill store on disk (``sinks.spill``), its
+own HTTP client (own connection pool), ``concurrency`` worker tasks and its own
+retry timer. A lane sends as soon as 1,000 events are queued or the oldest has
+waited ``linger`` seconds. A slow or failing endpoint only ever occupies its
+own lane's workers.
+
+Retries and dead letters
+------------------------
+Connection errors, timeouts, HTTP 5xx/408/429 and TikTok code 40100 are
+transient: the lane backs off (exponential, with jitter, honouring
+Retry-After) and sends one probe at a time until an answer comes. Permanent
+answers (40001, 40002, 40105, other 4xx or non-zero codes) dead-letter the
+events with TikTok's message; a 40002 batch is first bisected so its good
+events still go. 40105 marks the pixel's credentials as failing (``/readyz``,
+``pixel_forward_credentials_failing``) until the pixel's settings change;
+meanwhile its events are dead-lettered without being sent. Dead letters are the
+ledger's ``dead`` rows; ``pixel-server deliveries replay`` rebuilds them from
+``events`` and queues them again (``sinks.ledger.replay``).
+
+Memory and the offset commit rule
+---------------------------------
+The log offset is committed up to the end of the oldest log batch that still
+has an unfinished event. An event is finished when it was sent or
+dead-lettered *and* that ledger row is in ClickHouse, or when it is safely
+(fsynced) in its pixel's spill store. So a crash loses nothing: what was not
+finished is read from the log again.
+
+Memory is bounded three ways: a lane keeps at most ``lane_capacity`` events in
+memory (more go straight to its spill store); events that waited
+``spill_after`` seconds in memory are spilled (a slow endpoint); and at the
+first transient failure the failed batch and the lane's whole queue are
+spilled, and new events for that pixel go to disk until it recovers. Only
+then does the offset advance past them, so one pixel's outage never holds the
+log (and ingestion's disk budget) hostage. The reader pauses when
+``max_in_memory`` events are in memory overall (plain backpressure).
+
+Never twice
+-----------
+An event (pixel, event, event_id, source) is sent again only when the outcome
+of an attempt is unknown (timeout, connection lost, or a crash before the
+ledger row reached ClickHouse). After a restart, the log range read before the
+crash and the spill chunks found on disk are checked against the ledger, and
+events whose latest row is ``sent`` or ``dead`` are skipped. A spilled event
+remembers its position in the log; after a crash, spill entries the committed
+offset had not passed are dropped, because the log hands those out again.
+A retried event keeps its event_id, so TikTok deduplicates it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, Literal, Protocol, TypeVar
+
+import httpx
+import msgspec
+import orjson
+from prometheus_client.core import GaugeMetricFamily
+
+from pixel_server.metrics import Metrics
+from pixel_server.pipeline import record as records
+from pixel_server.pipeline.record import Record
+from pixel_server.pipeline.wal import HEADER_SIZE, Batch, Position, WalClosed, WriteAheadLog
+from pixel_server.sinks.ledger import Attempt, Ledger, Outcome, key_of
+from pixel_server.sinks.spill import Chunk, PixelSpill, SpillEntry
+from pixel_server.storage.pixels import Pixel
+
+log = logging.getLogger("pixel_server.forwarder")
+
+READER_NAME: Final = "forwarder"
+SPILL_DIR: Final = "forwarder"  # under the data directory: the retry store, per pixel
+API_PATH: Final = "/open_api/v1.3/event/track/"
+MAX_EVENTS: Final = 1000  # TikTok rejects a larger request whole
+MAX_BODY_BYTES: Final = 1_000_000  # no published limit; integrators stay under 1 MB
+SUCCESS_CODES: Final = frozenset({0, 20001})  # 20001: partial success, treated as success
+RATE_LIMITED: Final = 40100
+NO_PERMISSION: Final = 40001
+INVALID_PARAMETER: Final = 40002
+INVALID_TOKEN: Final = 40105
+_PIXEL_ID: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # also a directory name
+
+T = TypeVar("T")
+
+# ------------------------------------------------------------------ payload
+
+
+def _hashed(values: list[str]) -> str | list[str]:
+    # TikTok takes a string or an array; one value goes as a string, as in its examples.
+    return values[0] if len(values) == 1 else list(values)
+
+
+def tiktok_event(record: Record) -> dict[str, Any]:
+    """One element of the request's ``data``, per the Events API 2.0 reference.
+
+    Empty fields are left out rather than sent empty. The record's event name is
+    already canonical (``Purchase``, ``Lead``); names that are not TikTok
+    standard events (``ViewCategory``, ``PageView``, ``Refund``, custom) go as
+    they are: TikTok takes them as custom events.
+    """
+    event: dict[str, Any] = {
+        "event": record.event,
+        "event_time": int(record.event_time),  # whole seconds
+        "event_id": record.event_id,
+    }
+    user: dict[str, Any] = {}
+    if record.email_sha256:
+        user["email"] = _hashed(record.email_sha256)
+    if record.phone_sha256:
+        user["phone"] = _hashed(record.phone_sha256)
+    if record.external_id_sha256:
+        user["external_id"] = _hashed(record.external_id_sha256)
+    for name in ("ttclid", "ttp", "ip", "user_agent", "locale"):
+        value = getattr(record, name)
+        if value:
+            user[name] = value
+    if user:
+        event["user"] = user
+    properties: dict[str, Any] = {}
+    if record.contents:
+        properties["contents"] = [_content(c) for c in record.contents]
+    content_type = record.content_type or ("product" if record.contents else "")
+    if content_type:
+        properties["content_type"] = content_type
+    if record.currency:
+        properties["currency"] = record.currency
+    if record.value is not None:
+        properties["value"] = float(record.value)
+    if record.order_id:
+        properties["order_id"] = record.order_id
+    if record.search_query:
+        properties["query"] = record.search_query
+    if properties:
+        event["properties"] = properties
+    page: dict[str, str] = {}
+    if record.page_url:
+        page["url"] = record.page_url
+    if record.page_referrer:
+        page["referrer"] = record.page_referrer
+    if page:
+        event["page"] = page
+    event["limited_data_use"] = record.limited_data_use
+    return event
+
+
+def _content(row: records.ContentRow) -> dict[str, Any]:
+    content_id, _group, name, category, brand, quantity, price = row
+    out: dict[str, Any] = {}
+    if content_id:
+        out["content_id"] = content_id
+    if name:
+        out["content_name"] = name
+    if category:
+        out["content_category"] = category
+    if brand:
+        out["brand"] = brand
+    if price is not None:
+        out["price"] = float(price)
+    out["quantity"] = int(quantity)
+    return out
+
+
+def request_body(
+    pixel_code: str, events: list[dict[str, Any]], test_event_code: str = ""
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"event_source": "web", "event_source_id": pixel_code}
+    if test_event_code:
+        body["test_event_code"] = test_event_code
+    body["data"] = events
+    return body
+
+
+def test_code_of(pixel: Pixel, record: Record) -> str:
+    """The pixel's setting wins; otherwise the code the back end sent with the event."""
+    return pixel.tiktok_test_event_code or record.test_event_code
+
+
+# ------------------------------------------------------------------ answers
+
+AnswerKind = Literal["sent", "retry", "dead"]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a request's answer means for its events."""
+
+    kind: AnswerKind
+    http_status: int = 0  # 0: no HTTP answer
+    code: int = 0
+    message: str = ""
+    request_id: str = ""
+    retry_after: float | None = None
+
+
+def classify(status: int, body: bytes, retry_after: str | None = None) -> Answer:
+    """Sort an HTTP answer into sent / retry / dead (reference page, "Limits and answers")."""
+    parsed: Any = None
+    with contextlib.suppress(ValueError):
+        parsed = orjson.loads(body) if body else None
+    code: int | None = None
+    message = ""
+    request_id = ""
+    if isinstance(parsed, dict):
+        raw_code = parsed.get("code")
+        if isinstance(raw_code, int) and not isinstance(raw_code, bool):
+            code = raw_code
+        message = str(parsed.get("message") or "")
+        request_id = str(parsed.get("request_id") or "")
+    if not message:
+        message = body[:200].decode("utf-8", "replace").strip() or f"HTTP {status}"
+    wait = _seconds(retry_after)
+    if status == 200 and code is not None:
+        if code in SUCCESS_CODES:
+            return Answer("sent", status, code, message, request_id)
+        kind: AnswerKind = "retry" if code == RATE_LIMITED else "dead"
+        return Answer(kind, status, code, message, request_id, wait)
+    if status in (408, 429) or status >= 500 or status == 200:
+        # An unreadable 200 may or may not have been taken: an unknown outcome.
+        return Answer("retry", status, code or 0, message, request_id, wait)
+    return Answer("dead", status, code or 0, message, request_id)
+
+
+def _seconds(header: str | None) -> float | None:
+    try:
+        return max(0.0, float(header)) if header else None
+    except ValueError:
+        return None  # an HTTP date: rare from APIs; our own backoff applies
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter for a pixel whose endpoint is failing."""
+
+    base: float = 1.0
+    factor: float = 2.0
+    max_delay: float = 60.0
+    jitter: float = 0.5  # the delay is drawn from [d * (1 - jitter), d]
+
+    def delay(self, failures: int, retry_after: float | None = None) -> float:
+        d = min(self.max_delay, self.base * self.factor ** max(0, failures - 1))
+        d *= 1.0 - self.jitter * random.random()  # jitter, not security
+        if retry_after is not None:
+            d = max(d, min(retry_after, self.max_delay))
+        return d
+
+
+# ------------------------------------------------------------------ routing
+
+SkipReason = Literal[
+    "unknown_pixel", "pixel_disabled", "not_configured", "consent_denied", "browser_copy",
+    "already_final", "undecodable",
+]  # fmt: skip
+
+
+class PixelSource(Protocol):
+    """Where the forwarder reads pixel settings (the server's registry)."""
+
+    @property
+    def loaded(self) -> bool: ...
+
+    def get(self, pixel_id: str) -> Pixel | None: ...
+
+
+def pixel_skip_reason(pixel: Pixel | None) -> SkipReason | None:
+    if pixel is None or not _PIXEL_ID.match(pixel.id):
+        return "unknown_pixel"
+    if not pixel.enabled:
+        return "pixel_disabled"
+    if not (pixel.tiktok_pixel_code and pixel.tiktok_access_token):
+        return "not_configured"
+    return None
+
+
+def skip_reason(pixel: Pixel | None, record: Record) -> SkipReason | None:
+    """Why this copy is not sent to TikTok, or None when it is."""
+    reason = pixel_skip_reason(pixel)
+    if reason is not None:
+        return reason
+    assert pixel is not None
+    if record.consent == "denied":
+        return "consent_denied"
+    if record.source == "browser" and not pixel.forward_browser:
+        return "browser_copy"  # TikTok's own pixel has it already
+    return None
+
+
+# -------------------------------------------------------------- lane state
+
+
+@dataclass(eq=False, slots=True)
+class _Tracked:
+    """One log batch handed to lanes; committable when nothing of it is outstanding."""
+
+    end: Position
+    outstanding: int = 1  # 1 while it is being dispatched
+    ledger_seq: int = 0  # ledger call holding the last row of its events
+
+
+@dataclass(eq=False, slots=True)
+class _Item:
+    record: Record
+    payload: bytes  # the stored form, for the spill store
+    attempts: int = 0
+    origin: Position | None = None  # where it is in the log, if it came from there
+    owner: _Tracked | None = None  # set while the item holds back the log offset
+    queued_at: float = 0.0
+    seq: int = 0  # ledger call holding its latest row
+    done: bool = False
+
+    def entry(self) -> SpillEntry:
+        o = self.origin
+        return SpillEntry(self.attempts, self.payload, o.segment if o else -1,
+                          o.offset if o else -1)  # fmt: skip
+
+
+@dataclass(eq=False, slots=True)
+class _Work:
+    items: list[_Item]
+    chunk: Chunk | None = None
+    probe: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _BadCredentials:
+    updated_at: float  # the pixel's settings version that was rejected
+    since: float
+    message: str
+
+
+class _Lane:
+    """One pixel's queue, spill store, HTTP client and retry state."""
+
+    def __init__(self, pixel_id: str, spill: PixelSpill, client: httpx.AsyncClient) -> None:
+        self.pixel_id = pixel_id
+        self.queue: deque[_Item] = deque()
+        self.spill = spill
+        self.client = client
+        self.failing_since: float | None = None
+        self.failures = 0
+        self.retry_at = 0.0  # monotonic
+        self.probing = False
+        self.last_error = ""
+        self.inflight = 0
+        self.tasks: list[asyncio.Task[None]] = []
+        self._wake = asyncio.Event()
+
+    @property
+    def failing(self) -> bool:
+        return self.failing_since is not None
+
+    def notify(self) -> None:
+        self._wake.set()
+        self._wake = asyncio.Event()  # every waiter holds the one just set
+
+    async def wait(self, timeout: float | None) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+
+# ------------------------------------------------------------------ forwarder
+
+
+class Forwarder:
+    """Reads the log and forwards to TikTok; ``start()`` / ``stop()`` from any thread."""
+
+    def __init__(
+        self,
+        wal: WriteAheadLog,
+        pixels: PixelSource,
+        ledger: Ledger,
+        metrics: Metrics,
+        *,
+        spill_dir: Path,
+        reader_name: str = READER_NAME,
+        policy: RetryPolicy | None = None,
+        batch_events: int = MAX_EVENTS,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        linger: float = 0.25,
+        read_interval: float = 0.05,
+        read_records: int = 5000,
+        request_timeout: float = 10.0,
+        concurrency: int = 4,
+        lane_capacity: int = 10_000,
+        spill_after: float = 10.0,
+        max_in_memory: int = 50_000,
+        commit_interval: float = 0.1,
+        fsync: bool = True,
+        recheck: bool = True,
+    ) -> None:
+        if not 1 <= batch_events <= MAX_EVENTS:
+            raise ValueError(f"batch_events must be 1..{MAX_EVENTS}")
+        self.wal = wal
+        self.reader = wal.reader(reader_name)
+        self.pixels = pixels
+        self.ledger = ledger
+        self.metrics = metrics
+        self.spill_dir = spill_dir
+        self.policy = policy or RetryPolicy()
+        self.batch_events = batch_events
+        self.max_body_bytes = max_body_bytes
+        self.linger = linger
+        self.read_interval = read_interval
+        self.read_records = read_records
+        self.request_timeout = request_timeout
+        self.concurrency = concurrency
+        self.lane_capacity = lane_capacity
+        self.spill_after = spill_after
+        self.max_in_memory = max_in_memory
+        self.commit_interval = commit_interval
+        self.fsync = fsync
+        self.recheck = recheck
+
+        self._lanes: dict[str, _Lane] = {}
+        self._tracked: deque[_Tracked] = deque()
+        self._removals: list[tuple[int, _Lane, Chunk]] = []  # (ledger seq, lane, chunk)
+        self._bad_credentials: dict[str, _BadCredentials] = {}
+        self._in_memory = 0
+        self._room = asyncio.Event()
+        self._draining = False
+        self._caught_up = False
+        self._last_read_full = False
+        self._recheck_until = Position(0, 0)
+        self._startup_committed = Position(0, 0)
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self._drain_timeout = 10.0
+        self._ready = threading.Event()
+        self._log_pool = ThreadPoolExecutor(1, thread_name_prefix="forwarder-log")
+        self.error: BaseException | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        # Anything before today's end may have been handed out by a previous
+        # run that crashed: check it against the ledger before sending.
+        self._recheck_until = self.wal.durable_end
+        self._startup_committed = self.reader.committed
+        self.ledger.start()
+        self._thread = threading.Thread(target=self._thread_main, name="tiktok-forwarder",
+                                        daemon=True)  # fmt: skip
+        self._thread.start()
+        self._ready.wait(5)
+
+    def stop(self, drain_timeout: float = 10.0) -> None:
+        """Send what is in the log (up to ``drain_timeout``), record it, then stop."""
+        self._drain_timeout = drain_timeout
+        loop, requested = self._loop, self._stop_requested
+        if loop is not None and requested is not None:
+            with contextlib.suppress(RuntimeError):  # loop already gone
+                loop.call_soon_threadsafe(requested.set)
+        if self._thread is not None:
+            self._thread.join(drain_timeout + self.request_timeout + 20)
+        self.ledger.stop()
+        self._log_pool.shutdown(wait=True)
+
+    def _thread_main(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # a bug: say so loudly; the log keeps the events
+            self.error = exc
+            log.exception("TikTok forwarder stopped by an error")
+        finally:
+            self._ready.set()
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop_requested = asyncio.Event()
+        self._room = asyncio.Event()
+        self._ready.set()
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            # Settings come from ClickHouse; until they are loaded, every event
+            # would look like one of an unknown pixel.
+            while not self.pixels.loaded:
+                if await _wait_event(self._stop_requested, 0.1):
+                    return
+            self._scan_spill()
+            tasks = [
+                asyncio.create_task(self._read_loop(), name="forwarder-read"),
+                asyncio.create_task(self._commit_loop(), name="forwarder-commit"),
+                asyncio.create_task(self._housekeeping(), name="forwarder-housekeeping"),
+            ]
+            await self._stop_requested.wait()
+            await self._drain(self._drain_timeout)
+        finally:
+            lane_tasks = [t for lane in self._lanes.values() for t in lane.tasks]
+            for task in tasks + lane_tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, *lane_tasks, return_exceptions=True)
+            await asyncio.to_thread(self.ledger.stop)
+            with contextlib.suppress(Exception):
+                await self._commit_ready()
+            for lane in self._lanes.values():
+                lane.spill.close()
+                await lane.client.aclose()
+
+    async def _drain(self, timeout: float) -> None:
+        """Let lanes send what is in memory without lingering, until idle or timeout."""
+        self._draining = True
+        for lane in self._lanes.values():
+            lane.notify()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            busy = [lane for lane in self._lanes.values()
+                    if not lane.failing and (lane.queue or lane.inflight)]  # fmt: skip
+            if not busy and self._caught_up and not self.reader.wait(0):
+                return
+            await asyncio.sleep(0.02)
+
+    # --------------------------------------------------------------- status
+
+    def status(self) -> dict[str, Any]:
+        """For /readyz: problems per pixel. Forwarding problems never make the
+        server unready: ingestion does not depend on TikTok."""
+        pixels: dict[str, dict[str, Any]] = {}
+        bad = dict(self._bad_credentials)
+        for lane in list(self._lanes.values()):
+            info: dict[str, Any] = {}
+            if lane.failing_since is not None:
+                info["retrying_since"] = _iso(lane.failing_since)
+                info["last_error"] = lane.last_error
+            spilled = lane.spill.size_bytes()
+            if spilled:
+                info["spilled_bytes"] = spilled
+            failure = bad.get(lane.pixel_id)
+            if failure is not None:
+                info["credentials"] = (
+                    f"failing since {_iso(failure.since)}: {failure.message}"
+                    " (events are dead-lettered until the pixel's TikTok settings change)"
+                )
+            if info:
+                pixels[lane.pixel_id] = info
+        ledger = self.ledger.state
+        problems = [p for p in pixels.values() if "retrying_since" in p or "credentials" in p]
+        state = "stopped" if self.error is not None else (
+            "degraded" if problems or ledger.failing_since is not None else "ok"
+        )  # fmt: skip
+        out: dict[str, Any] = {"status": state, "in_memory": self._in_memory, "pixels": pixels}
+        out["ledger"] = "ok" if ledger.failing_since is None else f"failing: {ledger.last_error}"
+        if self.error is not None:
+            out["error"] = repr(self.error)
+        return out
+
+    def collect_metrics(self) -> list[GaugeMetricFamily]:
+        """Gauges read at scrape time (registered by the runtime)."""
+        memory = GaugeMetricFamily(
+            "pixel_forward_in_memory_events", "Events held in memory by the TikTok forwarder."
+        )
+        memory.add_metric([], self._in_memory)
+        spilled = GaugeMetricFamily(
+            "pixel_forward_spilled_bytes", "Bytes of a pixel's events in the on-disk retry store.",
+            labels=["pixel_id"],
+        )  # fmt: skip
+        retrying = GaugeMetricFamily(
+            "pixel_forward_retrying", "1 while a pixel's TikTok endpoint fails and is retried.",
+            labels=["pixel_id"],
+        )  # fmt: skip
+        credentials = GaugeMetricFamily(
+            "pixel_forward_credentials_failing",
+            "1 while TikTok rejects a pixel's access token (until its settings change).",
+            labels=["pixel_id"],
+        )
+        bad = dict(self._bad_credentials)
+        for lane in list(self._lanes.values()):
+            spilled.add_metric([lane.pixel_id], lane.spill.size_bytes())
+            retrying.add_metric([lane.pixel_id], 1.0 if lane.failing else 0.0)
+            credentials.add_metric([lane.pixel_id], 1.0 if lane.pixel_id in bad else 0.0)
+        unflushed = GaugeMetricFamily(
+            "pixel_forward_ledger_unflushed_rows", "Delivery ledger rows not in ClickHouse yet."
+        )
+        unflushed.add_metric([], self.ledger.unflushed_rows)
+        return [memory, spilled, retrying, credentials, unflushed]
+
+    # -------------------------------------------------------------- reading
+
+    async def _in_log_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        # One thread for every reader call: the reader is not for concurrent use.
+        return await asyncio.get_running_loop().run_in_executor(self._log_pool, fn, *args)
+
+    def _read(self) -> Batch | None:
+        """Blocking: wait for records, let a few more gather, read a batch."""
+        try:
+            if not self.reader.wait(0.1):
+                return None
+            if not self._draining and not self._last_read_full:
+                time.sleep(self.read_interval)  # fewer, larger reads (each one persists state)
+            batch = self.reader.read_batch(max_records=self.read_records, max_bytes=16 << 20)
+        except WalClosed:
+            return None
+        self._last_read_full = batch is not None and len(batch.records) >= self.read_records
+        return batch
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                while self._in_memory >= self.max_in_memory:
+                    await _wait_event(self._room, 1.0)
+                batch = await self._in_log_thread(self._read)
+                if batch is None:
+                    self._caught_up = True
+                    continue
+                self._caught_up = False
+                await self._dispatch(batch)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # e.g. the disk is full: stop reading, say so in /readyz;
+            # what was not finished stays uncommitted and is read again after a restart.
+            self.error = exc
+            log.exception("TikTok forwarder stopped reading the log")
+
+    async def _dispatch(self, batch: Batch) -> None:
+        tracked = _Tracked(batch.end)
+        self._tracked.append(tracked)
+        items: list[_Item] = []
+        offset = batch.first_offset
+        for payload in batch.records:
+            origin = Position(batch.segment, offset)
+            offset += HEADER_SIZE + len(payload)
+            try:
+                record = records.decode(payload)
+            except msgspec.DecodeError:
+                log.error("undecodable log record skipped", extra={"position": str(origin)})
+                self._skip("undecodable")
+                continue
+            reason = skip_reason(self.pixels.get(record.pixel_id), record)
+            if reason is not None:
+                self._skip(reason)
+                continue
+            items.append(_Item(record, payload, origin=origin))
+        if (
+            items
+            and self.recheck
+            and Position(batch.segment, batch.first_offset) < (self._recheck_until)
+        ):
+            items = await self._drop_finished(items)
+        now = time.monotonic()
+        touched: set[_Lane] = set()
+        spilled: dict[_Lane, list[SpillEntry]] = {}
+        for item in items:
+            lane = self._lane(item.record.pixel_id)
+            if not lane.failing and not lane.spill.backlog and len(lane.queue) < self.lane_capacity:
+                item.owner = tracked
+                item.queued_at = now
+                tracked.outstanding += 1
+                self._in_memory += 1
+                lane.queue.append(item)
+                touched.add(lane)
+            else:  # behind or failing: straight to disk, so the offset can move on
+                spilled.setdefault(lane, []).append(item.entry())
+        for lane, entries in spilled.items():
+            lane.spill.append(entries)
+            lane.spill.sync()  # before the batch can be committed
+            self.metrics.forward_spilled.inc(len(entries))
+            touched.add(lane)
+        tracked.outstanding -= 1
+        for lane in touched:
+            lane.notify()
+
+    async def _drop_finished(self, items: list[_Item]) -> list[_Item]:
+        """Skip events the ledger already shows as sent or dead (after a crash)."""
+        since = min(i.record.received_at for i in items) - 60
+        try:
+            latest = await asyncio.to_thread(
+                self.ledger.latest_outcomes, [key_of(i.record) for i in items], since
+            )
+        except Exception as exc:  # ClickHouse down: sending again beats not sending
+            log.warning("cannot check the delivery ledger; events may be re-sent",
+                        extra={"error": str(exc)[:300]})  # fmt: skip
+            return items
+        kept = []
+        for item in items:
+            if latest.get(key_of(item.record)) in ("sent", "dead"):
+                self._skip("already_final")
+            else:
+                kept.append(item)
+        return kept
+
+    def _skip(self, reason: SkipReason, count: int = 1) -> None:
+        self.metrics.forward_skipped.labels(reason).inc(count)
+
+    # ---------------------------------------------------------------- lanes
+
+    def _lane(self, pixel_id: str) -> _Lane:
+        lane = self._lanes.get(pixel_id)
+        if lane is None:
+            client = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.request_timeout),
+                limits=httpx.Limits(max_connections=self.concurrency,
+                                    max_keepalive_connections=self.concurrency),
+                trust_env=False,
+                headers={"User-Agent": "pixel-server"},
+            )  # fmt: skip
+            spill = PixelSpill(self.spill_dir / pixel_id, fsync=self.fsync)
+            lane = self._lanes[pixel_id] = _Lane(pixel_id, spill, client)
+            lane.tasks = [
+                asyncio.create_task(self._worker(lane), name=f"forwarder-{pixel_id}-{n}")
+                for n in range(self.concurrency)
+            ]
+        return lane
+
+    def _scan_spill(self) -> None:
+        """Adopt chunk files on disk: from before a restart, or queued by a replay."""
+        if not self.spill_dir.is_dir():
+            return
+        for directory in self.spill_dir.iterdir():
+            if not directory.is_dir() or not _PIXEL_ID.match(directory.name):
+                continue
+            if directory.name not in self._lanes and not any(directory.iterdir()):
+                with contextlib.suppress(OSError):
+                    directory.rmdir()  # a pixel with nothing left to retry
+                continue
+            lane = self._lane(directory.name)
+            if lane.spill.scan():
+                lane.notify()
+
+    async def _worker(self, lane: _Lane) -> None:
+        while True:
+            work = await self._next_work(lane)
+            lane.inflight += 1
+            try:
+                await self._deliver(lane, work)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug or a full disk must not lose events
+                log.exception("forwarding failed unexpectedly", extra={"pixel_id": lane.pixel_id})
+                self._recover_work(lane, work, exc)
+            finally:
+                lane.inflight -= 1
+                if work.probe:
+                    lane.probing = False
+                lane.notify()
+
+    def _recover_work(self, lane: _Lane, work: _Work, exc: Exception) -> None:
+        """Retry what a failed delivery left unfinished: from disk, else from memory."""
+        pending = [i for i in work.items if not i.done]
+        answer = Answer("retry", message=f"internal error: {exc!r}"[:300])
+        try:
+            self._settle(lane, work, pending, answer, probe=True)
+            return
+        except Exception:
+            log.exception("cannot write the retry store", extra={"pixel_id": lane.pixel_id})
+        self._failed(lane, answer, counted=True)
+        if work.chunk is not None:
+            lane.spill.put_back(work.chunk)  # unchanged on disk: rewrites are atomic
+        else:
+            lane.queue.extendleft(reversed([i for i in pending if i.owner is not None]))
+
+    async def _next_work(self, lane: _Lane) -> _Work:
+        while True:
+            now = time.monotonic()
+            timeout: float | None = None
+            if lane.failing:
+                # One probe at a time, after the backoff, until an answer comes.
+                if not lane.probing:
+                    if now < lane.retry_at:
+                        timeout = lane.retry_at - now
+                    elif lane.queue or lane.spill.has_ready:
+                        work = self._take(lane)
+                        if work is not None:
+                            work.probe = lane.probing = True
+                            return work
+            elif lane.queue:
+                age = now - lane.queue[0].queued_at
+                if len(lane.queue) >= self.batch_events or self._draining or age >= self.linger:
+                    return self._take(lane)  # type: ignore[return-value]
+                timeout = self.linger - age
+            elif lane.spill.has_ready:
+                work = self._take(lane)
+                if work is not None:
+                    return work
+                continue
+            await lane.wait(timeout)
+
+    def _take(self, lane: _Lane) -> _Work | None:
+        if lane.queue:
+            n = min(self.batch_events, len(lane.queue))
+            return _Work([lane.queue.popleft() for _ in range(n)])
+        taken = lane.spill.take()
+        if taken is None:
+            return None
+        chunk, entries = taken
+        items = []
+        for e in entries:
+            origin = Position(e.origin_segment, e.origin_offset) if e.origin_segment >= 0 else None
+            if chunk.found and origin is not None and origin >= self._startup_committed:
+                continue  # the log had not passed it at the crash: the log hands it out again
+            items.append(_Item(records.decode(e.record), e.record, e.attempts, origin))
+        return _Work(items, chunk)
+
+    # ------------------------------------------------------------- delivery
+
+    async def _deliver(self, lane: _Lane, work: _Work) -> None:
+        items = work.items
+        if work.chunk is not None and work.chunk.found and self.recheck and items:
+            items = await self._drop_finished(items)
+            for dropped in set(work.items) - set(items):
+                dropped.done = True
+        pixel = self.pixels.get(lane.pixel_id)
+        reason = pixel_skip_reason(pixel)
+        if reason is not None or pixel is None:
+            for item in items:
+                self._finish(item)
+            self._skip(reason or "unknown_pixel", len(items))
+            self._settle(lane, work, [], None)
+            return
+        retry, failure, answered = await self._send(lane, pixel, items)
+        if answered and not retry:
+            self._recovered(lane)
+        self._settle(lane, work, retry, failure, probe=work.probe)
+
+    async def _send(
+        self, lane: _Lane, pixel: Pixel, items: list[_Item]
+    ) -> tuple[list[_Item], Answer | None, bool]:
+        """Send items (grouped by test code, bisecting 40002 rejections).
+
+        Returns the items to retry, the failure that made them so, and whether
+        TikTok gave any definitive answer (the endpoint works).
+        """
+        groups: dict[str, list[_Item]] = {}
+        for item in items:
+            groups.setdefault(test_code_of(pixel, item.record), []).append(item)
+        pending: deque[tuple[str, list[_Item]]] = deque(
+            (code, group[i : i + self.batch_events])
+            for code, group in groups.items()
+            for i in range(0, len(group), self.batch_events)
+        )
+        retry: list[_Item] = []
+        failure: Answer | None = None
+        answered = False
+        while pending:
+            code, part = pending.popleft()
+            bad = self._credentials_failing(pixel)
+            if bad is not None:
+                self._dead_unsent(part, bad)
+                continue
+            body = orjson.dumps(
+                request_body(pixel.tiktok_pixel_code, [tiktok_event(i.record) for i in part], code)
+            )
+            if len(body) > self.max_body_bytes and len(part) > 1:
+                half = len(part) // 2
+                pending.extendleft([(code, part[half:]), (code, part[:half])])
+                continue
+            answer, attempt = await self._post(lane, pixel, body, part)
+            if answer.kind == "sent":
+                answered = True
+                self._record(part, attempt, "sent")
+                now = time.time()
+                for item in part:
+                    self.metrics.forward_delay.observe(max(0.0, now - item.record.received_at))
+            elif answer.kind == "retry":
+                self._record(part, attempt, "retrying")
+                retry.extend(part)
+                for _, rest in pending:  # the endpoint is failing: do not try the rest now
+                    retry.extend(rest)
+                pending.clear()
+                failure = answer
+            elif answer.code == INVALID_PARAMETER and len(part) > 1:
+                # One bad event fails the batch: bisect so the good ones still go.
+                answered = True
+                self._record(part, attempt, "retrying", finish=False)
+                half = len(part) // 2
+                pending.extendleft([(code, part[half:]), (code, part[:half])])
+                self.metrics.forward_requests.labels("split").inc()
+            else:
+                answered = True
+                self._record(part, attempt, "dead")
+                if answer.code == INVALID_TOKEN:
+                    self._mark_bad_credentials(pixel, answer)
+        return retry, failure, answered
+
+    async def _post(
+        self, lane: _Lane, pixel: Pixel, body: bytes, part: list[_Item]
+    ) -> tuple[Answer, Attempt]:
+        for item in part:
+            item.attempts += 1
+        url = pixel.tiktok_api_base.rstrip("/") + API_PATH
+        headers = {"Access-Token": pixel.tiktok_access_token, "Content-Type": "application/json"}
+        started = time.time()
+        t0 = time.perf_counter()
+        try:
+            response = await lane.client.post(url, content=body, headers=headers)
+            answer = classify(
+                response.status_code, response.content, response.headers.get("retry-after")
+            )
+        except httpx.TimeoutException as exc:
+            answer = Answer("retry", message=f"no answer within {self.request_timeout:g}s "
+                                             f"({type(exc).__name__})")  # fmt: skip
+        except (httpx.HTTPError, OSError) as exc:
+            answer = Answer("retry", message=f"connection failed: {str(exc) or type(exc).__name__}")
+        elapsed = time.perf_counter() - t0
+        self.metrics.forward_request_seconds.observe(elapsed)
+        result = "split" if answer.code == INVALID_PARAMETER and len(part) > 1 else answer.kind
+        if result != "split":
+            self.metrics.forward_requests.labels(result).inc()
+        attempt = Attempt(
+            attempted_at=started,
+            latency_ms=min(round(elapsed * 1000), 2**32 - 1),
+            http_status=answer.http_status,
+            tiktok_code=answer.code,
+            tiktok_message=answer.message,
+            request_id=answer.request_id,
+            batch_id=uuid.uuid4().hex[:16],
+        )
+        return answer, attempt
+
+    def _record(
+        self, part: Sequence[_Item], attempt: Attempt, outcome: Outcome, *, finish: bool = True
+    ) -> None:
+        """Ledger rows for one attempt; sent and dead items are finished."""
+        seq = self.ledger.add([i.record for i in part], [i.attempts for i in part], attempt,
+                              outcome)  # fmt: skip
+        self.metrics.forward_events.labels(outcome).inc(len(part))
+        for item in part:
+            item.seq = seq
+            if finish and outcome != "retrying":
+                self._finish(item)
+
+    def _finish(self, item: _Item) -> None:
+        """The item no longer needs memory (sent, dead, skipped or spilled)."""
+        item.done = True
+        tracked = item.owner
+        if tracked is None:
+            return
+        item.owner = None
+        tracked.outstanding -= 1
+        tracked.ledger_seq = max(tracked.ledger_seq, item.seq)
+        self._in_memory -= 1
+        if self._in_memory < self.max_in_memory:
+            self._room.set()
+            self._room = asyncio.Event()
+
+    def _settle(
+        self, lane: _Lane, work: _Work, retry: list[_Item], failure: Answer | None,
+        *, probe: bool = False,
+    ) -> None:  # fmt: skip
+        """After a delivery: persist what must be retried, release the rest."""
+        if retry:
+            # Concurrent batches failing together count as one failure for the backoff.
+            counted = probe or not lane.failing
+            self._failed(lane, failure or Answer("retry", message="unknown failure"), counted)
+            entries = [i.entry() for i in retry]
+            if work.chunk is not None:
+                lane.spill.rewrite(work.chunk, entries)  # atomic: never both old and new
+                for item in retry:
+                    item.done = True
+            else:
+                lane.spill.append(entries)
+                lane.spill.sync()
+                for item in retry:
+                    self._finish(item)
+            self.metrics.forward_spilled.inc(len(entries))
+            self._spill_queue(lane)  # the endpoint fails: what waits goes to disk too
+        elif work.chunk is not None:
+            lane.spill.done(work.chunk)
+            seq = max((i.seq for i in work.items), default=0)
+            self._removals.append((seq, lane, work.chunk))  # after its rows are flushed
+
+    def _spill_queue(self, lane: _Lane) -> None:
+        if not lane.queue:
+            return
+        items = list(lane.queue)
+        lane.spill.append(i.entry() for i in items)
+        lane.spill.sync()
+        lane.queue.clear()  # only now: until they are on disk they stay queued
+        for item in items:
+            self._finish(item)
+        self.metrics.forward_spilled.inc(len(items))
+
+    def _failed(self, lane: _Lane, answer: Answer, counted: bool) -> None:
+        lane.last_error = answer.message
+        if counted:
+            lane.failures += 1
+        delay = self.policy.delay(max(1, lane.failures), answer.retry_after)
+        lane.retry_at = max(lane.retry_at, time.monotonic() + delay) if not counted else (
+            time.monotonic() + delay
+        )  # fmt: skip
+        if lane.failing_since is None:
+            lane.failing_since = time.time()
+            log.warning(
+                "TikTok endpoint failing; events are retried from disk",
+                extra={"pixel_id": lane.pixel_id, "error": answer.message,
+                       "retry_in_s": round(delay, 2)},
+            )  # fmt: skip
+
+    def _recovered(self, lane: _Lane) -> None:
+        if lane.failing_since is not None:
+            after = round(time.time() - lane.failing_since, 1)
+            log.info("TikTok endpoint answers again",
+                     extra={"pixel_id": lane.pixel_id, "after_s": after})  # fmt: skip
+        lane.failing_since = None
+        lane.failures = 0
+        lane.retry_at = 0.0
+        lane.last_error = ""
+
+    # ---------------------------------------------------------- credentials
+
+    def _credentials_failing(self, pixel: Pixel) -> _BadCredentials | None:
+        bad = self._bad_credentials.get(pixel.id)
+        if bad is not None and bad.updated_at != pixel.updated_at:
+            log.info("pixel settings changed; sending again", extra={"pixel_id": pixel.id})
+            del self._bad_credentials[pixel.id]
+            return None
+        return bad
+
+    def _mark_bad_credentials(self, pixel: Pixel, answer: Answer) -> None:
+        if pixel.id not in self._bad_credentials:
+            log.error(
+                "TikTok rejected the pixel's access token; its events are dead-lettered "
+                "until the pixel's TikTok settings change",
+                extra={"pixel_id": pixel.id, "error": answer.message},
+            )
+        self._bad_credentials[pixel.id] = _BadCredentials(
+            pixel.updated_at, time.time(), answer.message
+        )
+
+    def _dead_unsent(self, part: list[_Item], bad: _BadCredentials) -> None:
+        message = (
+            f"not sent: TikTok rejected this pixel's access token at {_iso(bad.since)} "
+            f"({bad.message}); fix the pixel's TikTok settings, then replay"
+        )
+        attempt = Attempt(time.time(), 0, 0, INVALID_TOKEN, message, "", "")
+        self._record(part, attempt, "dead")
+
+    # ------------------------------------------------------- commit, chores
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.commit_interval)
+            try:
+                await self._commit_ready()
+            except Exception:  # keep going: the next round commits further
+                log.exception("forwarder offset commit failed")
+
+    async def _commit_ready(self) -> None:
+        """Commit the log up to the oldest unfinished batch; remove finished chunks."""
+        flushed = self.ledger.flushed_seq
+        end: Position | None = None
+        tracked = self._tracked
+        while tracked and tracked[0].outstanding == 0 and tracked[0].ledger_seq <= flushed:
+            end = tracked.popleft().end
+        if end is not None:
+            with contextlib.suppress(WalClosed):
+                await self._in_log_thread(self.reader.commit, end)
+        if self._removals:
+            keep = []
+            for seq, lane, chunk in self._removals:
+                if seq <= flushed:
+                    lane.spill.remove(chunk)
+                else:
+                    keep.append((seq, lane, chunk))
+            self._removals = keep
+
+    async def _housekeeping(self) -> None:
+        rounds = 0
+        while True:
+            await asyncio.sleep(0.5)
+            rounds += 1
+            try:
+                cutoff = time.monotonic() - self.spill_after
+                for lane in list(self._lanes.values()):
+                    if lane.queue and lane.queue[0].queued_at < cutoff:
+                        self._spill_queue(lane)  # a slow endpoint must not pin the log
+                        lane.notify()
+                if rounds % 4 == 0:
+                    self._scan_spill()  # chunks queued by `deliveries replay`
+            except Exception:  # the disk: try again next round
+                log.exception("forwarder housekeeping failed")
+
+
+async def _wait_event(event: asyncio.Event, timeout: float) -> bool:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout)
+    return event.is_set()
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
