@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from pixel_server import snippet_route
+from pixel_server import dashboard, snippet_route
 from pixel_server.config import Settings
 from pixel_server.errors import (
     ApiError,
@@ -46,7 +46,9 @@ from pixel_server.pipeline.record import Record
 from pixel_server.pipeline.record import to_columns as record_columns
 from pixel_server.pipeline.wal import WriteAheadLog
 from pixel_server.registry import PixelRegistry
+from pixel_server.sinks import tiktok
 from pixel_server.sinks.clickhouse import Loader
+from pixel_server.sinks.ledger import Ledger
 from pixel_server.storage.client import DataDirInUse, StorageError, parse_url
 from pixel_server.storage.database import Database
 from pixel_server.storage.lock import DataDirLock
@@ -56,7 +58,7 @@ log = logging.getLogger("pixel_server.app")
 
 DEMO_PIXEL_NAME = "Demo store"
 ADMIN_FILE = "admin.json"
-WAL_READERS = ("loader",)
+WAL_READERS = ("loader", "forwarder")
 ADMIN_SECRET_FILE = "admin.secret"
 RECONNECT_SECONDS = 2.0
 REGISTRY_REFRESH_SECONDS = 30.0
@@ -72,7 +74,9 @@ class Runtime:
         self.database = Database(parse_url(settings.clickhouse_dsn, database))
         self.metrics = Metrics()
         self.registry = PixelRegistry()
-        self.management = Management(self.database, on_change=self.refresh_registry)
+        self.management = Management(
+            self.database, on_change=self.refresh_registry, data_dir=self.data_dir
+        )
         self.admin_secret = secrets.token_urlsafe(32)
         self.ip_limiter = RateLimiter(settings.rate_limit_ip, settings.rate_limit_ip_burst)
         self.pixel_limiter = RateLimiter(settings.rate_limit_pixel, settings.rate_limit_pixel_burst)
@@ -83,6 +87,9 @@ class Runtime:
         self.dedup = DedupIndex()
         self.wal: WriteAheadLog | None = None
         self.loader: Loader | None = None
+        # TikTok forwarder; tests pass constructor options (short backoffs, timeouts).
+        self.forwarder: tiktok.Forwarder | None = None
+        self.forwarder_options: dict[str, Any] = {}
         self._ingestor: Ingestor | None = None
         # Order webhooks: delivery ledger + order fetcher (tests shorten the retry policy).
         self.webhook_policy = RetryPolicy()
@@ -90,6 +97,7 @@ class Runtime:
         self._tasks: list[asyncio.Task[None]] = []
         self.metrics.ready.set_function(lambda: 1.0 if self.readiness()[0] else 0.0)
         self.metrics.add_callback(self._log_metrics)
+        self.metrics.add_callback(self._forwarder_metrics)
 
     # registry ------------------------------------------------------------
 
@@ -121,6 +129,9 @@ class Runtime:
                 "ok" if self.loader.healthy else f"degraded: inserts failing: {state.last_error}"
             )
             ready = ready and self.loader.healthy
+        if self.forwarder is not None:
+            # Details only: a TikTok problem never stops ingestion, so never unready.
+            checks["forwarder"] = self.forwarder.status()
         if self.wal is not None:
             checks["log"] = {
                 "bytes": self.wal.size_bytes(),
@@ -155,6 +166,9 @@ class Runtime:
         dedup.add_metric([], len(self.dedup))
         return [size, backlog, records_behind, fsyncs, dedup]
 
+    def _forwarder_metrics(self) -> list[GaugeMetricFamily]:
+        return self.forwarder.collect_metrics() if self.forwarder is not None else []
+
     # lifecycle -----------------------------------------------------------
 
     async def start(self) -> None:
@@ -186,6 +200,16 @@ class Runtime:
             interval=s.loader_interval_ms / 1000,
         )
         self.loader.start()
+        self.forwarder = tiktok.Forwarder(
+            self.wal,
+            self.registry,
+            Ledger(self.database.client),
+            self.metrics,
+            spill_dir=self.data_dir / tiktok.SPILL_DIR,
+            fsync=s.wal_fsync,
+            **self.forwarder_options,
+        )
+        self.forwarder.start()
         self._webhooks = Webhooks(
             self.data_dir / "webhooks",
             ingestor=self._ingestor,
@@ -257,6 +281,8 @@ class Runtime:
             await self._webhooks.stop()
         if self.loader is not None:
             await anyio.to_thread.run_sync(self.loader.stop)
+        if self.forwarder is not None:
+            await anyio.to_thread.run_sync(self.forwarder.stop)
         if self.wal is not None:
             await anyio.to_thread.run_sync(self.wal.close)
         for task in self._tasks:
@@ -372,6 +398,7 @@ def create_app(settings: Settings, *, database: str | None = None) -> Starlette:
         *api.routes(),
         *webhook_routes(),
         *snippet_route.routes(),
+        *dashboard.routes(settings.demo),
     ]
     app = Starlette(
         routes=routes,

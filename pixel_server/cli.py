@@ -46,7 +46,7 @@ def run_operation(settings: Settings, op: str, args: dict[str, Any]) -> Any:
         return _via_admin_api(settings, op, args)
     database = Database(parse_url(settings.clickhouse_dsn))
     try:
-        return Management(database).run(op, args)
+        return Management(database, data_dir=settings.data_dir.resolve()).run(op, args)
     finally:
         database.close()
         lock.release()
@@ -241,6 +241,39 @@ def cmd_token(settings: Settings, ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_deliveries(settings: Settings, ns: argparse.Namespace) -> int:
+    if ns.deliveries_command == "list":
+        rows = run_operation(
+            settings, "deliveries.list", {"pixel": ns.pixel, "status": ns.status, "limit": ns.limit}
+        )
+        if ns.json:
+            _print_json(rows)
+        elif not rows:
+            print("no delivery attempts" + (f" with status {ns.status}" if ns.status else ""))
+        else:
+            print(f"{'ATTEMPTED_AT':24} {'OUTCOME':8} {'EVENT':16} {'EVENT_ID':24} {'SOURCE':7} "
+                  f"{'TRY':>3} {'HTTP':>4} {'CODE':>5}  MESSAGE")  # fmt: skip
+            for r in rows:
+                print(
+                    f"{r['attempted_at']:24} {r['outcome']:8} {r['event'][:16]:16} "
+                    f"{r['event_id'][:24]:24} {r['source']:7} {r['attempt']:>3} "
+                    f"{r['http_status']:>4} {r['tiktok_code']:>5}  {r['tiktok_message']}"
+                )
+        return EXIT_OK
+    result = run_operation(settings, "deliveries.replay", {"pixel": ns.pixel, "since": ns.since})
+    if ns.json:
+        _print_json(result)
+    else:
+        print(f"queued {result['queued']} of {result['dead']} dead-lettered events of "
+              f"{result['pixel_id']} for sending again")  # fmt: skip
+        if result["missing"]:
+            print(
+                f"{result['missing']} not found in the events table yet (still dead; "
+                "replay again later): " + ", ".join(result["missing_event_ids"])
+            )
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pixel-server", description="First-party pixel server for online stores."
@@ -285,6 +318,22 @@ def build_parser() -> argparse.ArgumentParser:
     for p in token.choices.values():
         p.add_argument("--json", action="store_true", help="print JSON")
         p.set_defaults(func=cmd_token)
+
+    deliveries = sub.add_parser(
+        "deliveries", help="TikTok delivery attempts and dead letters"
+    ).add_subparsers(dest="deliveries_command", required=True)
+    dlist = deliveries.add_parser("list", help="a pixel's recent attempts, newest first")
+    dlist.add_argument("--pixel", required=True)
+    dlist.add_argument("--status", choices=("sent", "retrying", "dead"))
+    dlist.add_argument("--limit", type=int, default=100)
+    dreplay = deliveries.add_parser(
+        "replay", help="send a pixel's dead-lettered events again (after fixing its settings)"
+    )
+    dreplay.add_argument("--pixel", required=True)
+    dreplay.add_argument("--since", help="only events dead-lettered since this ISO-8601 time")
+    for p in deliveries.choices.values():
+        p.add_argument("--json", action="store_true", help="print JSON")
+        p.set_defaults(func=cmd_deliveries)
     return parser
 
 

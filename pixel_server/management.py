@@ -8,6 +8,8 @@ asked the running server to do the work.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from pixel_server.storage.database import Database
@@ -17,8 +19,14 @@ Operation = Callable[["Management", dict[str, Any]], Any]
 
 
 class Management:
-    def __init__(self, database: Database, on_change: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        database: Database,
+        on_change: Callable[[], None] | None = None,
+        data_dir: Path | None = None,  # where the forwarder's retry store lives (replay)
+    ) -> None:
         self.database = database
+        self.data_dir = data_dir
         self._on_change = on_change or (lambda: None)
 
     @property
@@ -79,6 +87,40 @@ def _migrate(m: Management, args: dict[str, Any]) -> dict[str, Any]:
                         migrate.applied_versions(client)]}  # fmt: skip
 
 
+def _deliveries_list(m: Management, args: dict[str, Any]) -> list[dict[str, Any]]:
+    from pixel_server.sinks import ledger
+
+    m.store.get(args["pixel"])  # an unknown pixel is a 404, not an empty list
+    status = args.get("status")
+    if status is not None and status not in ledger.OUTCOMES:
+        raise RegistryError(f"status must be one of {', '.join(ledger.OUTCOMES)}")
+    return ledger.list_deliveries(
+        m.database.client(), args["pixel"], status, int(args.get("limit", 100))
+    )
+
+
+def _deliveries_replay(m: Management, args: dict[str, Any]) -> dict[str, Any]:
+    from pixel_server.sinks import ledger, tiktok
+
+    m.store.get(args["pixel"])
+    if m.data_dir is None:
+        raise RegistryError("replay needs the server's data directory", status=500)
+    since = _parse_time(args.get("since"), "since")
+    spill_root = m.data_dir / tiktok.SPILL_DIR
+    return ledger.replay(m.database.client(), spill_root, args["pixel"], since)
+
+
+def _parse_time(value: Any, name: str) -> float:
+    """An ISO-8601 time (UTC when it names no zone) as Unix seconds; None is 0."""
+    if value in (None, ""):
+        return 0.0
+    try:
+        when = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise RegistryError(f"{name} must be an ISO-8601 time, got {value!r}") from None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
 OPERATIONS: dict[str, Operation] = {
     "pixel.add": _pixel_add,
     "pixel.list": _pixel_list,
@@ -89,5 +131,7 @@ OPERATIONS: dict[str, Operation] = {
     "token.list": _token_list,
     "token.revoke": _token_revoke,
     "migrate": _migrate,
+    "deliveries.list": _deliveries_list,
+    "deliveries.replay": _deliveries_replay,
 }
-READ_ONLY = {"pixel.list", "pixel.show", "token.list", "migrate"}
+READ_ONLY = {"pixel.list", "pixel.show", "token.list", "migrate", "deliveries.list"}
