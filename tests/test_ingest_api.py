@@ -176,6 +176,29 @@ def test_some_events_may_be_rejected_by_index_while_the_rest_are_stored(
     assert wait_for_rows(runtime_of(client), 3, pixel["id"]) == 3
 
 
+def test_amounts_too_large_to_store_are_rejected_and_loading_goes_on(
+    client: TestClient, pixel: dict[str, Any]
+) -> None:
+    data = [purchase("big-1"), purchase("big-2"), purchase("largest")]
+    data[0]["properties"]["value"] = 1e14  # the column is Decimal(18, 4)
+    data[1]["properties"]["contents"][0]["price"] = 1e20
+    data[2]["properties"]["value"] = 99_999_999_999_999.98
+    r = send(client, pixel["api_key"], api_body(pixel["id"], data))
+    assert r.status_code == 200
+    assert [(x["index"], x["field"]) for x in r.json()["rejected"]] == [
+        (0, "data[0].properties.value"),
+        (1, "data[1].properties.contents[0].price"),
+    ]
+    runtime = runtime_of(client)
+    assert wait_for_rows(runtime, 1, pixel["id"]) == 1
+    (row,) = select_dicts(
+        runtime.database.client(),
+        "SELECT value FROM events WHERE pixel_id = {p:String}",
+        {"p": pixel["id"]},
+    )
+    assert row["value"] == Decimal("99999999999999.98")
+
+
 def test_a_request_whose_events_are_all_invalid_is_422(
     client: TestClient, pixel: dict[str, Any]
 ) -> None:

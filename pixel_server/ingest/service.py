@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from pixel_server.events.schema import EventError, Limits, decode_event
+from pixel_server.events.schema import Event, EventError, Limits, decode_event
 from pixel_server.metrics import Metrics
 from pixel_server.pipeline import record as records
 from pixel_server.pipeline import steps
@@ -50,6 +50,29 @@ class Outcome:
         }
 
 
+# The events table keeps value and prices as Decimal(18, 4): a larger number
+# would be acknowledged and then fail every insert of its batch, stalling the
+# loader for good. (The bound belongs in the schema's NonNegativeNumber.)
+MAX_AMOUNT = 1e14
+
+
+def _check_storable(event: Event, prefix: str) -> None:
+    props = event.properties
+    if props.value is not None and abs(props.value) >= MAX_AMOUNT:  # refunds are negative
+        raise EventError(
+            "invalid_field",
+            f"value must be less than {MAX_AMOUNT:.0e} in size",
+            f"{prefix}.properties.value",
+        )
+    for i, content in enumerate(props.contents or ()):
+        if content.price is not None and content.price >= MAX_AMOUNT:
+            raise EventError(
+                "invalid_field",
+                f"price must be less than {MAX_AMOUNT:.0e}",
+                f"{prefix}.properties.contents[{i}].price",
+            )
+
+
 class Ingestor:
     def __init__(
         self, wal: WriteAheadLog, metrics: Metrics, limits: Limits, dedup: DedupIndex
@@ -83,6 +106,7 @@ class Ingestor:
                     limits=self.limits,
                     field_prefix=f"{prefix}[{index}]",
                 )
+                _check_storable(event, f"{prefix}[{index}]")
             except EventError as exc:
                 outcome.rejected.append(Rejection(index, exc.code, exc.message, exc.field))
                 self.metrics.events_rejected.labels(source, exc.code).inc()
