@@ -18,6 +18,8 @@ Rules worth knowing:
   and ``contents[]`` (forward compatibility), but **kept** inside
   ``properties``: they become :attr:`Properties.custom`, a dict of JSON values,
   capped by :class:`Limits` (count of keys, size when re-encoded as JSON).
+* ``properties.value`` is never negative, except in a ``Refund`` from the
+  ``webhook`` source, which carries the refunded amount as a negative number.
 * Identifiers (``event_id``, ``order_id``, ``content_id``, ``item_group_id``)
   may be sent as JSON integers — store platforms number their products and
   orders — and are kept as decimal strings, which is what TikTok requires.
@@ -42,7 +44,7 @@ from typing import Annotated, Any, Final, Literal, TypeVar
 import msgspec
 from msgspec import Meta
 
-from pixel_server.events.names import CUSTOM_EVENT_PATTERN, canonical_event_name
+from pixel_server.events.names import CUSTOM_EVENT_PATTERN, REFUND, canonical_event_name
 
 __all__ = [
     "ERROR_CODES",
@@ -181,6 +183,10 @@ ExternalIdField = (
 # An identifier sent as a JSON integer is kept as its decimal string.
 Identifier = Annotated[str, Meta(max_length=256)] | int
 NonNegativeNumber = Annotated[float, Meta(ge=0.0)]  # JSON has no NaN/Infinity; 1e400 is rejected
+# ``value`` is non-negative too, except a Refund from a store webhook (the refunded
+# amount as a negative value, so summing Purchase and Refund values nets revenue):
+# the sign needs the event name and source, so it is checked in decode_event.
+SignedValue = Annotated[float, Meta(extra_json_schema={"minimum": 0.0})]
 Quantity = Annotated[int, Meta(ge=1, le=MAX_QUANTITY)]
 CurrencyCode = Annotated[
     str,
@@ -267,7 +273,7 @@ class PropertiesInput(msgspec.Struct, frozen=True, omit_defaults=True, gc=False)
 
     contents: Annotated[list[Content], Meta(max_length=MAX_CONTENTS)] | None = None
     content_type: Literal["product", "product_group"] | None = None
-    value: NonNegativeNumber | None = None
+    value: SignedValue | None = None
     currency: CurrencyCode | None = None
     order_id: Identifier | None = None
     query: Text512 | None = None
@@ -490,6 +496,7 @@ def decode_event(
     """Decode and validate one event; raise EventError with paths under ``field_prefix``."""
     sent, properties = _decode_sent(raw, field_prefix, limits)
     name = _event_name(sent.event, field_prefix)
+    _check_value(properties.value, name, source, field_prefix)
     event_time = _event_time(sent.event_time, source, now, limits, field_prefix)
     _check_page(sent.page, field_prefix)
     return Event(
@@ -605,6 +612,14 @@ def _string_ids(contents: list[Content]) -> list[Content]:
 
 def _as_str(identifier: str | int | None) -> str | None:
     return str(identifier) if type(identifier) is int else identifier  # type: ignore[return-value]
+
+
+def _check_value(value: float | None, name: str, source: Source, prefix: str) -> None:
+    """``value`` >= 0, except for a Refund from a webhook (see SignedValue)."""
+    if value is not None and value < 0 and not (name == REFUND and source == "webhook"):
+        raise EventError(
+            "invalid_field", "Expected `float` >= 0.0", _join(prefix, ".properties.value")
+        )
 
 
 def _check_page(page: Page | None, prefix: str) -> None:
