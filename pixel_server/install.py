@@ -172,6 +172,7 @@ def paste_instructions(platform: str, script_url: str, settings: SnippetSettings
         raise InstallError(
             f"{platform} is installed into a theme file with install(), not by pasting"
         )
+    _check_pixel_id(settings.pixel_id)  # it goes into a // comment: no line breaks
     url = json.dumps(script_url).replace("<", "\\u003c").replace(">", "\\u003e")
     return (
         f"// pixel-server {settings.pixel_id}: Shopify custom pixel.\n"

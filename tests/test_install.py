@@ -319,3 +319,5 @@ def test_shopify_paste_text_loads_the_script_in_the_pixel_sandbox() -> None:
     assert "</script>" not in code
     with pytest.raises(InstallError, match="install\\(\\)"):
         paste_instructions("bigcommerce", URL, settings)
+    with pytest.raises(InstallError, match="invalid pixel id"):
+        paste_instructions("shopify", URL, SnippetSettings("px\nalert(1)", "https://x.example"))

@@ -16,6 +16,7 @@ from pixel_server.events.schema import EventError, decode_api_body, event_json_s
 from pixel_server.ingest.http import log_full, rate_limited, read_body, require_content_type
 from pixel_server.pipeline.steps import Context
 from pixel_server.pipeline.wal import LogFull
+from pixel_server.reports.openapi import report_components, report_paths
 
 if TYPE_CHECKING:
     from pixel_server.app import Runtime
@@ -125,6 +126,7 @@ def openapi_document() -> dict[str, Any]:
             "description": "Server-to-server events, in TikTok Events API 2.0 form.",
         },
         "paths": {
+            **report_paths(),  # GET /api/v1/reports/...
             "/api/v1/events": {
                 "post": {
                     "summary": "Send events from a store back end",
@@ -154,12 +156,16 @@ def openapi_document() -> dict[str, Any]:
                         "503": answer("Event log full; see Retry-After"),
                     },
                 }
-            }
+            },
         },
         "components": {
-            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "apiKey": {"type": "http", "scheme": "bearer"},
+                **report_components()["securitySchemes"],
+            },
             "schemas": {
                 **defs,
+                **report_components()["schemas"],
                 "Event": event,
                 "EventsRequest": {
                     "type": "object",

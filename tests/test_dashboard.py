@@ -1,0 +1,220 @@
+"""The report API, CSV, login, dashboard, settings and demo over HTTP: who may see
+what (owner, reader, another pixel, nobody), parameter errors, and a few events
+sent through /collect and /api/v1/events counted once end to end."""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pixel_server.dashboard import COOKIE
+from tests.datagen import generate
+from tests.ingest_helpers import (
+    BROWSER_UA,
+    ORIGIN,
+    add_pixel,
+    app_client,
+    runtime_of,
+    shared_settings,
+)
+
+REPORTS = ("overview", "funnel", "purchases", "products", "attribution", "operations")
+RANGE = "from=2026-03-02&to=2026-03-15"
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory, engine_dir: Path) -> Iterator[dict[str, Any]]:
+    settings = shared_settings(tmp_path_factory, engine_dir, PIXEL_DEMO="true")
+    with app_client(settings) as client:
+        runtime = runtime_of(client)
+        pixel = add_pixel(runtime, timezone="Europe/Berlin")
+        other = add_pixel(runtime, name="Other shop")
+        runtime.management.run(
+            "pixel.update", {"id": pixel["id"], "tiktok_access_token": "tt-secret-value-123"}
+        )
+        reader = runtime.management.run("token.add", {"pixel": pixel["id"], "role": "reader"})
+        ds = generate(pixel_id=pixel["id"], tz="Europe/Berlin", visitors=60)
+        runtime.insert_events(ds.records, "dashboard-test")
+        yield {"client": client, "pixel": pixel, "other": other, "reader": reader["token"]}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize("name", REPORTS)
+def test_every_report_answers_json_and_csv(env: dict[str, Any], name: str) -> None:
+    c, pixel = env["client"], env["pixel"]
+    r = c.get(f"/api/v1/reports/{pixel['id']}/{name}?{RANGE}", headers=bearer(env["reader"]))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["report"] == name and body["params"]["tz"] == "Europe/Berlin"
+    for table in body["tables"]:
+        csv = c.get(
+            f"/api/v1/reports/{pixel['id']}/{name}.csv?{RANGE}&table={table}",
+            headers=bearer(env["reader"]),
+        )
+        assert csv.status_code == 200
+        assert csv.headers["content-type"].startswith("text/csv")
+        assert "attachment" in csv.headers["content-disposition"]
+
+
+def test_no_token_is_401_and_another_pixels_token_is_403(env: dict[str, Any]) -> None:
+    c, pixel, other = env["client"], env["pixel"], env["other"]
+    url = f"/api/v1/reports/{pixel['id']}/overview"
+    c.cookies.clear()
+    assert c.get(url).status_code == 401
+    assert c.get(url, headers=bearer("prt_not-a-token")).status_code == 401
+    r = c.get(url, headers=bearer(other["owner_token"]))
+    assert r.status_code == 403 and r.json()["error"]["code"] == "wrong_pixel"
+    assert c.get(f"/dashboard/{pixel['id']}").status_code == 401
+    assert (
+        c.get(f"/dashboard/{pixel['id']}", headers=bearer(other["owner_token"])).status_code == 403
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "param"),
+    [
+        ("from=2026-02-30", 400, "from"),
+        ("to=yesterday", 400, "to"),
+        ("from=2026-03-10&to=2026-03-01", 422, "from"),
+        ("from=2024-01-01&to=2026-03-01", 422, "from"),
+        ("tz=Not/AZone", 400, "tz"),
+        ("window=3", 400, "window"),
+        ("model=linear", 400, "model"),
+    ],
+)
+def test_bad_parameters_are_named(env: dict[str, Any], query: str, status: int, param: str) -> None:
+    c, pixel = env["client"], env["pixel"]
+    r = c.get(f"/api/v1/reports/{pixel['id']}/attribution?{query}", headers=bearer(env["reader"]))
+    assert r.status_code == status
+    assert r.json()["error"]["field"] == param
+
+
+def test_unknown_report_and_table(env: dict[str, Any]) -> None:
+    c, pixel = env["client"], env["pixel"]
+    h = bearer(env["reader"])
+    assert c.get(f"/api/v1/reports/{pixel['id']}/revenue", headers=h).status_code == 404
+    r = c.get(f"/api/v1/reports/{pixel['id']}/funnel.csv?table=nope", headers=h)
+    assert r.status_code == 400 and r.json()["error"]["field"] == "table"
+
+
+def test_login_sets_a_safe_cookie_and_redirects(env: dict[str, Any]) -> None:
+    c, pixel = env["client"], env["pixel"]
+    r = c.get(f"/login?token={env['reader']}", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/dashboard/{pixel['id']}"
+    cookie = r.headers["set-cookie"]
+    assert cookie.startswith(f"{COOKIE}=") and "HttpOnly" in cookie
+    assert "samesite=lax" in cookie.lower() and "Secure" not in cookie
+    page = c.get(f"/dashboard/{pixel['id']}?{RANGE}")  # the cookie is enough
+    assert page.status_code == 200 and page.text.count("<svg") >= 4
+    assert c.get(f"/api/v1/reports/{pixel['id']}/funnel").status_code == 200
+    assert c.get("/login?token=prt_wrong").status_code == 401
+    r = c.get(f"https://testserver/login?token={env['reader']}", follow_redirects=False)
+    assert "Secure" in r.headers["set-cookie"]
+    c.get("/logout")
+    c.cookies.clear()
+
+
+def test_reader_sees_reports_but_not_settings(env: dict[str, Any]) -> None:
+    c, pixel = env["client"], env["pixel"]
+    url = f"/dashboard/{pixel['id']}/settings"
+    assert c.get(url, headers=bearer(env["reader"])).status_code == 403
+    owner = c.get(url, headers=bearer(pixel["owner_token"]))
+    assert owner.status_code == 200
+    tag = f'<script async src="http://127.0.0.1:8000/p/{pixel["id"]}.js"></script>'
+    assert html.escape(tag) in owner.text.replace("&#34;", "&quot;")
+    assert "tt-secret-value-123" not in owner.text  # credentials only as "set"
+    assert pixel["owner_token"] not in owner.text and pixel["api_key"] not in owner.text
+
+
+def test_dashboard_range_and_bad_parameters(env: dict[str, Any]) -> None:
+    c, pixel = env["client"], env["pixel"]
+    h = bearer(pixel["owner_token"])
+    page = c.get(f"/dashboard/{pixel['id']}?{RANGE}&window=28&model=first_touch", headers=h)
+    assert page.status_code == 200
+    assert 'value="2026-03-02"' in page.text and "first touch, 28-day" in page.text
+    bad = c.get(f"/dashboard/{pixel['id']}?from=garbage", headers=h)
+    assert bad.status_code == 200 and "from must be a date" in bad.text
+
+
+def test_openapi_documents_the_report_endpoints(env: dict[str, Any]) -> None:
+    doc = env["client"].get("/openapi.json").json()
+    path = doc["paths"]["/api/v1/reports/{pixel_id}/{report}"]["get"]
+    names = {p["name"] for p in path["parameters"]}
+    assert {"pixel_id", "report", "from", "to", "tz", "window", "model"} <= names
+
+
+def test_demo_store_uses_the_real_snippet(env: dict[str, Any]) -> None:
+    c = env["client"]
+    page = c.get("/demo")
+    assert page.status_code == 200
+    demo = next(p for p in runtime_of(c).registry.all() if p.name == "Demo store")
+    assert f'src="http://127.0.0.1:8000/p/{demo.id}.js"' in page.text
+    assert 'href="/login?token=prt_' in page.text and 'ttq.track("Purchase"' in page.text
+
+
+def test_events_through_the_ingest_path_count_once(env: dict[str, Any]) -> None:
+    """A purchase sent by the browser and by the back end, plus a browser retry."""
+    c = env["client"]
+    runtime = runtime_of(c)
+    pixel = add_pixel(runtime, name="E2E shop")
+    now = time.time()
+    browser = {
+        "event": "Purchase",
+        "event_id": "purchase:e2e-1",
+        "event_time": now,
+        "user": {"anonymous_id": "anon-e2e"},
+        "page": {"url": f"{ORIGIN}/thanks?ttclid=E.C.P.e2e", "referrer": ""},
+        "properties": {"value": 1, "currency": "USD", "order_id": "e2e-1"},
+    }
+    server = {
+        "event": "Purchase",
+        "event_id": "purchase:e2e-1",
+        "event_time": now,
+        "properties": {
+            "value": 42.5,
+            "currency": "USD",
+            "order_id": "e2e-1",
+            "contents": [
+                {"content_id": "sku-1", "item_group_id": "p-1", "quantity": 2, "price": 21.25}
+            ],
+        },
+    }
+    headers = {"origin": ORIGIN, "user-agent": BROWSER_UA, "content-type": "application/json"}
+    for _ in range(2):  # the retry collapses at ingest
+        r = c.post(f"/collect?p={pixel['id']}", json={"events": [browser]}, headers=headers)
+        assert r.status_code == 202
+    r = c.post(
+        "/api/v1/events",
+        headers=bearer(pixel["api_key"]),
+        json={"event_source": "web", "event_source_id": pixel["id"], "data": [server]},
+    )
+    assert r.status_code == 200, r.text
+    today = datetime.fromtimestamp(now, UTC).date().isoformat()
+    url = f"/api/v1/reports/{pixel['id']}/purchases?from={today}&to={today}&tz=UTC"
+    deadline = time.monotonic() + 20
+    while True:
+        body = c.get(url, headers=bearer(pixel["owner_token"])).json()
+        if body["totals"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert [(t["currency"], t["orders"], t["revenue"]) for t in body["totals"]] == [
+        ("USD", 1, 42.5)
+    ]
+    attribution = c.get(
+        url.replace("purchases", "attribution"), headers=bearer(pixel["owner_token"])
+    ).json()
+    assert [(r["channel"], r["orders"]) for r in attribution["channels"]] == [("tiktok_paid", 1)]
+    ops = c.get(url.replace("purchases", "operations"), headers=bearer(pixel["owner_token"]))
+    dedup = ops.json()["dedup"]["by_sources"]
+    assert [(r["sources"], r["events"]) for r in dedup] == [("browser+server", 1)]
+    counters = ops.json()["process_counters"]["pixel_duplicates_collapsed_total"]
+    assert counters["browser"] >= 1
