@@ -399,7 +399,6 @@ def create_app(settings: Settings, *, database: str | None = None) -> Starlette:
         *webhook_routes(),
         *snippet_route.routes(),
         *dashboard.routes(settings.demo),
-        *dashboard.routes(settings.demo),
     ]
     app = Starlette(
         routes=routes,
