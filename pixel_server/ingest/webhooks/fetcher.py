@@ -74,7 +74,7 @@ _DECODE: Final = msgspec.json.Decoder(FetchJob)
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How hard to try. The defaults retry for about three and a half hours
+    """How hard to try. The defaults retry for about two and a half hours
     (5 s doubling to an hour); tests pass tiny delays."""
 
     max_attempts: int = 12
