@@ -540,6 +540,18 @@ class Forwarder:
 
     # --------------------------------------------------------------- status
 
+    def idle(self) -> bool:
+        """Nothing left to do: the log is committed to its end, nothing waits in
+        memory or on disk, and every ledger row is in ClickHouse."""
+        lanes = list(self._lanes.values())
+        return (
+            self.reader.backlog().bytes == 0
+            and self._in_memory == 0
+            and not self._removals
+            and self.ledger.unflushed_rows == 0
+            and all(not lane.inflight and not lane.spill.backlog for lane in lanes)
+        )
+
     def status(self) -> dict[str, Any]:
         """For /readyz: problems per pixel. Forwarding problems never make the
         server unready: ingestion does not depend on TikTok."""
