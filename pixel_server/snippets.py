@@ -38,9 +38,13 @@ try:  # brotli is an extra encoding; gzip always works without it
 except ImportError:  # pragma: no cover - depends on the environment
     brotli = None
 
+#: The content codings this process can produce, best first.
+ENCODINGS: Final[tuple[str, ...]] = ("br", "gzip") if brotli is not None else ("gzip",)
+
 __all__ = [
     "CACHE_CONTROL",
     "CONTENT_TYPE",
+    "ENCODINGS",
     "NOOP_ASSET",
     "NOOP_CACHE_CONTROL",
     "NOOP_SNIPPET",
@@ -214,14 +218,15 @@ NOOP_ASSET: Final[SnippetAsset] = _asset(NOOP_SNIPPET)
 _PREFERENCE: Final[dict[str, int]] = {"br": 3, "gzip": 2, "identity": 1}
 
 
-def choose_encoding(accept_encoding: str, available: tuple[str, ...] = ("br", "gzip")) -> Encoding:
+def choose_encoding(accept_encoding: str, available: tuple[str, ...] = ENCODINGS) -> Encoding:
     """The content coding to send for an ``Accept-Encoding`` header.
 
     Highest q-value wins, ties go to the smaller payload (br, then gzip);
     ``q=0`` refuses a coding, ``*`` stands for the codings not named,
     ``x-gzip`` is gzip, and identity not named comes after any named
     coding. Identity is the answer when nothing else is acceptable (even if
-    refused: a 406 for a tracking script helps nobody).
+    refused: a 406 for a tracking script helps nobody). ``available``
+    defaults to what this process can produce (br needs the brotli module).
     """
     weights: dict[str, float] = {}
     star: float | None = None
@@ -253,8 +258,7 @@ def choose_encoding(accept_encoding: str, available: tuple[str, ...] = ("br", "g
         # Unnamed identity is acceptable but the last choice.
         return 0.001 if coding == "identity" else 0.0
 
-    # br needs the brotli module; without it, assets carry no br payload.
-    candidates = [c for c in ("br", "gzip") if c in available and (c != "br" or brotli)]
+    candidates = [c for c in ("br", "gzip") if c in available]
     best: Encoding = "identity"
     best_key = (weight("identity"), _PREFERENCE["identity"])
     for coding in candidates:

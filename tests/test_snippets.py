@@ -14,6 +14,7 @@ import pytest
 
 from pixel_server.snippets import (
     CACHE_CONTROL,
+    ENCODINGS,
     NOOP_ASSET,
     NOOP_SNIPPET,
     PLATFORMS,
@@ -208,7 +209,11 @@ def test_noop_snippet_is_a_tiny_stub_that_leaves_an_existing_ttq_alone() -> None
     ],
 )
 def test_choose_encoding(header: str, expected: str) -> None:
-    assert choose_encoding(header) == expected
+    assert choose_encoding(header, available=("br", "gzip")) == expected
+
+
+def test_choose_encoding_offers_only_what_this_process_can_produce() -> None:
+    assert choose_encoding("br, gzip") == ENCODINGS[0]  # br only with the brotli module
 
 
 def test_choose_encoding_only_offers_what_is_available() -> None:
