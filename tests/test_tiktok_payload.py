@@ -9,6 +9,7 @@ The expected hashes are the reference page's own examples
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import time
@@ -311,3 +312,68 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
         delays = [policy.delay(failures) for _ in range(200)]
         assert all(top / 2 <= d <= top for d in delays)
         assert len(set(delays)) > 1  # jittered: pixels failing together do not retry together
+
+
+# ------------------------------------------------------- the stand-in itself
+
+
+def _valid_body() -> dict[str, Any]:
+    event = copy.deepcopy(server_expected("Purchase"))
+    event["event_time"] = int(time.time())
+    return {"event_source": "web", "event_source_id": CODE, "data": [event]}
+
+
+def _broken(path: str, value: Any) -> dict[str, Any]:
+    body = _valid_body()
+    *parents, last = path.split(".")
+    node: Any = body
+    for key in parents:
+        node = node[int(key)] if key.isdigit() else node[key]
+    if value is _DELETE:
+        del node[last]
+    else:
+        node[int(last) if last.isdigit() else last] = value
+    return body
+
+
+_DELETE = object()
+BROKEN = [
+    ("event_source", "app"), ("event_source_id", ""), ("data", []), ("extra", 1),
+    ("data.0.event", "Not A Name!"), ("data.0.event", _DELETE),
+    ("data.0.event_time", time.time() * 1000), ("data.0.event_time", 1.5e9),
+    ("data.0.event_time", True), ("data.0.event_time", 1_000_000),
+    ("data.0.event_id", 7), ("data.0.user.email", "ALICE@EXAMPLE.COM"),
+    ("data.0.user.email", "A" * 64), ("data.0.user.phone", []), ("data.0.user.ip", "1.2.3"),
+    ("data.0.user.ttp", 5), ("data.0.user.ttclids", "x"),
+    ("data.0.properties.contents.0.content_id", 1077218),
+    ("data.0.properties.contents.0.content_id", ""),
+    ("data.0.properties.contents.0.quantity", 1.5), ("data.0.properties.contents.0.quantity", 0),
+    ("data.0.properties.contents.0.price", "8.00"), ("data.0.properties.contents.0.price", -1),
+    ("data.0.properties.content_type", "products"), ("data.0.properties.currency", "usd"),
+    ("data.0.properties.currency", "XXX"), ("data.0.properties.value", "16"),
+    ("data.0.properties.value", False), ("data.0.properties.content_ids", ["x"]),
+    ("data.0.page.url", "shop.example.com/thanks"), ("data.0.limited_data_use", "no"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "value"), BROKEN, ids=[p for p, _ in BROKEN])
+def test_the_standin_refuses_what_tiktok_refuses(path: str, value: Any) -> None:
+    from tests.standins.tiktok_api import Invalid, fast_valid, validate_body
+
+    body = _broken(path, value)
+    assert not fast_valid(json.dumps(body).encode(), time.time())
+    with pytest.raises(Invalid) as error:
+        validate_body(body, time.time())
+    assert error.value.code == 40002
+    field = path.rsplit(".", 1)[0] if value is _DELETE and path != "data.0.event" else path
+    assert error.value.message.startswith(field if path != "extra" else "extra")
+
+
+def test_the_standin_takes_a_valid_request_on_both_paths() -> None:
+    from tests.standins.tiktok_api import fast_valid, validate_body
+
+    body = _valid_body()
+    assert fast_valid(json.dumps(body).encode(), time.time())
+    validate_body(body, time.time())
+    body["data"] = body["data"] * 1001
+    assert not fast_valid(json.dumps(body).encode(), time.time())

@@ -462,15 +462,25 @@ class Forwarder:
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        # Anything before today's end may have been handed out by a previous
-        # run that crashed: check it against the ledger before sending.
-        self._recheck_until = self.wal.durable_end
+        self._recheck_until = self._handed_out_end()
         self._startup_committed = self.reader.committed
         self.ledger.start()
         self._thread = threading.Thread(target=self._thread_main, name="tiktok-forwarder",
                                         daemon=True)  # fmt: skip
         self._thread.start()
         self._ready.wait(5)
+
+    def _handed_out_end(self) -> Position:
+        """Where the log ranges a previous run handed out (and did not commit) end.
+
+        Only those events can have been sent before a crash, so only they are
+        checked against the ledger. The reader persists exactly these ranges;
+        it has no public accessor for them, hence the fallback to the whole log.
+        """
+        pending = getattr(self.reader, "_pending", None)
+        if not isinstance(pending, list):
+            return self.wal.durable_end
+        return max((Position(seg, end) for seg, _, end in pending), default=Position(0, 0))
 
     def stop(self, drain_timeout: float = 10.0) -> None:
         """Send what is in the log (up to ``drain_timeout``), record it, then stop."""
