@@ -11,15 +11,16 @@ skips HTTP for speed; the ingest path has its own tests, and
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from starlette.testclient import TestClient
 
-from pixel_server.reports import ReportParams, run
+from pixel_server.reports import ReportParams, cache, run
 from pixel_server.reports.base import ParamError, parse_params
 from pixel_server.reports.export import to_csv
 from tests.datagen import FUNNEL, Dataset, Truth, generate
@@ -43,10 +44,15 @@ def loaded(
 
 
 def report(client: TestClient, ds: Dataset, name: str, **kw: Any) -> dict[str, Any]:
+    """The report read from the cache, after checking it equals the live merge."""
     params = ReportParams(
         ds.pixel_id, kw.pop("first", FIRST), kw.pop("last", LAST), kw.pop("tz", TZ), **kw
     )
-    return run(runtime_of(client).database.client(), name, params).data
+    ch = runtime_of(client).database.client()
+    live = run(ch, name, params, cached=False).data
+    cached = run(ch, name, params, cached=True).data
+    assert cached == live
+    return cached
 
 
 def truth(ds: Dataset, **kw: Any) -> Truth:
@@ -208,3 +214,33 @@ def test_parameters() -> None:
         with pytest.raises(ParamError) as err:
             parse_params("px", query, "UTC")
         assert err.value.param == param
+
+
+def test_the_cache_follows_late_copies(loaded: tuple[TestClient, Dataset]) -> None:
+    """A copy arriving days later (a webhook re-sent with the final amount, an old
+    order imported) changes the cached days it touches, and only those."""
+    client, _ = loaded
+    runtime = runtime_of(client)
+    ch = runtime.database.client()
+    pixel = add_pixel(runtime, timezone="UTC")
+    ds = generate(pixel_id=pixel["id"], tz="UTC", visitors=40, days=6)
+    runtime.insert_events(ds.records, "late-1")
+    first, last = ds.first_day, ds.first_day + timedelta(days=5)
+    params = ReportParams(pixel["id"], first, last, "UTC")
+    before = run(ch, "purchases", params).data
+    assert cache.prepare(ch, pixel["id"], params.start, params.end) == []  # all current
+    paid = next(r for r in ds.records if r.event == "Purchase" and r.source == "server")
+    late = msgspec.structs.replace(
+        paid, source="webhook", value=(paid.value or 0) + 100, received_at=paid.received_at + 3600
+    )
+    runtime.insert_events([late], "late-2")
+    day = datetime.fromtimestamp(paid.event_time, UTC).date()
+    rebuilt = cache.prepare(ch, pixel["id"], params.start, params.end)
+    assert day in rebuilt and len(rebuilt) <= 5  # the day and its neighbours only
+    after = run(ch, "purchases", params).data
+    assert after == run(ch, "purchases", params, cached=False).data
+    gain = {
+        t["currency"]: t["revenue"] - b["revenue"]
+        for t, b in zip(after["totals"], before["totals"], strict=True)
+    }
+    assert sorted(gain.values()) == [0, 100]

@@ -9,17 +9,26 @@ into CSV. The HTTP side lives in :mod:`pixel_server.dashboard`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Final
 
 from clickhouse_connect.driver.client import Client
 
-from pixel_server.reports import attribution, funnel, operations, overview, products, purchases
+from pixel_server.reports import (
+    attribution,
+    cache,
+    funnel,
+    operations,
+    overview,
+    products,
+    purchases,
+)
 from pixel_server.reports.base import ParamError, Report, ReportParams, Table, parse_params
 from pixel_server.reports.operations import Counters
 
 __all__ = ["REPORTS", "ParamError", "Report", "ReportParams", "Table", "parse_params", "run"]
 
-REPORTS: Final[dict[str, Callable[[Client, ReportParams], Report]]] = {
+REPORTS: Final[dict[str, Callable[..., Report]]] = {
     "overview": overview.run,
     "funnel": funnel.run,
     "purchases": purchases.run,
@@ -29,10 +38,30 @@ REPORTS: Final[dict[str, Callable[[Client, ReportParams], Report]]] = {
 }
 
 
+def needed_range(name: str, params: ReportParams) -> tuple[datetime, datetime]:
+    """The instants a report reads merged events from (attribution looks back
+    for touches and for the orders its refunds belong to)."""
+    if name == "attribution":
+        back = attribution.ORDER_LOOKBACK + timedelta(days=params.window)
+        return params.start - back, params.end
+    return params.start, params.end
+
+
 def run(
-    client: Client, name: str, params: ReportParams, counters: Counters | None = None
+    client: Client,
+    name: str,
+    params: ReportParams,
+    counters: Counters | None = None,
+    *,
+    cached: bool = True,
 ) -> Report:
-    """Run one report by name (a key of :data:`REPORTS`)."""
+    """Run one report by name (a key of :data:`REPORTS`).
+
+    ``cached`` reads the report cache (brought up to date first, see
+    :mod:`.cache`); ``False`` merges the copies at query time. Same numbers.
+    """
+    if cached:
+        cache.prepare(client, params.pixel_id, *needed_range(name, params))
     if name == "operations":
-        return operations.run(client, params, counters)
-    return REPORTS[name](client, params)
+        return operations.run(client, params, counters, cached=cached)
+    return REPORTS[name](client, params, cached=cached)

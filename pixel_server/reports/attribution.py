@@ -5,9 +5,9 @@ Definitions:
 * a **touch** is a merged event (any name) whose channel is not ``direct``
   (``tiktok_paid`` via ttclid, ``tiktok_organic``, ``other_paid``,
   ``referral``), by the purchase's anonymous id, at or before the purchase and
-  no more than ``window`` days (1, 7 or 28) before it. Touches are read from
-  the merged view of the copies whose channel is not direct, so a touch's time
-  is its earliest non-direct copy's;
+  no more than ``window`` days (1, 7 or 28) before it; a touch's time is the
+  merged event's time (its earliest copy's) and its channel the merged
+  channel (a browser copy's, which saw the landing page);
 * **last touch** credits the latest touch, **first touch** the earliest one;
   a purchase with no touch in the window (or without an anonymous id) is
   ``direct``;
@@ -22,6 +22,7 @@ less refund lines. Amounts stay per currency.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -38,48 +39,58 @@ _LINES = (
     "`contents.quantity` AS qtys, `contents.price` AS prices"
 )
 
-_ORDERS = f"""
+
+def _orders(cached: bool) -> str:
+    return f"""
 SELECT order_id, min(event_time) AS t, argMin(anonymous_id, event_time) AS anon
-FROM ({merged(("Purchase",), start="pstart")})
+FROM ({merged(("Purchase",), start="pstart", cached=cached)})
 WHERE order_id != ''
 GROUP BY order_id
 """
 
-# The earliest purchase a refund in the range points at: touches are read from
-# that purchase's window on.
-FIRST_REFUNDED_SQL = f"""
-SELECT min(o.t) FROM ({merged(("Refund",))}) AS r INNER JOIN ({_ORDERS}) AS o
-    ON r.order_id = o.order_id
+
+@functools.cache
+def first_refunded_sql(cached: bool) -> str:
+    """The earliest purchase a refund in the range points at: touches are read
+    from that purchase's window on."""
+    return f"""
+SELECT min(o.t) FROM ({merged(("Refund",), cached=cached)}) AS r
+INNER JOIN ({_orders(cached)}) AS o ON r.order_id = o.order_id
 """
 
-_ITEMS = f"""
+
+def _items(cached: bool) -> str:
+    return f"""
 SELECT concat('p:', event_id, '@', toString(event_time)) AS item, 'Purchase' AS kind,
        event_time AS at, anonymous_id AS anon, value, currency, {_LINES}
-FROM ({merged(("Purchase",))})
+FROM ({merged(("Purchase",), cached=cached)})
 UNION ALL
 SELECT concat('r:', r.event_id, '@', toString(r.event_time)), 'Refund', o.t, o.anon,
        r.value, r.currency, r.ids, r.groups, r.qtys, r.prices
 FROM (SELECT event_id, event_time, order_id, value, currency, {_LINES}
-      FROM ({merged(("Refund",))})) AS r
-LEFT JOIN ({_ORDERS}) AS o ON r.order_id = o.order_id
+      FROM ({merged(("Refund",), cached=cached)})) AS r
+LEFT JOIN ({_orders(cached)}) AS o ON r.order_id = o.order_id
 """
 
-_TOUCHES = f"""
+
+def _touches(cached: bool) -> str:
+    return f"""
 SELECT anonymous_id AS anon, event_time AS t, channel
-FROM ({merged(extra="channel != 'direct'", start="tstart")})
+FROM ({merged(start="tstart", cached=cached)})
 WHERE anonymous_id != '' AND channel != 'direct'
 """
 
 
-def sql(model: str) -> str:
+@functools.cache
+def sql(model: str, cached: bool) -> str:
     pick = "argMaxIf" if model == "last_touch" else "argMinIf"
     in_window = "t.anon != '' AND t.t >= i.at - toIntervalSecond({w:UInt32}) AND t.t <= i.at"
     attributed = f"""
 SELECT i.item AS item, any(i.kind) AS kind, any(i.currency) AS currency, any(i.value) AS value,
        any(i.ids) AS ids, any(i.groups) AS groups, any(i.qtys) AS qtys, any(i.prices) AS prices,
        if(countIf({in_window}) = 0, 'direct', {pick}(t.channel, t.t, {in_window})) AS channel
-FROM ({_ITEMS}) AS i
-LEFT JOIN ({_TOUCHES}) AS t ON i.anon = t.anon
+FROM ({_items(cached)}) AS i
+LEFT JOIN ({_touches(cached)}) AS t ON i.anon = t.anon
 GROUP BY i.item
 """
     return f"""
@@ -103,10 +114,10 @@ ORDER BY level, channel, currency, product
 """
 
 
-def run(client: Client, params: ReportParams) -> Report:
+def run(client: Client, params: ReportParams, cached: bool = False) -> Report:
     window = timedelta(days=params.window)
     qp = params.query_parameters(pstart=params.start - ORDER_LOOKBACK)
-    first_refunded = rows(client, FIRST_REFUNDED_SQL, qp)[0][0]
+    first_refunded = rows(client, first_refunded_sql(cached), qp)[0][0]
     touch_from = params.start
     if isinstance(first_refunded, datetime) and first_refunded.year > 1970:
         touch_from = min(touch_from, first_refunded.replace(tzinfo=first_refunded.tzinfo or UTC))
@@ -114,7 +125,7 @@ def run(client: Client, params: ReportParams) -> Report:
     channels: dict[tuple[str, str], dict[str, Any]] = {}
     per_product: list[dict[str, Any]] = []
     for level, channel, currency, product, orders, revenue, units, line_revenue in rows(
-        client, sql(params.model), qp
+        client, sql(params.model, cached), qp
     ):
         if level == 1:  # (channel, currency)
             channels[(channel, currency)] = {

@@ -20,6 +20,7 @@ from typing import Any, Final, Literal
 
 from clickhouse_connect.driver.client import Client
 
+from pixel_server.reports import cache
 from pixel_server.storage.queries import merged_events_sql
 
 MAX_DAYS: Final = 366
@@ -183,21 +184,26 @@ class Report:
 def merged(
     events: tuple[str, ...] | None = None,
     *,
-    extra: str = "",
+    cached: bool = False,
     start: str = "start",
     end: str = "end",
 ) -> str:
-    """The merged one-row-per-event view, narrowed to ``events`` (names from
-    this code, never from a request) and reading ``{start}``/``{end}``
-    parameters under other names when one query needs two ranges."""
-    where = []
+    """One row per merged event of ``{pixel}`` in ``[{start}, {end})``, narrowed to
+    ``events`` (names from this code, never from a request).
+
+    ``cached=False`` runs the merged view itself over the copies; ``cached=True``
+    reads its stored output (:mod:`pixel_server.reports.cache`, which the caller
+    has brought up to date). Both give the same rows. ``start``/``end`` rename
+    the range parameters when one query needs two ranges.
+    """
+    where = ""
     if events:
         for name in events:
             assert name.replace("_", "").isalnum(), name  # literals only from our constants
-        where.append("event IN (" + ", ".join(f"'{n}'" for n in events) + ")")
-    if extra:
-        where.append(extra)
-    sql = merged_events_sql(" AND ".join(where))
+        where = "event IN (" + ", ".join(f"'{n}'" for n in events) + ")"
+    if cached:
+        return cache.source_sql(where, start, end)
+    sql = merged_events_sql(where)
     if start != "start":
         sql = sql.replace("{start:", "{" + start + ":")
     if end != "end":

@@ -10,6 +10,8 @@ overall conversion is reached(k) / reached(1). Events without an anonymous id
 
 from __future__ import annotations
 
+import functools
+
 from clickhouse_connect.driver.client import Client
 
 from pixel_server.reports.base import Report, ReportParams, Table, merged, ratio, rows
@@ -17,7 +19,8 @@ from pixel_server.reports.base import Report, ReportParams, Table, merged, ratio
 STEPS = ("ViewContent", "AddToCart", "InitiateCheckout", "AddPaymentInfo", "Purchase")
 
 
-def sql(span_ms: int) -> str:
+@functools.cache
+def sql(span_ms: int, cached: bool) -> str:
     conditions = ", ".join(f"event = '{s}'" for s in STEPS)
     return f"""
 SELECT level, count() AS visitors FROM
@@ -25,7 +28,7 @@ SELECT level, count() AS visitors FROM
     SELECT anonymous_id,
            windowFunnel({span_ms})(toUInt64(toUnixTimestamp64Milli(event_time)), {conditions})
                AS level
-    FROM ({merged(STEPS)})
+    FROM ({merged(STEPS, cached=cached)})
     WHERE anonymous_id != ''
     GROUP BY anonymous_id
 )
@@ -33,10 +36,11 @@ GROUP BY level
 """
 
 
-def run(client: Client, params: ReportParams) -> Report:
+def run(client: Client, params: ReportParams, cached: bool = False) -> Report:
     span_ms = int((params.end - params.start).total_seconds() * 1000)
     at_level = {
-        int(level): int(n) for level, n in rows(client, sql(span_ms), params.query_parameters())
+        int(level): int(n)
+        for level, n in rows(client, sql(span_ms, cached), params.query_parameters())
     }
     reached = [sum(n for level, n in at_level.items() if level >= k) for k in range(1, 6)]
     table = Table(["step", "event", "visitors", "step_conversion", "overall_conversion"])

@@ -7,27 +7,31 @@ additive across days, so the range total is its own ``uniqExact``.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 
 from clickhouse_connect.driver.client import Client
 
 from pixel_server.reports.base import Report, ReportParams, Table, day_expr, merged, rows
 
-SQL = f"""
+
+@functools.cache
+def sql(cached: bool) -> str:
+    return f"""
 SELECT grouping(day, event) AS level, day, event, count() AS events,
        uniqExactIf(anonymous_id, anonymous_id != '') AS visitors
-FROM (SELECT {day_expr()} AS day, event, anonymous_id FROM ({merged()}))
+FROM (SELECT {day_expr()} AS day, event, anonymous_id FROM ({merged(cached=cached)}))
 GROUP BY GROUPING SETS ((day, event), (day), ())
 ORDER BY level, day, event
 """
 
 
-def run(client: Client, params: ReportParams) -> Report:
+def run(client: Client, params: ReportParams, cached: bool = False) -> Report:
     by_day: dict[str, dict[str, int]] = defaultdict(dict)
     visitors_by_day: dict[str, int] = {}
     totals: dict[str, int] = defaultdict(int)
     total_events = total_visitors = 0
-    for level, day, event, events, visitors in rows(client, SQL, params.query_parameters()):
+    for level, day, event, events, visitors in rows(client, sql(cached), params.query_parameters()):
         if level == 0:  # (day, event)
             by_day[day][event] = int(events)
             totals[event] += int(events)

@@ -16,6 +16,7 @@ the drill-down.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from decimal import Decimal
 from typing import Any
@@ -26,11 +27,18 @@ from pixel_server.reports.base import Report, ReportParams, Table, merged, money
 
 _EVENTS = ("ViewContent", "AddToCart", "Purchase", "Refund")
 
-SQL = f"""
-SELECT grouping(product, variant) AS level, product, variant,
-       uniqExactIf(identity, event = 'ViewContent') AS views,
-       uniqExactIf(identity, event = 'AddToCart') AS add_to_carts,
-       uniqExactIf(identity, event = 'Purchase') AS orders,
+
+@functools.cache
+def sql(cached: bool) -> str:
+    # An event counts once per product and once per variant however many lines
+    # name it: arrayEnumerateUniq marks a line that is the first of its kind.
+    counts = ", ".join(
+        f"countIf(event = '{e}' AND first_{k}) AS {e}_{k}"
+        for e in ("ViewContent", "AddToCart", "Purchase")
+        for k in ("variant", "product")
+    )
+    return f"""
+SELECT grouping(product, variant) AS level, product, variant, {counts},
        sumIf(quantity, event = 'Purchase') AS units,
        sumMap([currency], [amount]) AS revenue,
        uniqExactIf(anonymous_id, event = 'ViewContent' AND anonymous_id != '') AS viewers,
@@ -39,17 +47,25 @@ SELECT grouping(product, variant) AS level, product, variant,
            AS either
 FROM
 (
-    SELECT event, anonymous_id, currency, (event_id, event_time) AS identity,
-           line.1 AS variant, if(line.2 != '', line.2, line.1) AS product, line.3 AS quantity,
+    SELECT event, anonymous_id, currency, line.1 AS variant, line.5 AS product,
+           line.3 AS quantity, line.6 = 1 AS first_variant, line.7 = 1 AS first_product,
            multiIf(event = 'Purchase', 1, event = 'Refund', -1, 0)
                * ifNull(line.4, toDecimal64(0, 4)) * line.3 AS amount
-    FROM ({merged(_EVENTS)})
-    ARRAY JOIN arrayZip(`contents.content_id`, `contents.item_group_id`, `contents.quantity`,
-                        `contents.price`) AS line
+    FROM
+    (
+        SELECT event, anonymous_id, currency, `contents.content_id` AS ids,
+               `contents.item_group_id` AS groups, `contents.quantity` AS qtys,
+               `contents.price` AS prices,
+               arrayMap((i, g) -> if(g != '', g, i), ids, groups) AS products
+        FROM ({merged(_EVENTS, cached=cached)})
+    )
+    ARRAY JOIN arrayZip(ids, groups, qtys, prices, products, arrayEnumerateUniq(ids),
+                        arrayEnumerateUniq(products)) AS line
 )
 GROUP BY GROUPING SETS ((product), (product, variant))
 ORDER BY level DESC, product, variant
 """
+
 
 COLUMNS = [
     "product",
@@ -64,23 +80,15 @@ COLUMNS = [
 ]
 
 
-def run(client: Client, params: ReportParams) -> Report:
+def run(client: Client, params: ReportParams, cached: bool = False) -> Report:
     products: dict[str, dict[str, Any]] = {}
     variants: dict[str, list[dict[str, Any]]] = defaultdict(list)
     currencies: set[str] = set()
-    for (
-        level,
-        product,
-        variant,
-        views,
-        atc,
-        orders,
-        units,
-        revenue,
-        viewers,
-        buyers,
-        either,
-    ) in rows(client, SQL, params.query_parameters()):
+    for row_values in rows(client, sql(cached), params.query_parameters()):
+        level, product, variant = row_values[:3]
+        vc_v, vc_p, atc_v, atc_p, buy_v, buy_p = (int(n) for n in row_values[3:9])
+        units, revenue, viewers, buyers, either = row_values[9:]
+        views, atc, orders = (vc_p, atc_p, buy_p) if level == 1 else (vc_v, atc_v, buy_v)
         # Visitors who viewed and bought = viewers + buyers - (viewed or bought).
         converted = int(viewers) + int(buyers) - int(either)
         keys, amounts = revenue

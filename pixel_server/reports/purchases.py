@@ -10,6 +10,7 @@ of 0.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from decimal import Decimal
 from typing import Any
@@ -18,16 +19,20 @@ from clickhouse_connect.driver.client import Client
 
 from pixel_server.reports.base import Report, ReportParams, Table, day_expr, merged, money, rows
 
-SQL = f"""
+
+@functools.cache
+def sql(cached: bool) -> str:
+    return f"""
 SELECT {day_expr()} AS day, currency,
        countIf(event = 'Purchase') AS orders,
        sumIf(ifNull(value, 0), event = 'Purchase') AS gross,
        countIf(event = 'Refund') AS refunds,
        sumIf(ifNull(value, 0), event = 'Refund') AS refunded
-FROM ({merged(("Purchase", "Refund"))})
+FROM ({merged(("Purchase", "Refund"), cached=cached)})
 GROUP BY day, currency
 ORDER BY day, currency
 """
+
 
 COLUMNS = ["date", "currency", "orders", "gross_revenue", "refunds", "refunded", "revenue", "aov"]
 
@@ -39,11 +44,11 @@ def _row(
     return [day, currency, orders, gross, refunds, refunded, gross + refunded, aov]
 
 
-def run(client: Client, params: ReportParams) -> Report:
+def run(client: Client, params: ReportParams, cached: bool = False) -> Report:
     daily = Table(COLUMNS)
     sums: dict[str, list[Any]] = defaultdict(lambda: [0, Decimal(0), 0, Decimal(0)])
     for day, currency, orders, gross, refunds, refunded in rows(
-        client, SQL, params.query_parameters()
+        client, sql(cached), params.query_parameters()
     ):
         g, r = money(gross), money(refunded)
         daily.rows.append(_row(day, currency, int(orders), g, int(refunds), r))

@@ -1,0 +1,226 @@
+"""The report cache: the merged view materialized per UTC day, checked on every read.
+
+Why: merging copies at query time (``merged_events_sql``) costs a window
+function and a GROUP BY over every copy in the range — seconds for a shop with
+millions of events. Reports instead read ``report_events``: the *output* of
+that same merged view (so the merge rules stay in one place), one row per
+event, built one UTC day at a time and kept exact like this:
+
+* a materialized view keeps ``report_day_stats``: per pixel and UTC day, how
+  many copies were ever inserted and the latest ``received_at`` — updated by
+  ClickHouse on every insert into ``events``, whoever inserts;
+* a day's **fingerprint** is those stats over the days D-2 .. D+2: a copy that
+  could change any event of day D (its twin may be up to 48 h away) changes it;
+* before a report runs, :func:`prepare` compares each day's fingerprint with
+  the one its cached rows were built from (``report_days``), and rebuilds the
+  days that differ with ``INSERT ... SELECT`` from the merged view. A rebuild
+  writes a new *generation*; readers take the current generation of each day
+  from ``report_days`` (ReplacingMergeTree), and older generations are deleted.
+
+So a settled day costs nothing to check, and the day being written to is
+rebuilt when its copies changed (the price of exactness: the last three days
+are re-merged after new events arrive). The tables are derived data, created
+here on first use; dropping them is always safe.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, date, datetime, timedelta
+from typing import Final
+
+from clickhouse_connect.driver.client import Client
+
+from pixel_server.storage.queries import merged_events_sql
+
+# The merged view's columns the reports use, in the cache under the same names.
+COLUMNS: Final = (
+    "event",
+    "event_id",
+    "event_time",
+    "anonymous_id",
+    "channel",
+    "value",
+    "currency",
+    "order_id",
+    "`contents.content_id`",
+    "`contents.item_group_id`",
+    "`contents.quantity`",
+    "`contents.price`",
+    "sources",
+    "copies",
+    "event_id_assigned",
+)
+NEIGHBOURS: Final = 2  # days each side whose copies can change a day's merged events (48 h)
+
+_DDL: Final = (
+    """CREATE TABLE IF NOT EXISTS report_events
+(
+    pixel_id LowCardinality(String),
+    day Date,
+    generation UInt64,
+    event LowCardinality(String),
+    event_id String,
+    event_time DateTime64(3, 'UTC'),
+    anonymous_id String,
+    channel LowCardinality(String),
+    value Nullable(Decimal(18, 4)),
+    currency LowCardinality(String),
+    order_id String,
+    `contents.content_id` Array(String),
+    `contents.item_group_id` Array(String),
+    `contents.quantity` Array(UInt32),
+    `contents.price` Array(Nullable(Decimal(18, 4))),
+    sources Array(String),
+    copies UInt64,
+    event_id_assigned Bool
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (pixel_id, event, event_time)""",
+    """CREATE TABLE IF NOT EXISTS report_days
+(
+    pixel_id String,
+    day Date,
+    generation UInt64,
+    fingerprint String
+)
+ENGINE = ReplacingMergeTree(generation)
+ORDER BY (pixel_id, day)""",
+    """CREATE TABLE IF NOT EXISTS report_day_stats
+(
+    pixel_id LowCardinality(String),
+    day Date,
+    copies AggregateFunction(count),
+    last_received AggregateFunction(max, DateTime64(3, 'UTC'))
+)
+ENGINE = AggregatingMergeTree
+ORDER BY (pixel_id, day)""",
+)
+_VIEW: Final = """CREATE MATERIALIZED VIEW IF NOT EXISTS report_day_stats_mv TO report_day_stats
+AS SELECT pixel_id, toDate(event_time) AS day, countState() AS copies,
+          maxState(received_at) AS last_received
+FROM events GROUP BY pixel_id, day"""
+_BACKFILL: Final = """INSERT INTO report_day_stats
+SELECT pixel_id, toDate(event_time) AS day, countState(), maxState(received_at)
+FROM events GROUP BY pixel_id, day"""
+
+_ready: set[int] = set()
+_lock = threading.Lock()
+
+
+def ensure_tables(client: Client) -> None:
+    """Create the cache tables (once per client). A new stats view is backfilled
+    from the rows already in ``events``; counting some rows twice in a race
+    only makes fingerprints differ, which costs a rebuild, never a wrong answer."""
+    if id(client) in _ready:
+        return
+    with _lock:
+        if id(client) in _ready:
+            return
+        for statement in _DDL:
+            client.command(statement)
+        existed = bool(client.command("EXISTS TABLE report_day_stats_mv"))
+        if not existed:
+            client.command(_VIEW)
+            client.command(_BACKFILL)
+        _ready.add(id(client))
+
+
+def _days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def utc_days(start: datetime, end: datetime) -> tuple[date, date]:
+    """The UTC days overlapping the instants [start, end)."""
+    last = (end.astimezone(UTC) - timedelta(milliseconds=1)).date()
+    return start.astimezone(UTC).date(), max(last, start.astimezone(UTC).date())
+
+
+def fingerprints(client: Client, pixel_id: str, first: date, last: date) -> dict[date, str]:
+    lo, hi = first - timedelta(days=NEIGHBOURS), last + timedelta(days=NEIGHBOURS)
+    result = client.query(
+        "SELECT day, countMerge(copies), maxMerge(last_received) FROM report_day_stats"
+        " WHERE pixel_id = {p:String} AND day >= {lo:Date} AND day <= {hi:Date} GROUP BY day",
+        parameters={"p": pixel_id, "lo": lo, "hi": hi},
+    )
+    stats = {row[0]: (int(row[1]), row[2]) for row in result.result_rows}
+    out: dict[date, str] = {}
+    for day in _days(first, last):
+        near = [
+            stats[d]
+            for d in _days(day - timedelta(days=NEIGHBOURS), day + timedelta(days=NEIGHBOURS))
+            if d in stats
+        ]
+        count = sum(n for n, _ in near)
+        latest = max((t for _, t in near), default=None)
+        out[day] = f"{count}@{latest.isoformat() if latest else '-'}"
+    return out
+
+
+def prepare(client: Client, pixel_id: str, start: datetime, end: datetime) -> list[date]:
+    """Make the cached days overlapping [start, end) current; returns the days rebuilt."""
+    ensure_tables(client)
+    first, last = utc_days(start, end)
+    wanted = fingerprints(client, pixel_id, first, last)
+    result = client.query(
+        "SELECT day, fingerprint FROM report_days FINAL"
+        " WHERE pixel_id = {p:String} AND day >= {lo:Date} AND day <= {hi:Date}",
+        parameters={"p": pixel_id, "lo": first, "hi": last},
+    )
+    have = {row[0]: row[1] for row in result.result_rows}
+    stale = [d for d in _days(first, last) if have.get(d) != wanted[d]]
+    # Consecutive stale days are merged in one pass.
+    runs: list[list[date]] = []
+    for day in stale:
+        if runs and (day - runs[-1][-1]).days == 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    for run in runs:
+        _build(client, pixel_id, run, wanted)
+    return stale
+
+
+def _build(client: Client, pixel_id: str, days: list[date], wanted: dict[date, str]) -> None:
+    generation = time.time_ns()
+    start = datetime.combine(days[0], datetime.min.time(), UTC)
+    end = datetime.combine(days[-1] + timedelta(days=1), datetime.min.time(), UTC)
+    client.command(
+        f"INSERT INTO report_events (pixel_id, day, generation, {', '.join(COLUMNS)})"
+        f" SELECT pixel_id, toDate(event_time), {generation}, {', '.join(COLUMNS)}"
+        f" FROM ({merged_events_sql()})",
+        parameters={"pixel": pixel_id, "start": start, "end": end},
+    )
+    client.insert(
+        "report_days",
+        [[pixel_id, d, generation, wanted[d]] for d in days],
+        column_names=["pixel_id", "day", "generation", "fingerprint"],
+    )
+    # Older generations of these days are garbage now (readers pick the newest).
+    client.command(
+        "DELETE FROM report_events WHERE pixel_id = {p:String} AND day >= {lo:Date}"
+        " AND day <= {hi:Date} AND generation < {g:UInt64}",
+        parameters={"p": pixel_id, "lo": days[0], "hi": days[-1], "g": generation},
+    )
+
+
+def source_sql(where: str, start: str = "start", end: str = "end") -> str:
+    """Cached merged events of ``{pixel}`` in ``[{start}, {end})``, current generations only."""
+    narrow = f" AND ({where})" if where else ""
+    return f"""
+SELECT {", ".join(COLUMNS)}
+FROM report_events
+WHERE pixel_id = {{pixel:String}}
+  AND event_time >= {{{start}:DateTime64(3)}} AND event_time < {{{end}:DateTime64(3)}}{narrow}
+  AND (day, generation) IN (SELECT day, argMax(generation, generation) FROM report_days
+                            WHERE pixel_id = {{pixel:String}} GROUP BY day)
+"""
+
+
+def drop(client: Client) -> None:
+    """Remove the cache (tests, or to rebuild from scratch)."""
+    for name in ("report_day_stats_mv", "report_day_stats", "report_days", "report_events"):
+        client.command(f"DROP TABLE IF EXISTS {name}")
+    _ready.discard(id(client))
