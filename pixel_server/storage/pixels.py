@@ -77,6 +77,9 @@ EDITABLE = tuple(
 
 
 def normalise_origin(value: str) -> str:
+    if value.strip() == "null":
+        # The opaque origin of sandboxed iframes, e.g. Shopify's custom pixels.
+        return "null"
     parts = urlsplit(value.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise RegistryError(f"origin {value!r} must look like https://shop.example.com")

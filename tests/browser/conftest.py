@@ -17,20 +17,26 @@ The collector seam: tests talk to the collector only through
                             arrival order; with ``count``, waits until that many
                             have arrived or ``timeout`` seconds have passed
 
-For now it is a capture server that checks the wire contract strictly (see
-``CaptureServer``); it can be swapped for the real server + ClickHouse without
-touching the tests.
+It is a capture server that checks the wire contract strictly (see
+``CaptureServer``) and passes every request on to the real pixel-server
+(embedded ClickHouse), which must accept it; ``collector.stored(count)`` reads
+back the rows it stored, and ``Journey.end()`` checks them against what the
+browser sent.
 """
 
 from __future__ import annotations
 
 import socket
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pixel_server.app import Runtime, create_app
+from pixel_server.config import load_settings
 from tests.browser.harness import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -41,6 +47,7 @@ from tests.browser.harness import (
     ThreadedServer,
     store_app,
 )
+from tests.conftest import UNLIMITED
 
 # ----------------------------------------------------------------- fixtures
 # Package scope, not session: one browser and one pair of servers for the whole
@@ -58,21 +65,67 @@ def _store_server() -> Iterator[tuple[Store, ThreadedServer]]:
 
 
 @pytest.fixture(scope="package")
-def _capture(_store_server: tuple[Store, ThreadedServer]) -> Iterator[tuple[CaptureServer, str]]:
+def _real_server(
+    tmp_path_factory: pytest.TempPathFactory, engine_dir: Path
+) -> Iterator[tuple[Runtime, str]]:
+    """The real pixel-server (embedded ClickHouse) behind the capture server."""
+    settings = load_settings({
+        "PIXEL_DATA_DIR": str(tmp_path_factory.mktemp("browser-data")),
+        "PIXEL_CLICKHOUSE_URL": f"chdb://{engine_dir}?database=browser_{uuid.uuid4().hex[:8]}",
+        "PIXEL_LOG_LEVEL": "warning",
+        **UNLIMITED,
+    })  # fmt: skip
+    app = create_app(settings)
+    with ThreadedServer(app, lifespan="on") as server:
+        yield app.state.runtime, server.origin
+
+
+@pytest.fixture(scope="package")
+def _capture(
+    _store_server: tuple[Store, ThreadedServer], _real_server: tuple[Runtime, str]
+) -> Iterator[tuple[CaptureServer, str]]:
     store, _ = _store_server
     # "null": Shopify's pixel sandbox is an opaque origin.
-    capture = CaptureServer(allowed_origins={store.origin, "null"})
+    capture = CaptureServer(allowed_origins={store.origin, "null"}, forward_to=_real_server[1])
     with ThreadedServer(capture.app) as server:
         yield capture, server.origin
 
 
 @pytest.fixture
-def collector(_capture: tuple[CaptureServer, str]) -> Iterator[Collector]:
+def collector(
+    _capture: tuple[CaptureServer, str],
+    _store_server: tuple[Store, ThreadedServer],
+    _real_server: tuple[Runtime, str],
+) -> Iterator[Collector]:
     capture, endpoint = _capture
-    pixel_id = "px_t" + uuid.uuid4().hex[:12]
-    yield Collector(endpoint=endpoint, pixel_id=pixel_id, _events=capture.events)
-    broken = capture.violations.get(pixel_id)
+    runtime = _real_server[0]
+    pixel = runtime.management.run(
+        "pixel.add", {"name": "Browser test", "origins": [_store_server[0].origin, "null"]}
+    )
+
+    def stored(pixel_id: str, count: int, timeout: float) -> list[dict[str, Any]]:
+        return stored_rows(runtime, pixel_id, count, timeout)
+
+    yield Collector(endpoint=endpoint, pixel_id=pixel["id"], _events=capture.events,
+                    _stored=stored)  # fmt: skip
+    broken = capture.violations.get(pixel["id"])
     assert not broken, f"requests broke the /collect contract: {broken}"
+
+
+def stored_rows(
+    runtime: Runtime, pixel_id: str, count: int, timeout: float
+) -> list[dict[str, Any]]:
+    """The pixel's rows in ClickHouse once ``count`` are loaded (or at ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = runtime.database.client().query(
+            "SELECT * FROM events WHERE pixel_id = {p:String} ORDER BY received_at, event_time",
+            parameters={"p": pixel_id},
+        )
+        rows = [dict(zip(result.column_names, r, strict=True)) for r in result.result_rows]
+        if len(rows) >= count or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.05)
 
 
 @pytest.fixture

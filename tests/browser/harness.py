@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -50,12 +51,12 @@ MAX_EVENTS = 50
 class ThreadedServer:
     """A Starlette app on uvicorn in a daemon thread, on a free 127.0.0.1 port."""
 
-    def __init__(self, app: Starlette) -> None:
+    def __init__(self, app: Starlette, lifespan: str = "off") -> None:
         self._sock = socket.socket()
         self._sock.bind(("127.0.0.1", 0))
         self.port: int = self._sock.getsockname()[1]
         self.origin = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+        config = uvicorn.Config(app, log_level="warning", lifespan=lifespan, access_log=False)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
@@ -63,7 +64,7 @@ class ThreadedServer:
 
     def __enter__(self) -> ThreadedServer:
         self._thread.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while not self._server.started:
             if time.monotonic() > deadline or not self._thread.is_alive():
                 raise RuntimeError("test server did not start")
@@ -87,8 +88,11 @@ class CaptureServer:
     ``page.url``; CORS answered for the allowed origins (preflight included).
     """
 
-    def __init__(self, allowed_origins: set[str]) -> None:
+    def __init__(self, allowed_origins: set[str], forward_to: str | None = None) -> None:
         self.allowed_origins = allowed_origins
+        # The real server: every request that keeps the contract is passed on
+        # as it came, and must be accepted there too (202).
+        self.forward_to = forward_to
         self._events: dict[str, list[dict[str, Any]]] = {}
         self.violations: dict[str, list[str]] = {}
         self._changed = threading.Condition()
@@ -127,10 +131,28 @@ class CaptureServer:
             status = 413 if "too" in problem else 400
             return PlainTextResponse(problem, status_code=status, headers=cors)
         events = json.loads(body)["events"]
+        if self.forward_to is not None:
+            problem = await self._forward(request, pixel_id, body)
+            if problem:
+                with self._changed:
+                    self.violations.setdefault(pixel_id, []).append(problem)
         with self._changed:
             self._events.setdefault(pixel_id, []).extend(events)
             self._changed.notify_all()
         return JSONResponse({"accepted": len(events)}, status_code=202, headers=cors)
+
+    async def _forward(self, request: Request, pixel_id: str, body: bytes) -> str | None:
+        headers = {k: v for k, v in request.headers.items()
+                   if k in ("content-type", "origin", "user-agent", "referer")}  # fmt: skip
+        async with httpx.AsyncClient() as client:
+            answer = await client.post(
+                f"{self.forward_to}/collect?p={pixel_id}",
+                content=body,
+                headers=headers,
+            )
+        if answer.status_code != 202:
+            return f"the real /collect answered {answer.status_code}: {answer.text}"
+        return None
 
     @staticmethod
     def _check(request: Request, pixel_id: str, body: bytes) -> str | None:
@@ -193,6 +215,16 @@ class Collector:
         self, pixel_id: str | None = None, *, count: int | None = None, timeout: float = 10.0
     ) -> list[dict[str, Any]]:
         return self._events(pixel_id or self.pixel_id, count, timeout)
+
+    # Rows in ClickHouse for this test's pixel (None: no real server behind).
+    _stored: Callable[[str, int, float], list[dict[str, Any]]] | None = None
+
+    def stored(self, count: int, timeout: float = 20.0) -> list[dict[str, Any]] | None:
+        """The ``events`` rows the real server stored for this pixel, waiting
+        until ``count`` are there (or ``timeout``)."""
+        if self._stored is None:
+            return None
+        return self._stored(self.pixel_id, count, timeout)
 
 
 @dataclass

@@ -222,7 +222,8 @@ def test_events_of_one_task_are_batched_within_the_request_limits(
     # browser's 64 KB beacon quota, the fetch fallback takes over.
     tab.page.evaluate(
         "for (var i = 0; i < 40; i++)"
-        " ttq.track('Search', {query: 'q'.repeat(500), description: 'x'.repeat(2500), n: i})"
+        " ttq.track('Search', {query: 'q'.repeat(500), description: 'x'.repeat(1000),"
+        " note: 'y'.repeat(1500), n: i})"
     )
     events = collector.events(count=161)[121:]
     assert [e["properties"]["n"] for e in events] == list(range(40))
