@@ -27,7 +27,16 @@ from pixel_server.sinks.tiktok import RetryPolicy, classify, tiktok_event
 from tests.ingest_helpers import shared_settings
 from tests.standins.tiktok_api import TikTokStandIn, validate_event
 from tests.test_forwarder import FAST, wait_for
-from tests.webhook_helpers import SECRET, ago, encode, post_webhook, shopify_headers, shopify_order
+from tests.webhook_helpers import (
+    SECRET,
+    ago,
+    encode,
+    fixture,
+    iso_local,
+    post_webhook,
+    shopify_headers,
+    shopify_order,
+)
 
 ORIGIN = "https://shop.example.com"
 BROWSER_IP = "203.0.113.9"
@@ -193,12 +202,18 @@ def received(
         raw = encode(order)
         answer = post_webhook(client, "shopify", pixel["id"], raw, shopify_headers(raw))
         assert answer.status_code == 200, answer.text
-        expected = 2 * len(NAMES) + 1
+        refund = shopify_refund_now()
+        raw = encode(refund)
+        answer = post_webhook(client, "shopify", pixel["id"], raw,
+                              shopify_headers(raw, topic="refunds/create"))  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        expected = 2 * len(NAMES) + 2
         assert wait_for(lambda: len(api.events(CODE)) >= expected)
         events = api.events(CODE)
         assert len(events) == expected, "an event was sent twice"
         by_id = {e["event_id"]: e for e in events}
         by_id["_shopify_order"] = order
+        by_id["_shopify_refund"] = refund
         yield by_id
 
 
@@ -207,6 +222,14 @@ def shopify_order_now() -> dict[str, Any]:
     order = shopify_order(created)
     order["_created_ts"] = created.timestamp()  # unknown keys are ignored by the mapping
     return order
+
+
+def shopify_refund_now() -> dict[str, Any]:
+    created = ago(5).replace(microsecond=0)
+    refund: dict[str, Any] = fixture("shopify_refunds_create.json")
+    refund["created_at"] = iso_local(created)
+    refund["_created_ts"] = created.timestamp()
+    return refund
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -222,6 +245,24 @@ def test_browser_copy_is_sent_as_tiktok_expects(name: str, received: dict[str, A
 def test_webhook_copy_is_sent_as_tiktok_expects(received: dict[str, Any]) -> None:
     order = received["_shopify_order"]
     assert received[f"purchase:{order['id']}"] == shopify_expected(order)
+
+
+def test_a_refund_webhook_goes_as_a_custom_event_with_the_amount(
+    received: dict[str, Any],
+) -> None:
+    refund = received["_shopify_refund"]
+    (transaction,) = refund["transactions"]
+    event_id = f"refund:{refund['order_id']}:{refund['id']}"
+    # our tables keep -11.00 (revenue nets out); TikTok gets the amount
+    assert received[event_id] == {
+        "event": "Refund",
+        "event_time": int(refund["_created_ts"]),
+        "event_id": event_id,
+        "properties": {"currency": transaction["currency"],
+                       "value": float(transaction["amount"]),
+                       "order_id": str(refund["order_id"])},
+        "limited_data_use": False,
+    }  # fmt: skip
 
 
 def test_the_request_around_the_events(api: TikTokStandIn, received: dict[str, Any]) -> None:

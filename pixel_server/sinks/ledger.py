@@ -125,6 +125,7 @@ class Ledger:
         self._flushed = 0
         self._pending: tuple[list[list[Any]], int, str] | None = None  # taken, not inserted
         self._stop = threading.Event()
+        self._stopped = False
         self._thread: threading.Thread | None = None
 
     # --------------------------------------------------------------- writing
@@ -171,14 +172,17 @@ class Ledger:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Flush what is buffered (trying for up to ``timeout``), then stop."""
+        """Flush what is buffered (trying for up to ``timeout``), then stop. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
         self._stop.set()
         with self._lock:
             self._wake.notify()
         if self._thread is not None:
             self._thread.join(timeout)
         deadline = time.monotonic() + timeout
-        while self.buffered_rows and time.monotonic() < deadline:
+        while self.unflushed_rows and time.monotonic() < deadline:
             if not self.flush():
                 time.sleep(0.2)
 

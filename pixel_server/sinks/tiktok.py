@@ -51,15 +51,20 @@ first transient failure the failed batch and the lane's whole queue are
 spilled, and new events for that pixel go to disk until it recovers. Only
 then does the offset advance past them, so one pixel's outage never holds the
 log (and ingestion's disk budget) hostage. The reader pauses when
-``max_in_memory`` events are in memory overall (plain backpressure).
+``max_in_memory`` events are in memory overall (plain backpressure), and when
+``max_ledger_backlog`` ledger rows wait for ClickHouse: during a ClickHouse
+outage forwarding goes on for that many attempts, then waits, because an
+event whose outcome is not on the record would be sent again after a crash
+(keeping ledger rows in a local journal instead is left for later).
 
 Never twice
 -----------
 An event (pixel, event, event_id, source) is sent again only when the outcome
 of an attempt is unknown (timeout, connection lost, or a crash before the
-ledger row reached ClickHouse). After a restart, the log range read before the
-crash and the spill chunks found on disk are checked against the ledger, and
-events whose latest row is ``sent`` or ``dead`` are skipped. A spilled event
+ledger row reached ClickHouse). After a restart, the log ranges the previous
+run handed out without committing (the reader persists them) and the spill
+chunks found on disk are checked against the ledger, and events whose latest
+row is ``sent`` or ``dead`` are skipped. A spilled event
 remembers its position in the log; after a crash, spill entries the committed
 offset had not passed are dropped, because the log hands those out again.
 A retried event keeps its event_id, so TikTok deduplicates it.
@@ -155,7 +160,9 @@ def tiktok_event(record: Record) -> dict[str, Any]:
     if record.currency:
         properties["currency"] = record.currency
     if record.value is not None:
-        properties["value"] = float(record.value)
+        # Refunds are stored with a negative value so revenue nets out in our
+        # reports; to TikTok a value is an amount, and the event name says refund.
+        properties["value"] = abs(float(record.value))
     if record.order_id:
         properties["order_id"] = record.order_id
     if record.search_query:
@@ -413,6 +420,7 @@ class Forwarder:
         lane_capacity: int = 10_000,
         spill_after: float = 10.0,
         max_in_memory: int = 50_000,
+        max_ledger_backlog: int = 200_000,
         commit_interval: float = 0.1,
         fsync: bool = True,
         recheck: bool = True,
@@ -436,6 +444,7 @@ class Forwarder:
         self.lane_capacity = lane_capacity
         self.spill_after = spill_after
         self.max_in_memory = max_in_memory
+        self.max_ledger_backlog = max_ledger_backlog
         self.commit_interval = commit_interval
         self.fsync = fsync
         self.recheck = recheck
@@ -646,8 +655,11 @@ class Forwarder:
     async def _read_loop(self) -> None:
         try:
             while True:
-                while self._in_memory >= self.max_in_memory:
-                    await _wait_event(self._room, 1.0)
+                while (
+                    self._in_memory >= self.max_in_memory
+                    or self.ledger.unflushed_rows >= self.max_ledger_backlog
+                ):
+                    await _wait_event(self._room, 0.2)
                 batch = await self._in_log_thread(self._read)
                 if batch is None:
                     self._caught_up = True
