@@ -14,6 +14,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -274,6 +275,45 @@ def cmd_deliveries(settings: Settings, ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _install_target(settings: Settings, ns: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    pixel = run_operation(settings, "pixel.show", {"id": ns.pixel})
+    return pixel, f"{settings.base_url}/p/{pixel['id']}.js"
+
+
+def cmd_install(settings: Settings, ns: argparse.Namespace) -> int:
+    from pixel_server import install
+    from pixel_server.snippets import SnippetSettings
+
+    pixel, script_url = _install_target(settings, ns)
+    platform = ns.platform or pixel["platform"]
+    try:
+        if platform in install.PASTE_PLATFORMS:
+            snippet = SnippetSettings(pixel["id"], settings.base_url, platform)
+            print(install.paste_instructions(platform, script_url, snippet))
+            return EXIT_OK
+        if ns.theme_dir is None:
+            raise CommandError(f"install --platform {platform} needs --theme-dir")
+        tag = install.snippet_tag(script_url)
+        html_file = Path(ns.file) if ns.file else None
+        result = install.install(platform, Path(ns.theme_dir), tag, html_file, pixel_id=pixel["id"])
+    except install.InstallError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"{result.action}: {result.path}")
+    return EXIT_OK
+
+
+def cmd_uninstall(settings: Settings, ns: argparse.Namespace) -> int:
+    from pixel_server import install
+
+    try:
+        result = install.uninstall(ns.platform, Path(ns.theme_dir), ns.pixel,
+                                   Path(ns.file) if ns.file else None)  # fmt: skip
+    except install.InstallError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"{result.action}: {result.path}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pixel-server", description="First-party pixel server for online stores."
@@ -303,6 +343,22 @@ def build_parser() -> argparse.ArgumentParser:
     for p in pixel.choices.values():
         p.add_argument("--json", action="store_true", help="print JSON")
         p.set_defaults(func=cmd_pixel)
+
+    inst = sub.add_parser(
+        "install", help="put the pixel's tag into a theme (or print what to paste)"
+    )
+    inst.add_argument("--pixel", required=True)
+    inst.add_argument("--platform", choices=PLATFORMS, help="default: the pixel's platform")
+    inst.add_argument("--theme-dir", help="theme folder (BigCommerce Stencil, WooCommerce)")
+    inst.add_argument("--file", help="the HTML file (platform html), relative to --theme-dir")
+    inst.set_defaults(func=cmd_install)
+    uninst = sub.add_parser("uninstall", help="remove exactly what install added")
+    uninst.add_argument("--pixel", help="default: every pixel-server tag")
+    uninst.add_argument("--platform", choices=("bigcommerce", "woocommerce", "html"),
+                        required=True)  # fmt: skip
+    uninst.add_argument("--theme-dir", required=True)
+    uninst.add_argument("--file")
+    uninst.set_defaults(func=cmd_uninstall)
 
     token = sub.add_parser("token", help="manage report tokens").add_subparsers(
         dest="token_command", required=True
