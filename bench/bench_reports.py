@@ -11,7 +11,8 @@ visitors recurring across days), so ClickHouse writes the millions of rows
 in big batches without Python in the way. All events belong to one pixel:
 the worst case for a per-pixel report.
 
-Measured: each report query (``pixel_server.reports.run``) and the whole
+First the report cache is built for the whole range (timed apart: a one-off
+cost). Measured: each report query (``pixel_server.reports.run``) and the whole
 dashboard page (``GET /dashboard/{pixel}``, all six reports plus charts and
 HTML) over the last ``--range-days`` days, p50/p95 of ``--repeat`` runs.
 Prints a Markdown table for docs/benchmarks.md.
@@ -33,7 +34,7 @@ from starlette.testclient import TestClient
 from pixel_server.app import create_app
 from pixel_server.config import load_settings
 from pixel_server.pipeline.record import COLUMNS, to_columns
-from pixel_server.reports import REPORTS, ReportParams, run
+from pixel_server.reports import REPORTS, ReportParams, cache, run
 from tests.datagen import generate
 
 FIRST_DAY = date(2026, 1, 1)
@@ -89,6 +90,7 @@ def main() -> None:
     parser.add_argument("--range-days", type=int, default=30, help="report range (last N days)")
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--data-dir", type=Path, default=None, help="kept if given")
+    parser.add_argument("--live", action="store_true", help="also time merging at query time")
     args = parser.parse_args()
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="bench-reports-"))
     settings = load_settings(
@@ -129,7 +131,12 @@ def main() -> None:
                     parameters={"s": params.start, "e": params.end},
                 ).result_rows[0][0]
             )
-            print(f"rows: {rows:,} (in range: {in_range:,}); load: {load_s:.1f} s")
+            print(f"rows: {rows:,} (in range: {in_range:,}); load: {load_s:.1f} s", flush=True)
+            t = time.perf_counter()
+            lookback = timedelta(days=90 + 28)
+            built = cache.prepare(ch, pixel["id"], params.start - lookback, params.end)
+            build_s = time.perf_counter() - t
+            print(f"cache build: {len(built)} days in {build_s:.1f} s", flush=True)
             results: dict[str, list[float]] = {}
             for name in REPORTS:
                 run(ch, name, params)  # warm-up
@@ -148,6 +155,27 @@ def main() -> None:
                 assert http.get(url, headers=headers).status_code == 200
                 times.append(time.perf_counter() - t)
             results["dashboard page"] = times
+            # Fresh events on the last day: the next report re-merges the days they touch.
+            fresh = generate(
+                seed=99, visitors=80, days=1, first_day=last, tz="UTC", pixel_id=pixel["id"]
+            ).records
+            times = []
+            for i in range(args.repeat):
+                for r in fresh:
+                    r.event_id += f"~fresh{i}"
+                runtime.insert_events(fresh, f"bench-fresh-{i}")
+                t = time.perf_counter()
+                run(ch, "overview", params)
+                times.append(time.perf_counter() - t)
+            results[f"overview after {len(fresh)} new copies (re-merge)"] = times
+            if args.live:
+                for name in ("overview", "purchases"):
+                    times = []
+                    for _ in range(max(1, args.repeat // 3)):
+                        t = time.perf_counter()
+                        run(ch, name, params, cached=False)
+                        times.append(time.perf_counter() - t)
+                    results[f"{name}, no cache (merge at query time)"] = times
     finally:
         if args.data_dir is None:
             shutil.rmtree(data_dir, ignore_errors=True)

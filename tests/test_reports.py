@@ -244,3 +244,63 @@ def test_the_cache_follows_late_copies(loaded: tuple[TestClient, Dataset]) -> No
         for t, b in zip(after["totals"], before["totals"], strict=True)
     }
     assert sorted(gain.values()) == [0, 100]
+
+
+def test_operations_forwarding_outcomes(loaded: tuple[TestClient, Dataset]) -> None:
+    """Each forwarded copy counts once, by its latest attempt; failures keep TikTok's words."""
+    client, ds = loaded
+    ch = runtime_of(client).database.client()
+    at = datetime(2026, 3, 5, 12, tzinfo=UTC).timestamp()
+    attempts = [  # (event_id, source, attempt, seconds after `at`, outcome, code, message)
+        ("e1", "browser", 1, 0, "sent", 0, "OK"),
+        ("e2", "server", 1, 0, "retrying", 40100, "rate limited"),
+        ("e2", "server", 2, 30, "sent", 0, "OK"),
+        ("e3", "webhook", 1, 0, "retrying", 50000, "server error"),
+        ("e4", "server", 1, 60, "dead", 40002, "Invalid value for field: currency"),
+    ]
+    ch.insert(
+        "deliveries",
+        [
+            [
+                ds.pixel_id,
+                "Purchase",
+                eid,
+                src,
+                round((at + dt) * 1000),
+                n,
+                round((at + dt) * 1000),
+                12,
+                200,
+                code,
+                msg,
+                "req",
+                "batch",
+                outcome,
+            ]
+            for eid, src, n, dt, outcome, code, msg in attempts
+        ],
+        column_names=[
+            "pixel_id",
+            "event",
+            "event_id",
+            "source",
+            "event_time",
+            "attempt",
+            "attempted_at",
+            "latency_ms",
+            "http_status",
+            "tiktok_code",
+            "tiktok_message",
+            "request_id",
+            "batch_id",
+            "outcome",
+        ],
+    )
+    got = report(client, ds, "operations")
+    assert {r["outcome"]: (r["events"], r["attempts"]) for r in got["forwarding"]} == {
+        "sent": (2, 3),
+        "retrying": (1, 1),
+        "dead": (1, 1),
+    }
+    messages = [m["tiktok_message"] for m in got["last_messages"]]
+    assert messages == ["Invalid value for field: currency", "server error", "rate limited"]

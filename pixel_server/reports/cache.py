@@ -53,6 +53,7 @@ COLUMNS: Final = (
     "event_id_assigned",
 )
 NEIGHBOURS: Final = 2  # days each side whose copies can change a day's merged events (48 h)
+MAX_RUN_DAYS: Final = 4  # days merged per INSERT ... SELECT: bounds the merge's memory
 
 _DDL: Final = (
     """CREATE TABLE IF NOT EXISTS report_events
@@ -171,10 +172,10 @@ def prepare(client: Client, pixel_id: str, start: datetime, end: datetime) -> li
     )
     have = {row[0]: row[1] for row in result.result_rows}
     stale = [d for d in _days(first, last) if have.get(d) != wanted[d]]
-    # Consecutive stale days are merged in one pass.
+    # Consecutive stale days are merged a few at a time.
     runs: list[list[date]] = []
     for day in stale:
-        if runs and (day - runs[-1][-1]).days == 1:
+        if runs and (day - runs[-1][-1]).days == 1 and len(runs[-1]) < MAX_RUN_DAYS:
             runs[-1].append(day)
         else:
             runs.append([day])
