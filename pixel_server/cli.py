@@ -131,6 +131,13 @@ _PIXEL_OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
     ("--webhook-secret", "webhook_secret", {}),
     ("--store-api-base", "store_api_base", {}),
     ("--store-api-token", "store_api_token", {}),
+    (
+        "--consent-mode",
+        "consent_mode",
+        {"choices": ("granted", "hold"), "help": "hold: send nothing before ttq.grantConsent()"},
+    ),
+    ("--currency", "currency", {"help": "store currency (ISO 4217) for Ecwid"}),
+    ("--click-window-days", "click_window_days", {"type": int}),
 ]
 _PIXEL_FLAGS: list[tuple[str, str]] = [
     ("ip-truncation", "ip_truncation"),

@@ -33,6 +33,9 @@ def snippet_settings(pixel: Pixel, endpoint: str) -> SnippetSettings:
         endpoint=endpoint,
         platform=pixel.platform,  # type: ignore[arg-type]
         tiktok_pixel_code=(pixel.tiktok_pixel_code or None) if pixel.load_tiktok_pixel else None,
+        consent="hold" if pixel.consent_mode == "hold" else "granted",
+        click_window_days=pixel.click_window_days,
+        currency=pixel.currency or None,
     )
 
 

@@ -63,3 +63,12 @@ def test_unknown_and_disabled_pixels_get_a_noop(client: TestClient) -> None:
     )
     r = client.get(f"/p/{pixel['id']}.js", headers={"accept-encoding": "identity"})
     assert r.status_code == 200 and r.content == NOOP_SNIPPET
+
+
+def test_pixel_snippet_settings_reach_the_script(client: TestClient) -> None:
+    pixel = _pixel(client, platform="ecwid", consent_mode="hold", currency="eur",
+                   click_window_days=28)  # fmt: skip
+    r = client.get(f"/p/{pixel['id']}.js", headers={"accept-encoding": "identity"})
+    assert '"consent":"hold"' in r.text
+    assert '"currency":"EUR"' in r.text
+    assert '"click_window_days":28' in r.text

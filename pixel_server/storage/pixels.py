@@ -20,6 +20,7 @@ import phonenumbers
 from clickhouse_connect.driver.client import Client
 
 from pixel_server import credentials
+from pixel_server.events.schema import ISO_4217_CODES
 
 PLATFORMS = ("ecwid", "bigcommerce", "shopify", "woocommerce", "html")
 ROLES = ("owner", "reader")
@@ -55,6 +56,9 @@ class Pixel:
     webhook_secret: str = ""
     store_api_base: str = ""
     store_api_token: str = ""
+    consent_mode: str = "granted"  # "hold": send nothing until ttq.grantConsent()
+    currency: str = ""  # the store's currency, for platforms whose events lack one
+    click_window_days: int = 7
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
 
@@ -128,6 +132,20 @@ def validate_changes(changes: dict[str, Any]) -> dict[str, Any]:
                 raise RegistryError("tiktok_pixel_code must be letters and digits (e.g. C4A1B2)")
         elif key in ("tiktok_api_base", "store_api_base"):
             value = _http_url(key, str(value))
+        elif key == "consent_mode":
+            if value not in ("granted", "hold"):
+                raise RegistryError("consent_mode must be granted or hold")
+        elif key == "currency":
+            value = str(value).strip().upper()
+            if value and value not in ISO_4217_CODES:
+                raise RegistryError(f"currency {value!r} is not an ISO 4217 code")
+        elif key == "click_window_days":
+            try:
+                value = int(value)
+            except (TypeError, ValueError):
+                raise RegistryError("click_window_days must be a whole number") from None
+            if not 1 <= value <= 90:
+                raise RegistryError("click_window_days must be between 1 and 90")
         elif key in ("enabled", "ip_truncation", "forward_browser", "load_tiktok_pixel"):
             value = bool(value)
         else:
