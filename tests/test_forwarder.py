@@ -28,9 +28,17 @@ from starlette.testclient import TestClient
 from pixel_server import cli
 from pixel_server.app import Runtime, admin_files, create_app
 from pixel_server.config import Settings
-from pixel_server.sinks.tiktok import RetryPolicy
+from pixel_server.metrics import Metrics
+from pixel_server.pipeline import record as records
+from pixel_server.pipeline.record import Record
+from pixel_server.pipeline.wal import WriteAheadLog
+from pixel_server.sinks.ledger import Ledger
+from pixel_server.sinks.spill import PixelSpill, SpillEntry, read_chunk, write_chunk
+from pixel_server.sinks.tiktok import Forwarder, RetryPolicy
+from pixel_server.storage import migrate
+from pixel_server.storage.pixels import Pixel
 from tests.conftest import UNLIMITED, free_port, subprocess_env
-from tests.ingest_helpers import metric
+from tests.ingest_helpers import metric, open_database
 from tests.standins.tiktok_api import Fault, TikTokStandIn
 
 ORIGIN = "https://shop.example.com"
@@ -553,3 +561,88 @@ def test_sigkill_mid_batch_then_restart_delivers_everything(
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]
+
+
+# ------------------------------------------------------------ retry store
+
+
+def entry(n: int, origin: tuple[int, int] = (-1, -1)) -> SpillEntry:
+    record = Record("px_spill", "Lead", "Lead", f"s-{n}", "server", time.time(), time.time())
+    return SpillEntry(n, records.encode(record), *origin)
+
+
+def test_spill_chunks_hold_a_request_each_and_survive_a_torn_tail(tmp_path: Path) -> None:
+    spill = PixelSpill(tmp_path / "px", chunk_events=4)
+    spill.append(entry(n) for n in range(10))
+    spill.sync()
+    spill.close()
+    files = sorted((tmp_path / "px").glob("*.chunk"))
+    assert [len(read_chunk(f)) for f in files] == [4, 4, 2]
+    with files[-1].open("ab") as f:
+        f.write(b"\x10\x00\x00\x00\xde\xad")  # a record cut short by a crash
+    again = PixelSpill(tmp_path / "px")
+    assert again.scan() == 3
+    sizes = []
+    while (taken := again.take()) is not None:
+        sizes.append(len(taken[1]))
+    assert sizes == [4, 4, 2]  # the torn record is not there; the rest is
+
+
+def test_a_rewritten_chunk_replaces_the_old_one_atomically(tmp_path: Path) -> None:
+    spill = PixelSpill(tmp_path / "px")
+    spill.append(entry(n) for n in range(5))
+    taken = spill.take()
+    assert taken is not None
+    chunk, entries = taken
+    spill.rewrite(chunk, entries[3:])  # three went, two to retry
+    assert [e.attempts for e in read_chunk(chunk.path)] == [3, 4]
+    assert not list((tmp_path / "px").glob("*.tmp"))
+    again = spill.take()
+    assert again is not None and again[0] is chunk  # retried first
+    spill.done(chunk)
+    spill.remove(chunk)
+    assert not chunk.path.exists() and not spill.backlog
+
+
+def test_after_a_crash_spilled_events_the_log_hands_out_again_are_not_sent_twice(
+    tmp_path: Path, settings: Settings, api: TikTokStandIn
+) -> None:
+    """A spilled event counts only once the log's offset passed it: a crash
+    before that means the log re-serves it, so its spilled copy is dropped."""
+    api.allow("tok-s", "SPILLPIXEL")
+    pixel = Pixel(id="px_spill", name="Spill", tiktok_pixel_code="SPILLPIXEL",
+                  tiktok_access_token="tok-s", tiktok_api_base=api.base_url)  # fmt: skip
+    registry = StaticPixels([pixel])
+    wal = WriteAheadLog(tmp_path / "wal", ("forwarder",), fsync=False)
+    now = time.time()
+    logged = [Record("px_spill", "Lead", "Lead", f"log-{n}", "server", now, now) for n in range(3)]
+    end = wal.append_blocking([records.encode(r) for r in logged])
+    assert end.offset > 0
+    # the previous run spilled log-0 (not yet committed), and a replay queued r-1
+    write_chunk(tmp_path / "fw" / "px_spill", [
+        SpillEntry(1, records.encode(logged[0]), end.segment, 0),
+        SpillEntry(2, records.encode(Record("px_spill", "Lead", "Lead", "r-1", "server", now,
+                                            now))),
+    ])  # fmt: skip
+    client = open_database(settings)
+    migrate.apply(client)
+    forwarder = Forwarder(wal, registry, Ledger(lambda: client), Metrics(),
+                          spill_dir=tmp_path / "fw", fsync=False, **FAST)  # fmt: skip
+    forwarder.start()
+    try:
+        assert wait_for(lambda: len(api.events("SPILLPIXEL")) >= 4 and forwarder.idle())
+        exactly_once(api, "SPILLPIXEL", ["log-0", "log-1", "log-2", "r-1"])
+    finally:
+        forwarder.stop()
+        wal.close()
+    assert not list((tmp_path / "fw").rglob("*.chunk"))
+
+
+class StaticPixels:
+    loaded = True
+
+    def __init__(self, pixels: list[Pixel]) -> None:
+        self._by_id = {p.id: p for p in pixels}
+
+    def get(self, pixel_id: str) -> Pixel | None:
+        return self._by_id.get(pixel_id)

@@ -136,20 +136,25 @@ class PixelSpill:
     # --------------------------------------------------------------- writing
 
     def append(self, entries: Iterable[SpillEntry]) -> None:
-        """Add entries to the open chunk; durable only after :meth:`sync`."""
-        for entry in entries:
+        """Add entries to the open chunk(s); durable only after :meth:`sync`."""
+        pending = list(entries)
+        while pending:
             if self._open is None:
                 self.directory.mkdir(parents=True, exist_ok=True)
                 chunk = Chunk(self.directory / chunk_name())
                 self._known.add(chunk.path.name)
                 self._fd = os.open(chunk.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
                 self._open = chunk
-            data = encode_records([_ENCODER.encode(entry)])
+            room = self.chunk_events - self._open.events
+            part, pending = pending[:room], pending[room:]
+            data = _encode(part)  # one write per chunk, not one per entry
             assert self._fd is not None
-            os.write(self._fd, data)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
             self._open.bytes += len(data)
+            self._open.events += len(part)
             self.bytes += len(data)
-            self._open.events += 1
             self._dirty = True
             if self._open.events >= self.chunk_events:
                 self._seal()
