@@ -198,6 +198,8 @@ class Runtime:
             self.metrics,
             batch_rows=s.loader_batch_rows,
             interval=s.loader_interval_ms / 1000,
+            probe=lambda: self.database.check() is None,
+            quarantine=self.data_dir / "quarantine" / "events.jsonl",
         )
         self.loader.start()
         self.forwarder = tiktok.Forwarder(

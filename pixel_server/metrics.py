@@ -73,6 +73,11 @@ class Metrics:
         self.rows_loaded = Counter(
             "pixel_loader_rows", "Rows inserted into ClickHouse by the loader.", registry=r
         )
+        self.loader_quarantined = Counter(
+            "pixel_loader_quarantined",
+            "Rows ClickHouse refused while it answered, parked in <data dir>/quarantine/.",
+            registry=r,
+        )
         self.loader_errors = Counter(
             "pixel_loader_errors", "Failed ClickHouse inserts (retried).", registry=r
         )

@@ -269,3 +269,34 @@ def test_torn_tail_after_power_loss_recovers_everything_before(settings: Setting
         rows = merged(c, pixel["id"])
         assert sorted(r["event_id"] for r in rows) == ["t0", "t1", "t2", "t3"]
         assert c.get("/readyz").status_code == 200
+
+
+def test_a_row_clickhouse_never_takes_is_parked_not_blocking(
+    app_client: TestClient, settings: Settings
+) -> None:
+    """ClickHouse answers, but refuses one row every time: the batch is loaded
+    around it and the row goes to the quarantine file; the loader moves on."""
+    pixel = add_pixel(app_client)
+    runtime = runtime_of(app_client)
+    assert runtime.loader is not None
+    real_insert = runtime.loader.insert
+
+    def refuses_poison(batch: list[Any], token: str) -> None:
+        if any(r.event_id == "poison" for r in batch):
+            raise ValueError("injected: Decimal overflow")
+        real_insert(batch, token)
+
+    runtime.loader.insert = refuses_poison
+    ids = ["good-1", "poison", "good-2", "good-3"]
+    assert (
+        post_browser(app_client, pixel["id"], [event(event_id=i) for i in ids]).status_code == 202
+    )
+    rows = merged(app_client, pixel["id"])
+    assert sorted(r["event_id"] for r in rows) == ["good-1", "good-2", "good-3"]
+    parked = (settings.data_dir / "quarantine" / "events.jsonl").read_text().splitlines()
+    assert len(parked) == 1 and '"event_id":"poison"' in parked[0]
+    assert "pixel_loader_quarantined_total 1.0" in app_client.get("/metrics").text
+    assert app_client.get("/readyz").status_code == 200
+    # later events load as usual
+    post_browser(app_client, pixel["id"], [event(event_id="after")])
+    assert "after" in [r["event_id"] for r in merged(app_client, pixel["id"])]

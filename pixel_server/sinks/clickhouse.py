@@ -7,16 +7,28 @@ between the insert and the offset commit is dropped by ClickHouse, and the
 table engine collapses identical rows as a second guard. The offset is
 committed only after ClickHouse confirms. When ClickHouse fails, the loader
 rewinds, backs off and tries again; ingestion does not notice.
+
+A batch that fails three times with a data error (not a connection error)
+while ClickHouse answers its health probe holds a row ClickHouse will never
+take. Rather than stall every pixel behind it, the loader inserts the batch in
+halves down to single rows (each part with its own stable token) and parks the
+refused rows in ``<data dir>/quarantine/events.jsonl`` (hashed fields only, as
+in the log), counted in ``pixel_loader_quarantined_total`` and logged.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+from clickhouse_connect.driver.exceptions import OperationalError, StreamFailureError
 
 from pixel_server.metrics import Metrics
 from pixel_server.pipeline import record as records
@@ -28,6 +40,9 @@ InsertFn = Callable[[list[records.Record], str], None]
 """Insert these records with this deduplication token; raise on failure."""
 
 READER_NAME = "loader"
+POISON_AFTER = 3
+# Failures of the connection, never blamed on a row.
+TRANSIENT = (OperationalError, StreamFailureError, OSError, TimeoutError)
 
 
 @dataclass
@@ -48,8 +63,15 @@ class Loader:
         batch_rows: int = 5000,
         interval: float = 0.1,
         max_backoff: float = 30.0,
+        probe: Callable[[], bool] | None = None,
+        quarantine: Path | None = None,
     ) -> None:
         self.reader = reader
+        # A batch that keeps failing while ClickHouse answers `probe` holds a
+        # row ClickHouse will never take: load around it, park the row.
+        self.probe = probe
+        self.quarantine = quarantine
+        self._failures: dict[str, int] = {}
         self.insert = insert
         self.metrics = metrics
         self.batch_rows = batch_rows
@@ -87,6 +109,7 @@ class Loader:
     def _run(self) -> None:
         backoff = 0.2
         while not self._stop.is_set():
+            batch: Batch | None = None
             try:
                 batch = self._next_batch()
                 if batch is None:
@@ -96,8 +119,72 @@ class Loader:
             except Exception as exc:  # ClickHouse down, bad answer: retry, keep the backlog
                 self.reader.rewind()
                 self._failed(exc)
+                if batch is not None and self._poisoned(batch.batch_id, exc):
+                    try:
+                        self._load_around_bad_rows()
+                        continue
+                    except Exception as again:
+                        self.reader.rewind()
+                        self._failed(again)
                 self._stop.wait(backoff * (0.5 + random.random()))
                 backoff = min(backoff * 2, self.max_backoff)
+
+    def _poisoned(self, batch_id: str, exc: Exception) -> bool:
+        if isinstance(exc, TRANSIENT):
+            return False  # the way to ClickHouse failed, not the data
+        failures = self._failures.get(batch_id, 0) + 1
+        self._failures = {batch_id: failures}  # only the current batch matters
+        return (
+            failures >= POISON_AFTER
+            and self.probe is not None
+            and self.quarantine is not None
+            and self.probe()
+        )
+
+    def _load_around_bad_rows(self) -> None:
+        """Insert the batch in halves, down to single rows; park the rows that fail."""
+        batch = self.reader.read_batch(max_records=self.batch_rows, max_bytes=64 << 20)
+        if batch is None:
+            return
+        rows = [records.decode(p) for p in batch.records]
+        parked = self._insert_parts(rows, batch.batch_id, 0, len(rows))
+        self.reader.commit(batch.end)
+        self._failures.clear()
+        self.metrics.rows_loaded.inc(len(rows) - parked)
+        self.state.failing_since = None
+        self.state.last_error = ""
+
+    def _insert_parts(self, rows: list[records.Record], token: str, lo: int, hi: int) -> int:
+        """Insert rows[lo:hi] (each part with its own stable token); rows parked."""
+        try:
+            self.insert(rows[lo:hi], f"{token}#{lo}-{hi}")
+            return 0
+        except Exception as exc:
+            if hi - lo > 1:
+                mid = (lo + hi) // 2
+                return self._insert_parts(rows, token, lo, mid) + self._insert_parts(
+                    rows, token, mid, hi
+                )
+            if isinstance(exc, TRANSIENT) or self.probe is None or not self.probe():
+                raise  # ClickHouse went away: not the row's fault; retry later
+            self._park(rows[lo], token, exc)
+            return 1
+
+    def _park(self, row: records.Record, token: str, exc: Exception) -> None:
+        assert self.quarantine is not None
+        self.quarantine.parent.mkdir(parents=True, exist_ok=True)
+        line = msgspec.json.encode(
+            {"batch_id": token, "error": str(exc)[:500], "record": msgspec.structs.asdict(row)}
+        )
+        with self.quarantine.open("ab") as f:
+            f.write(line + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        self.metrics.loader_quarantined.inc()
+        log.error(
+            "row ClickHouse refuses parked in quarantine",
+            extra={"file": str(self.quarantine), "event_id": row.event_id, "error": str(exc)[:300]},
+        )
 
     def _next_batch(self) -> Batch | None:
         """Wait for data; then for a full batch or the interval, whichever is first."""
