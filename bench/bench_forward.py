@@ -1,6 +1,6 @@
 """Forwarding to TikTok: throughput and arrival→sent latency against the stand-in.
 
-Usage: ``python bench/bench_forward.py [--events 200000] [--rate 5000]
+Usage: ``python bench/bench_forward.py [--events 100000] [--rate 5000]
 [--duration 20] [--pixels 1] [--no-docs]``
 
 The real forwarder (``sinks.tiktok``) reads a real write-ahead log (fsync on)
@@ -11,7 +11,9 @@ own process, which validates every event as strictly as in the tests.
 1. **Throughput**: ``--events`` Purchase events (hashed email and phone, IP,
    user agent, ttclid, _ttp, page, two products) are written to the log first;
    then the forwarder starts and the clock runs until the stand-in has accepted
-   all of them (batches of 1,000).
+   all of them (batches of 1,000). Twice: with the backlog held in memory (the
+   normal path), and with the defaults, where a backlog beyond a pixel's memory
+   share goes through its on-disk retry store.
 2. **Latency at a steady load**: a producer thread appends ``--rate`` events/s
    for ``--duration`` seconds in 10 ms slices, each stamped with its arrival
    time; latency is the stand-in's acceptance time minus that stamp (same
@@ -27,7 +29,6 @@ import argparse
 import os
 import platform
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -124,82 +125,119 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def forwarder_for(
+    url: str, database: Database, pixels: list[Pixel], directory: Path, **options: Any
+) -> tuple[WriteAheadLog, Forwarder, Metrics]:
+    wal = WriteAheadLog(directory / "wal", ("forwarder",), fsync=True)
+    metrics = Metrics()
+    forwarder = Forwarder(wal, StaticPixels(pixels), Ledger(database.client), metrics,
+                          spill_dir=directory / "forwarder", **options)  # fmt: skip
+    return wal, forwarder, metrics
+
+
+def throughput(
+    url: str, database: Database, pixels: list[Pixel], directory: Path, events: int,
+    **options: Any,
+) -> dict[str, float]:  # fmt: skip
+    """Fill the log with ``events``, then time the forwarder draining it."""
+    _HTTP.post(f"{url}/_standin/reset")
+    wal, forwarder, metrics = forwarder_for(url, database, pixels, directory, **options)
+    try:
+        now = time.time()
+        for start in range(0, events, 1000):
+            wal.append_blocking([
+                records.encode(make_record(pixels[n % len(pixels)].id, n, now))
+                for n in range(start, min(start + 1000, events))
+            ])  # fmt: skip
+        cpu0 = cpu_seconds()
+        t0 = time.time()  # the stand-in stamps arrivals with time.time() too
+        forwarder.start()
+        t1 = wait_count(url, events, timeout=900)
+        return {
+            "eps": events / (t1 - t0),
+            "seconds": t1 - t0,
+            "cpu_s": cpu_seconds() - cpu0,
+            "spilled": metrics.forward_spilled._value.get(),
+        }
+    finally:
+        forwarder.stop()
+        wal.close()
+
+
+def latency(
+    url: str, database: Database, pixels: list[Pixel], directory: Path, rate: int,
+    duration: int,
+) -> dict[str, float]:  # fmt: skip
+    """A steady ``rate`` for ``duration`` seconds; arrival→accepted per event."""
+    _HTTP.post(f"{url}/_standin/reset")
+    wal, forwarder, _ = forwarder_for(url, database, pixels, directory)
+    forwarder.start()
+    stamps: dict[str, float] = {}
+    stop = threading.Event()
+    per_slice = max(1, round(rate / 100))
+
+    def produce() -> None:
+        n = 10_000_000
+        next_at = time.monotonic()
+        while not stop.is_set():
+            arrived = time.time()
+            batch = []
+            for _ in range(per_slice):
+                r = make_record(pixels[n % len(pixels)].id, n, arrived)
+                stamps[r.event_id] = arrived
+                batch.append(records.encode(r))
+                n += 1
+            wal.append_blocking(batch)
+            next_at += 0.01
+            time.sleep(max(0.0, next_at - time.monotonic()))
+
+    try:
+        producer = threading.Thread(target=produce, daemon=True)
+        producer.start()
+        time.sleep(duration)
+        stop.set()
+        producer.join()
+        wait_count(url, len(stamps), timeout=300)
+    finally:
+        forwarder.stop()
+        wal.close()
+    arrivals = _HTTP.get(f"{url}/_standin/received").json()
+    start_at = min(stamps.values()) + WARMUP_S
+    lat = sorted(t - stamps[i] for i, t in arrivals if stamps[i] >= start_at)
+    return {
+        "rate_eps": len(stamps) / duration,
+        "n": len(lat),
+        "p50_s": lat[len(lat) // 2],
+        "p95_s": lat[int(len(lat) * 0.95)],
+        "p99_s": lat[int(len(lat) * 0.99)],
+        "max_s": lat[-1],
+    }
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-forward-"))
     standin, url = start_standin()
     database = Database(parse_url(f"chdb://{tmp / 'clickhouse'}?database=bench"))
     database.client()  # migrations
-    wal = WriteAheadLog(tmp / "wal", ("forwarder",), fsync=True)
     pixels = [
         Pixel(id=f"px_bench{n}", name=f"Bench {n}", tiktok_pixel_code=CODE,
               tiktok_access_token=TOKEN, tiktok_api_base=url)
         for n in range(args.pixels)
     ]  # fmt: skip
-    metrics = Metrics()
-    forwarder = Forwarder(
-        wal, StaticPixels(pixels), Ledger(database.client), metrics, spill_dir=tmp / "forwarder"
-    )
-    out: dict[str, Any] = {"events": args.events, "pixels": args.pixels}
+    load = os.getloadavg()[0]
     try:
-        # 1. throughput: the log holds a backlog, the forwarder drains it
-        now = time.time()
-        for start in range(0, args.events, 1000):
-            wal.append_blocking([
-                records.encode(make_record(pixels[n % len(pixels)].id, n, now))
-                for n in range(start, min(start + 1000, args.events))
-            ])  # fmt: skip
-        cpu0 = cpu_seconds()
-        t0 = time.time()  # the stand-in stamps arrivals with time.time() too
-        forwarder.start()
-        t1 = wait_count(url, args.events, timeout=600)
-        out["throughput_eps"] = args.events / (t1 - t0)
-        out["throughput_cpu_s"] = cpu_seconds() - cpu0
-        out["throughput_s"] = t1 - t0
-        # 2. latency at a steady rate
-        _HTTP.post(f"{url}/_standin/reset")
-        stamps: dict[str, float] = {}
-        stop = threading.Event()
-        per_slice = max(1, round(args.rate / 100))
-
-        def produce() -> None:
-            n = 10_000_000
-            next_at = time.monotonic()
-            while not stop.is_set():
-                arrived = time.time()
-                batch = []
-                for _ in range(per_slice):
-                    r = make_record(pixels[n % len(pixels)].id, n, arrived)
-                    stamps[r.event_id] = arrived
-                    batch.append(records.encode(r))
-                    n += 1
-                wal.append_blocking(batch)
-                next_at += 0.01
-                time.sleep(max(0.0, next_at - time.monotonic()))
-
-        producer = threading.Thread(target=produce, daemon=True)
-        producer.start()
-        time.sleep(args.duration)
-        stop.set()
-        producer.join()
-        wait_count(url, len(stamps), timeout=120)
-        arrivals = _HTTP.get(f"{url}/_standin/received").json()
-        start_at = min(stamps.values()) + WARMUP_S
-        latencies = sorted(t - stamps[i] for i, t in arrivals if stamps[i] >= start_at)
-        out["rate_eps"] = len(stamps) / args.duration
-        out["latency_n"] = len(latencies)
-        out["p50_s"] = latencies[len(latencies) // 2]
-        out["p95_s"] = latencies[int(len(latencies) * 0.95)]
-        out["p99_s"] = latencies[int(len(latencies) * 0.99)]
-        out["max_s"] = latencies[-1]
-        out["mean_s"] = statistics.fmean(latencies)
-        out["requests"] = metrics.forward_requests.labels("sent")._value.get()
+        # the backlog fits the lane's memory share: the normal sending path
+        memory = throughput(url, database, pixels, tmp / "memory", args.events,
+                            lane_capacity=args.events, max_in_memory=args.events)  # fmt: skip
+        # defaults: a backlog beyond the lane's share (10,000) goes through disk
+        spill = throughput(url, database, pixels, tmp / "spill", args.events)
+        steady = latency(url, database, pixels, tmp / "latency", args.rate, args.duration)
     finally:
-        forwarder.stop()
-        wal.close()
         database.close()
         standin.terminate()
         standin.wait()
-    return out
+    return {"memory": memory, "spill": spill, "steady": steady, "load": load,
+            "load_after": os.getloadavg()[0]}  # fmt: skip
 
 
 def machine() -> str:
@@ -223,8 +261,9 @@ def machine() -> str:
 
 
 def section(r: dict[str, Any], args: argparse.Namespace) -> str:
-    ok_eps = "meets" if r["throughput_eps"] >= TARGET_EPS else "MISSES"
-    ok_p95 = "meets" if r["p95_s"] <= TARGET_P95_S else "MISSES"
+    memory, spill, steady = r["memory"], r["spill"], r["steady"]
+    ok_eps = "meets" if memory["eps"] >= TARGET_EPS else "misses"
+    ok_p95 = "meets" if steady["p95_s"] <= TARGET_P95_S else "misses"
     command = (f".venv/bin/python bench/bench_forward.py --events {args.events} --rate {args.rate}"
                f" --duration {args.duration} --pixels {args.pixels}")  # fmt: skip
     return f"""{SECTION}
@@ -235,16 +274,22 @@ stand-in of TikTok's Events API (`tests/standins/tiktok_api.py`, a separate
 process that validates every event as strictly as the tests do), and writing
 its delivery ledger into embedded ClickHouse. Events are Purchases with hashed
 email and phone, IP, user agent, ttclid, _ttp, page and two products (about
-1 KB of JSON each). `bench/bench_forward.py` has the details.
+900 bytes of JSON each). `bench/bench_forward.py` has the details.
 
 - **Throughput**: {args.events:,} events already in the log; the clock runs from
-  the forwarder's start until the stand-in has accepted the last one.
-- **Latency at a steady load**: {r["rate_eps"]:,.0f} events/s for {args.duration} s,
-  appended in 10 ms slices; latency is the stand-in's acceptance time minus the
-  event's arrival in the log (same clock), after {WARMUP_S:.0f} s of warm-up.
+  the forwarder's start until the stand-in has accepted the last one. Once with
+  the backlog held in memory (the normal path), once with the defaults, where a
+  backlog beyond the pixel's memory share (10,000 events) goes through its
+  on-disk retry store, as it does for a pixel that falls behind.
+- **Latency at a steady load**: about {steady["rate_eps"]:,.0f} events/s for
+  {args.duration} s, appended in 10 ms slices; latency is the stand-in's
+  acceptance time minus the event's arrival in the log (same clock), after
+  {WARMUP_S:.0f} s of warm-up.
 
-**Machine.** {machine()}. Measured {time.strftime("%Y-%m-%d")}; the stand-in
-shares the machine's cores with the forwarder.
+**Machine.** {machine()}. Measured {time.strftime("%Y-%m-%d")} with a 1-minute
+load average of {r["load"]:.1f} at the start and {r["load_after"]:.1f} at the end
+(the machine was shared with other work); the stand-in shares the cores with
+the forwarder.
 
 **Command.**
 
@@ -256,22 +301,27 @@ shares the machine's cores with the forwarder.
 
 | measure | value | target |
 |---|---:|---|
-| throughput | {r["throughput_eps"]:,.0f} events/s ({r["throughput_s"]:.1f} s, \
-{r["throughput_cpu_s"]:.1f} s CPU in the forwarder's process) | ≥ 20,000 events/s ({ok_eps}) |
-| latency p50 | {r["p50_s"]:.2f} s | |
-| latency p95 | {r["p95_s"]:.2f} s | ≤ 2 s ({ok_p95}) |
-| latency p99 / max | {r["p99_s"]:.2f} s / {r["max_s"]:.2f} s | |
+| throughput, backlog in memory | {memory["eps"]:,.0f} events/s ({memory["seconds"]:.1f} s; \
+{memory["cpu_s"] / args.events * 1e6:.0f} µs CPU per event in the forwarder's process) | \
+≥ 20,000 events/s ({ok_eps}) |
+| throughput, defaults (spilled: {spill["spilled"]:,.0f}) | {spill["eps"]:,.0f} events/s \
+({spill["seconds"]:.1f} s; {spill["cpu_s"] / args.events * 1e6:.0f} µs CPU per event) | |
+| latency p50 | {steady["p50_s"]:.2f} s | |
+| latency p95 | {steady["p95_s"]:.2f} s | ≤ 2 s ({ok_p95}) |
+| latency p99 / max | {steady["p99_s"]:.2f} s / {steady["max_s"]:.2f} s | |
 
 **Reading it.**
 
 - At a steady load the latency is mostly waiting on purpose: up to 50 ms for
   the log read to gather records and up to `linger` = 250 ms for a batch to
-  fill, then one request (a few tens of milliseconds at the stand-in). The
-  forwarder commits its log offset separately, after the ledger rows are in
-  ClickHouse (every ~200 ms), so that does not add to the latency.
-- Throughput is bound by CPU: building the JSON payload per event in Python and
-  the stand-in's validation on the other side. Four requests per pixel are in
-  flight at once; more pixels add lanes (each with its own requests).
+  fill, then one request. The log offset is committed separately, after the
+  ledger rows are in ClickHouse, so that does not add to the latency.
+- Throughput is bound by CPU: decoding the stored record, building the JSON
+  event in Python and, on the other side, the stand-in's checks, all on the
+  same cores. Four requests per pixel are in flight at once.
+- Through the retry store each event is written, fsynced, read back and
+  decoded once more: that is the price of keeping a lagging pixel's events out
+  of memory and out of the log's way.
 """
 
 
@@ -289,15 +339,16 @@ def write_docs(text: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rate", type=int, default=5_000, help="steady load, events/s")
     parser.add_argument("--duration", type=int, default=20, help="seconds of steady load")
     parser.add_argument("--pixels", type=int, default=1)
     parser.add_argument("--no-docs", action="store_true")
     args = parser.parse_args()
     result = run(args)
-    for key, value in result.items():
-        print(f"{key:18} {value:,.3f}" if isinstance(value, float) else f"{key:18} {value}")
+    for name in ("memory", "spill", "steady"):
+        print(name, {k: round(v, 3) for k, v in result[name].items()})
+    print("load average", round(result["load"], 1), "->", round(result["load_after"], 1))
     if not args.no_docs:
         write_docs(section(result, args))
         print(f"wrote the section {SECTION!r} of {DOCS}")

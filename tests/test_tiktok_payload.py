@@ -418,3 +418,16 @@ def test_the_standin_takes_a_valid_request_on_both_paths() -> None:
     validate_body(body, time.time())
     body["data"] = body["data"] * 1001
     assert not fast_valid(json.dumps(body).encode(), time.time())
+
+
+def test_routing_reads_only_the_records_leading_fields() -> None:
+    """The forwarder skips events from a partial decode of the stored record;
+    that holds as long as Record keeps these fields first (it only grows at the end)."""
+    from pixel_server.pipeline import record as records
+    from pixel_server.sinks.tiktok import _HEAD, _Head
+
+    assert _Head.__struct_fields__ == Record.__struct_fields__[:5]
+    head = _HEAD.decode(records.encode(record(source="webhook", consent="denied")))
+    assert (head.pixel_id, head.event, head.event_id, head.source) == (
+        "px_1", "Lead", "lead-1", "webhook"
+    )  # fmt: skip

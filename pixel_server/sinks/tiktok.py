@@ -310,15 +310,33 @@ def pixel_skip_reason(pixel: Pixel | None) -> SkipReason | None:
 
 def skip_reason(pixel: Pixel | None, record: Record) -> SkipReason | None:
     """Why this copy is not sent to TikTok, or None when it is."""
-    reason = pixel_skip_reason(pixel)
-    if reason is not None:
-        return reason
-    assert pixel is not None
-    if record.consent == "denied":
+    reason = _route_skip_reason(pixel, record.source)
+    if reason is None and record.consent == "denied":
         return "consent_denied"
-    if record.source == "browser" and not pixel.forward_browser:
+    return reason
+
+
+def _route_skip_reason(pixel: Pixel | None, source: str) -> SkipReason | None:
+    reason = pixel_skip_reason(pixel)
+    if reason is None and source == "browser" and not pixel.forward_browser:  # type: ignore[union-attr]
         return "browser_copy"  # TikTok's own pixel has it already
-    return None
+    return reason
+
+
+class _Head(msgspec.Struct, array_like=True, gc=False):
+    """The leading fields of a stored Record. msgspec ignores an array's trailing
+    elements, so this decodes in a tenth of the time of a whole Record: enough
+    to skip the events that are not forwarded (most browser copies, pixels
+    without TikTok settings) without decoding them."""
+
+    pixel_id: str
+    event: str
+    received_event: str
+    event_id: str
+    source: str
+
+
+_HEAD: Final = msgspec.msgpack.Decoder(_Head)
 
 
 # -------------------------------------------------------------- lane state
@@ -682,14 +700,18 @@ class Forwarder:
             origin = Position(batch.segment, offset)
             offset += HEADER_SIZE + len(payload)
             try:
+                head = _HEAD.decode(payload)
+                reason = _route_skip_reason(self.pixels.get(head.pixel_id), head.source)
+                if reason is not None:
+                    self._skip(reason)
+                    continue
                 record = records.decode(payload)
             except msgspec.DecodeError:
                 log.error("undecodable log record skipped", extra={"position": str(origin)})
                 self._skip("undecodable")
                 continue
-            reason = skip_reason(self.pixels.get(record.pixel_id), record)
-            if reason is not None:
-                self._skip(reason)
+            if record.consent == "denied":
+                self._skip("consent_denied")
                 continue
             items.append(_Item(record, payload, origin=origin))
         if (
