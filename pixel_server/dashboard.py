@@ -140,9 +140,17 @@ def _params(access: Access, request: Request) -> ReportParams:
     return reports.parse_params(access.pixel.id, query, access.pixel.timezone)
 
 
-async def _run(runtime: Runtime, name: str, params: ReportParams) -> reports.Report:
-    def work() -> reports.Report:
-        return reports.run(runtime.database.client(), name, params, _counters(runtime))
+async def _run(
+    runtime: Runtime, names: tuple[str, ...], params: ReportParams
+) -> dict[str, reports.Report]:
+    """Run reports in a worker thread; the cache is checked once for all of them."""
+
+    def work() -> dict[str, reports.Report]:
+        client = runtime.database.client()
+        start = min(reports.needed_range(n, params)[0] for n in names)
+        reports.cache.prepare(client, params.pixel_id, start, params.end)
+        counters = _counters(runtime)
+        return {n: reports.run(client, n, params, counters, prepared=True) for n in names}
 
     try:
         return await anyio.to_thread.run_sync(work)
@@ -185,7 +193,7 @@ async def report_api(request: Request) -> Response:
         raise ApiError(exc.status, exc.code, exc.message, headers=headers) from None
     except ParamError as exc:
         raise ApiError(exc.status, "invalid_parameter", exc.message, exc.param) from None
-    report = await _run(_runtime(request), name, params)
+    report = (await _run(_runtime(request), (name,), params))[name]
     headers = {"cache-control": "private, no-store"}
     if not csv:
         return JSONBody(report.as_json(), headers=headers)
@@ -268,7 +276,7 @@ async def dashboard(request: Request) -> Response:
     runtime = _runtime(request)
     started = time.perf_counter()
     try:
-        done = {n: await _run(runtime, n, params) for n in reports.REPORTS}
+        done = await _run(runtime, tuple(reports.REPORTS), params)
     except ApiError as exc:
         return _page(
             "message.html",

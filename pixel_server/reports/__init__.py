@@ -54,13 +54,15 @@ def run(
     counters: Counters | None = None,
     *,
     cached: bool = True,
+    prepared: bool = False,
 ) -> Report:
     """Run one report by name (a key of :data:`REPORTS`).
 
     ``cached`` reads the report cache (brought up to date first, see
     :mod:`.cache`); ``False`` merges the copies at query time. Same numbers.
+    ``prepared``: the caller has just brought the cache up to date for this range.
     """
-    if cached:
+    if cached and not prepared:
         cache.prepare(client, params.pixel_id, *needed_range(name, params))
     if name == "operations":
         return operations.run(client, params, counters, cached=cached)

@@ -40,11 +40,19 @@ _LINES = (
 )
 
 
+def _refunds(cached: bool) -> str:
+    return f"""
+SELECT event_id, event_time, order_id, value, currency, {_LINES}
+FROM ({merged(("Refund",), cached=cached)})
+"""
+
+
 def _orders(cached: bool) -> str:
+    """The purchase each refunded order id of the range was placed with."""
     return f"""
 SELECT order_id, min(event_time) AS t, argMin(anonymous_id, event_time) AS anon
 FROM ({merged(("Purchase",), start="pstart", cached=cached)})
-WHERE order_id != ''
+WHERE order_id != '' AND order_id IN (SELECT order_id FROM ({_refunds(cached)}))
 GROUP BY order_id
 """
 
@@ -53,22 +61,17 @@ GROUP BY order_id
 def first_refunded_sql(cached: bool) -> str:
     """The earliest purchase a refund in the range points at: touches are read
     from that purchase's window on."""
-    return f"""
-SELECT min(o.t) FROM ({merged(("Refund",), cached=cached)}) AS r
-INNER JOIN ({_orders(cached)}) AS o ON r.order_id = o.order_id
-"""
+    return f"SELECT min(t) FROM ({_orders(cached)})"
 
 
 def _items(cached: bool) -> str:
+    """Purchases of the range, and refunds with their order's purchase time and visitor."""
     return f"""
-SELECT concat('p:', event_id, '@', toString(event_time)) AS item, 'Purchase' AS kind,
-       event_time AS at, anonymous_id AS anon, value, currency, {_LINES}
+SELECT 'Purchase' AS kind, event_time AS at, anonymous_id AS anon, value, currency, {_LINES}
 FROM ({merged(("Purchase",), cached=cached)})
 UNION ALL
-SELECT concat('r:', r.event_id, '@', toString(r.event_time)), 'Refund', o.t, o.anon,
-       r.value, r.currency, r.ids, r.groups, r.qtys, r.prices
-FROM (SELECT event_id, event_time, order_id, value, currency, {_LINES}
-      FROM ({merged(("Refund",), cached=cached)})) AS r
+SELECT 'Refund', o.t, o.anon, r.value, r.currency, r.ids, r.groups, r.qtys, r.prices
+FROM ({_refunds(cached)}) AS r
 LEFT JOIN ({_orders(cached)}) AS o ON r.order_id = o.order_id
 """
 
@@ -83,30 +86,38 @@ WHERE anonymous_id != '' AND channel != 'direct'
 
 @functools.cache
 def sql(model: str, cached: bool) -> str:
-    pick = "argMaxIf" if model == "last_touch" else "argMinIf"
-    in_window = "t.anon != '' AND t.t >= i.at - toIntervalSecond({w:UInt32}) AND t.t <= i.at"
+    # ASOF JOIN finds one touch per item: for last touch the latest at or before
+    # the item, for first touch the earliest at or after the window's start; the
+    # other bound is checked after the join. No touch: direct.
+    if model == "last_touch":
+        join, check = "i.anon = t.anon AND i.at >= t.t", "t.t >= i.lo"
+    else:
+        join, check = "i.anon = t.anon AND i.lo <= t.t", "t.t <= i.at"
     attributed = f"""
-SELECT i.item AS item, any(i.kind) AS kind, any(i.currency) AS currency, any(i.value) AS value,
-       any(i.ids) AS ids, any(i.groups) AS groups, any(i.qtys) AS qtys, any(i.prices) AS prices,
-       if(countIf({in_window}) = 0, 'direct', {pick}(t.channel, t.t, {in_window})) AS channel
-FROM ({_items(cached)}) AS i
-LEFT JOIN ({_touches(cached)}) AS t ON i.anon = t.anon
-GROUP BY i.item
+SELECT i.kind AS kind, i.currency AS currency, i.value AS value, i.ids AS ids,
+       i.groups AS groups, i.qtys AS qtys, i.prices AS prices,
+       if(t.anon != '' AND {check}, t.channel, 'direct') AS channel
+FROM (SELECT *, at - toIntervalSecond({{w:UInt32}}) AS lo FROM ({_items(cached)})) AS i
+ASOF LEFT JOIN ({_touches(cached)}) AS t ON {join}
 """
     return f"""
 SELECT grouping(product) AS level, channel, currency, product,
-       uniqExactIf(item, kind = 'Purchase') AS orders,
+       countIf(kind = 'Purchase' AND k = 1) AS orders,
+       countIf(kind = 'Purchase' AND first_of_product) AS product_orders,
        sumIf(ifNull(value, 0), k = 1) AS revenue,
        sumIf(quantity, kind = 'Purchase') AS units,
        sum(amount) AS line_revenue
 FROM
 (
-    SELECT item, kind, channel, currency, value, k,
-           if(has_lines, if(groups[k] != '', groups[k], ids[k]), '') AS product,
+    SELECT kind, channel, currency, value, k,
+           if(has_lines, products[k], '') AS product,
+           has_lines AND arrayEnumerateUniq(products)[k] = 1 AS first_of_product,
            if(has_lines, qtys[k], 0) AS quantity,
            if(has_lines, if(kind = 'Refund', -1, 1) * ifNull(prices[k], toDecimal64(0, 4))
                          * qtys[k], toDecimal64(0, 4)) AS amount
-    FROM (SELECT *, length(ids) > 0 AS has_lines FROM ({attributed}))
+    FROM (SELECT *, length(ids) > 0 AS has_lines,
+                 arrayMap((i, g) -> if(g != '', g, i), ids, groups) AS products
+          FROM ({attributed}))
     ARRAY JOIN arrayEnumerate(if(has_lines, ids, [''])) AS k
 )
 GROUP BY GROUPING SETS ((channel, currency), (channel, currency, product))
@@ -124,9 +135,17 @@ def run(client: Client, params: ReportParams, cached: bool = False) -> Report:
     qp.update(tstart=touch_from - window, w=params.window * 86400)
     channels: dict[tuple[str, str], dict[str, Any]] = {}
     per_product: list[dict[str, Any]] = []
-    for level, channel, currency, product, orders, revenue, units, line_revenue in rows(
-        client, sql(params.model, cached), qp
-    ):
+    for (
+        level,
+        channel,
+        currency,
+        product,
+        orders,
+        product_orders,
+        revenue,
+        units,
+        line_revenue,
+    ) in rows(client, sql(params.model, cached), qp):
         if level == 1:  # (channel, currency)
             channels[(channel, currency)] = {
                 "channel": channel,
@@ -140,7 +159,7 @@ def run(client: Client, params: ReportParams, cached: bool = False) -> Report:
                     "channel": channel,
                     "product": product,
                     "currency": currency,
-                    "orders": int(orders),
+                    "orders": int(product_orders),
                     "units": int(units),
                     "revenue": money(line_revenue),
                 }

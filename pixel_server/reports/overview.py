@@ -1,8 +1,8 @@
 """Overview: events per name per day, and unique visitors (anonymous ids).
 
-One scan of the merged view with GROUPING SETS gives (day, event) counts,
-visitors per day and visitors over the whole range: unique visitors are not
-additive across days, so the range total is its own ``uniqExact``.
+Counts per (day, event); visitors per day and over the whole range from one
+row per (day, visitor): unique visitors are not additive across days, so the
+range total is its own ``uniqExact``.
 """
 
 from __future__ import annotations
@@ -17,12 +17,17 @@ from pixel_server.reports.base import Report, ReportParams, Table, day_expr, mer
 
 @functools.cache
 def sql(cached: bool) -> str:
+    # Events per (day, event) are plain counts. Visitors need distinct ids, per
+    # day and over the range: one row per (day, visitor) first, then both from it.
     return f"""
-SELECT grouping(day, event) AS level, day, event, count() AS events,
-       uniqExactIf(anonymous_id, anonymous_id != '') AS visitors
-FROM (SELECT {day_expr()} AS day, event, anonymous_id FROM ({merged(cached=cached)}))
-GROUP BY GROUPING SETS ((day, event), (day), ())
-ORDER BY level, day, event
+SELECT 0 AS level, day, event, count() AS n
+FROM (SELECT {day_expr()} AS day, event FROM ({merged(cached=cached)}))
+GROUP BY day, event
+UNION ALL
+SELECT if(grouping(day) = 0, 1, 2), day, '', if(grouping(day) = 0, count(), uniqExact(anon))
+FROM (SELECT {day_expr()} AS day, anonymous_id AS anon
+      FROM ({merged(cached=cached)}) WHERE anonymous_id != '' GROUP BY day, anon)
+GROUP BY GROUPING SETS ((day), ())
 """
 
 
@@ -31,14 +36,15 @@ def run(client: Client, params: ReportParams, cached: bool = False) -> Report:
     visitors_by_day: dict[str, int] = {}
     totals: dict[str, int] = defaultdict(int)
     total_events = total_visitors = 0
-    for level, day, event, events, visitors in rows(client, sql(cached), params.query_parameters()):
+    for level, day, event, n in rows(client, sql(cached), params.query_parameters()):
         if level == 0:  # (day, event)
-            by_day[day][event] = int(events)
-            totals[event] += int(events)
-        elif level == 1:  # (day)
-            visitors_by_day[day] = int(visitors)
-        else:  # ()
-            total_events, total_visitors = int(events), int(visitors)
+            by_day[day][event] = int(n)
+            totals[event] += int(n)
+            total_events += int(n)
+        elif level == 1:  # visitors that day
+            visitors_by_day[day] = int(n)
+        else:  # visitors over the range
+            total_visitors = int(n)
     names = sorted(totals, key=lambda n: (-totals[n], n))
     daily = Table(["date", "visitors", "events", *names])
     for day in params.days():
