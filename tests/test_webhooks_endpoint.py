@@ -225,3 +225,19 @@ def test_a_signed_order_without_an_id_is_422(client: TestClient, shops: dict[str
     send = lambda: post_webhook(client, "shopify", pixel, raw, shopify_headers(raw))  # noqa: E731
     error = refused(client, "shopify", send, 422, "invalid_order")
     assert error["field"] == "id"
+
+
+def test_a_copy_arriving_while_the_first_is_handled_is_told_to_retry(
+    client: TestClient, shops: dict[str, Any]
+) -> None:
+    pixel = shops["shopify"]["id"]
+    body, headers = delivery("shopify")
+    ledger = runtime_of(client).webhooks.ledger
+    key = f"delivery|{pixel}|shopify|{headers['x-shopify-webhook-id']}"
+    assert ledger.claim(key)  # as if the first copy were still being stored
+    try:
+        send = lambda: post_webhook(client, "shopify", pixel, body, headers)  # noqa: E731
+        refused(client, "shopify", send, 409, "delivery_in_progress")
+    finally:
+        ledger.release(key)
+    assert post_webhook(client, "shopify", pixel, body, headers).json()["status"] == "stored"

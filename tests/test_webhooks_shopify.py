@@ -182,3 +182,14 @@ def test_the_secret_is_the_pixels_own(client: TestClient, shop: dict[str, Any]) 
     # signed with the first shop's secret, sent to the second shop's URL
     answer = post_webhook(client, "shopify", other["id"], raw, shopify_headers(raw, secret=SECRET))
     assert answer.status_code == 401
+
+
+def test_an_order_older_than_the_horizon_is_acknowledged_with_its_rejection(
+    client: TestClient, shop: dict[str, Any]
+) -> None:
+    """Retrying cannot help, so the platform gets a 200 that names the rejection."""
+    before = log_ends(client)
+    answer = send(client, shop["id"], shopify_order(created=ago(10 * 24 * 60)))
+    assert answer.status_code == 200
+    assert [r["code"] for r in answer.json()["rejected"]] == ["event_too_old"]
+    assert log_ends(client) == before

@@ -56,6 +56,9 @@ class Result:
 
 
 class Webhooks:
+    """Started and stopped by the Runtime; the endpoint hands it each
+    authenticated delivery (:meth:`accept`)."""
+
     def __init__(
         self,
         directory: Path,
@@ -126,8 +129,12 @@ class Webhooks:
             if event["event_id"] in mapped.once and index not in rejected:
                 self.ledger.done(_once_key(pixel, event["event_id"]), ONCE_TTL)
         if outcome.rejected:
-            # The platform cannot fix these by retrying: say so loudly, acknowledge.
-            log.warning(
+            # The platform cannot fix these by retrying: acknowledge, and say so
+            # (pixel_events_rejected_total counts them too). An update of an order
+            # older than the horizon re-sends its Purchase: expected, not alarming.
+            expected = all(r.code == "event_too_old" for r in outcome.rejected)
+            log.log(
+                logging.INFO if expected else logging.WARNING,
                 "webhook events rejected",
                 extra={"pixel_id": pixel.id, "rejected": [r.as_json() for r in outcome.rejected],
                        "event_ids": [events[r.index]["event_id"] for r in outcome.rejected]},
