@@ -207,6 +207,21 @@ def request_body(
     return body
 
 
+def encode_event(record: Record) -> bytes:
+    """``tiktok_event`` as JSON. Encoding each event as soon as it is built
+    lets its dicts die young: a thousand of them alive at once get promoted by
+    the cyclic GC and trigger full collections (a third of the CPU)."""
+    return orjson.dumps(tiktok_event(record))
+
+
+def encode_body(pixel_code: str, events: Sequence[bytes], test_event_code: str = "") -> bytes:
+    """The request body around already encoded events (same as ``request_body``)."""
+    head = b'{"event_source":"web","event_source_id":' + orjson.dumps(pixel_code)
+    if test_event_code:
+        head += b',"test_event_code":' + orjson.dumps(test_event_code)
+    return head + b',"data":[' + b",".join(events) + b"]}"
+
+
 def test_code_of(pixel: Pixel, record: Record) -> str:
     """The pixel's setting wins; otherwise the code the back end sent with the event."""
     return pixel.tiktok_test_event_code or record.test_event_code
@@ -351,16 +366,25 @@ class _Tracked:
     ledger_seq: int = 0  # ledger call holding the last row of its events
 
 
-@dataclass(eq=False, slots=True)
-class _Item:
+class _Item(msgspec.Struct, gc=False, eq=False):
+    """One event on its way. Not tracked by the cyclic GC (it holds no cycles):
+    tens of thousands may wait in memory, and full collections walking them
+    all cost about a third of the forwarder's CPU."""
+
     record: Record
     payload: bytes  # the stored form, for the spill store
     attempts: int = 0
     origin: Position | None = None  # where it is in the log, if it came from there
-    owner: _Tracked | None = None  # set while the item holds back the log offset
+    owner: Any = None  # the _Tracked log batch it holds back, while in memory
     queued_at: float = 0.0
     seq: int = 0  # ledger call holding its latest row
     done: bool = False
+    encoded: bytes = b""  # the event as TikTok gets it, once built
+
+    def json(self) -> bytes:
+        if not self.encoded:
+            self.encoded = encode_event(self.record)
+        return self.encoded
 
     def entry(self) -> SpillEntry:
         o = self.origin
@@ -920,9 +944,7 @@ class Forwarder:
             if bad is not None:
                 self._dead_unsent(part, bad)
                 continue
-            body = orjson.dumps(
-                request_body(pixel.tiktok_pixel_code, [tiktok_event(i.record) for i in part], code)
-            )
+            body = encode_body(pixel.tiktok_pixel_code, [i.json() for i in part], code)
             if len(body) > self.max_body_bytes and len(part) > 1:
                 half = len(part) // 2
                 pending.extendleft([(code, part[half:]), (code, part[:half])])
