@@ -53,7 +53,7 @@ COLUMNS: Final = (
     "event_id_assigned",
 )
 NEIGHBOURS: Final = 2  # days each side whose copies can change a day's merged events (48 h)
-MAX_RUN_DAYS: Final = 4  # days merged per INSERT ... SELECT: bounds the merge's memory
+MAX_RUN_DAYS: Final = 7  # days merged per INSERT ... SELECT: bounds the merge's memory
 
 _DDL: Final = (
     """CREATE TABLE IF NOT EXISTS report_events
@@ -107,6 +107,7 @@ _BACKFILL: Final = """INSERT INTO report_day_stats
 SELECT pixel_id, toDate(event_time) AS day, countState(), maxState(received_at)
 FROM events GROUP BY pixel_id, day"""
 
+_NOTHING: Final = "0@-"
 _ready: set[int] = set()
 _lock = threading.Lock()
 
@@ -156,7 +157,7 @@ def fingerprints(client: Client, pixel_id: str, first: date, last: date) -> dict
         ]
         count = sum(n for n, _ in near)
         latest = max((t for _, t in near), default=None)
-        out[day] = f"{count}@{latest.isoformat() if latest else '-'}"
+        out[day] = f"{count}@{latest.isoformat()}" if latest else _NOTHING
     return out
 
 
@@ -172,9 +173,18 @@ def prepare(client: Client, pixel_id: str, start: datetime, end: datetime) -> li
     )
     have = {row[0]: row[1] for row in result.result_rows}
     stale = [d for d in _days(first, last) if have.get(d) != wanted[d]]
+    # No copy within two days either side: no event can start that day.
+    empty = [d for d in stale if wanted[d] == _NOTHING]
+    if empty:
+        generation = time.time_ns()
+        client.insert(
+            "report_days",
+            [[pixel_id, d, generation, wanted[d]] for d in empty],
+            column_names=["pixel_id", "day", "generation", "fingerprint"],
+        )
     # Consecutive stale days are merged a few at a time.
     runs: list[list[date]] = []
-    for day in stale:
+    for day in (d for d in stale if d not in empty):
         if runs and (day - runs[-1][-1]).days == 1 and len(runs[-1]) < MAX_RUN_DAYS:
             runs[-1].append(day)
         else:
