@@ -426,7 +426,7 @@ def test_routing_reads_only_the_records_leading_fields() -> None:
     from pixel_server.pipeline import record as records
     from pixel_server.sinks.tiktok import _HEAD, _Head
 
-    assert _Head.__struct_fields__ == Record.__struct_fields__[:5]
+    assert _Head.__struct_fields__ == Record.__struct_fields__[:7]
     head = _HEAD.decode(records.encode(record(source="webhook", consent="denied")))
     assert (head.pixel_id, head.event, head.event_id, head.source) == (
         "px_1", "Lead", "lead-1", "webhook"

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 from clickhouse_connect.driver.client import Client
 
@@ -51,8 +51,23 @@ REPLAY_MESSAGE: Final = "queued for replay"
 MAX_MESSAGE: Final = 1000
 
 
-def key_of(record: Record) -> Key:
-    return (record.pixel_id, record.event, record.event_id, record.source)
+class Copy(Protocol):
+    """What a ledger row needs of an event copy (a Record has all of it)."""
+
+    @property
+    def pixel_id(self) -> str: ...
+    @property
+    def event(self) -> str: ...
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def event_time(self) -> float: ...
+
+
+def key_of(copy: Copy) -> Key:
+    return (copy.pixel_id, copy.event, copy.event_id, copy.source)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +84,7 @@ class Attempt:
 
 
 def to_columns(
-    batch: Sequence[Record], attempts: Sequence[int], attempt: Attempt, outcome: Outcome
+    batch: Sequence[Copy], attempts: Sequence[int], attempt: Attempt, outcome: Outcome
 ) -> list[list[Any]]:
     """Column-oriented ``deliveries`` rows (COLUMNS order), one per record."""
     n = len(batch)
@@ -132,7 +147,7 @@ class Ledger:
 
     def add(
         self,
-        batch: Sequence[Record],
+        batch: Sequence[Copy],
         attempts: Sequence[int],
         attempt: Attempt,
         outcome: Outcome,

@@ -222,9 +222,9 @@ def encode_body(pixel_code: str, events: Sequence[bytes], test_event_code: str =
     return head + b',"data":[' + b",".join(events) + b"]}"
 
 
-def test_code_of(pixel: Pixel, record: Record) -> str:
+def test_code_of(pixel: Pixel, sent: str) -> str:
     """The pixel's setting wins; otherwise the code the back end sent with the event."""
-    return pixel.tiktok_test_event_code or record.test_event_code
+    return pixel.tiktok_test_event_code or sent
 
 
 # ------------------------------------------------------------------ answers
@@ -342,13 +342,16 @@ class _Head(msgspec.Struct, array_like=True, gc=False):
     """The leading fields of a stored Record. msgspec ignores an array's trailing
     elements, so this decodes in a tenth of the time of a whole Record: enough
     to skip the events that are not forwarded (most browser copies, pixels
-    without TikTok settings) without decoding them."""
+    without TikTok settings) without decoding them, and all a ledger row needs.
+    Unlike a Record it holds no lists, so the cyclic GC never looks at it."""
 
     pixel_id: str
     event: str
     received_event: str
     event_id: str
     source: str
+    event_time: float
+    received_at: float
 
 
 _HEAD: Final = msgspec.msgpack.Decoder(_Head)
@@ -367,24 +370,21 @@ class _Tracked:
 
 
 class _Item(msgspec.Struct, gc=False, eq=False):
-    """One event on its way. Not tracked by the cyclic GC (it holds no cycles):
-    tens of thousands may wait in memory, and full collections walking them
-    all cost about a third of the forwarder's CPU."""
+    """One event on its way, with nothing the cyclic GC tracks: tens of
+    thousands may wait in memory, and full collections walking decoded records
+    (each with its lists) cost over half of the forwarder's CPU. So the JSON
+    TikTok gets is built once, when the event is read, and the record dropped."""
 
-    record: Record
-    payload: bytes  # the stored form, for the spill store
+    head: _Head  # routing and ledger fields
+    payload: bytes  # the stored record, for the spill store
+    encoded: bytes  # the event as TikTok gets it
+    test_code: str = ""  # the test_event_code the back end sent, if any
     attempts: int = 0
     origin: Position | None = None  # where it is in the log, if it came from there
     owner: Any = None  # the _Tracked log batch it holds back, while in memory
     queued_at: float = 0.0
     seq: int = 0  # ledger call holding its latest row
     done: bool = False
-    encoded: bytes = b""  # the event as TikTok gets it, once built
-
-    def json(self) -> bytes:
-        if not self.encoded:
-            self.encoded = encode_event(self.record)
-        return self.encoded
 
     def entry(self) -> SpillEntry:
         o = self.origin
@@ -737,7 +737,8 @@ class Forwarder:
             if record.consent == "denied":
                 self._skip("consent_denied")
                 continue
-            items.append(_Item(record, payload, origin=origin))
+            items.append(_Item(head, payload, encode_event(record), record.test_event_code,
+                               origin=origin))  # fmt: skip
         if (
             items
             and self.recheck
@@ -748,7 +749,7 @@ class Forwarder:
         touched: set[_Lane] = set()
         spilled: dict[_Lane, list[SpillEntry]] = {}
         for item in items:
-            lane = self._lane(item.record.pixel_id)
+            lane = self._lane(item.head.pixel_id)
             if not lane.failing and not lane.spill.backlog and len(lane.queue) < self.lane_capacity:
                 item.owner = tracked
                 item.queued_at = now
@@ -769,10 +770,10 @@ class Forwarder:
 
     async def _drop_finished(self, items: list[_Item]) -> list[_Item]:
         """Skip events the ledger already shows as sent or dead (after a crash)."""
-        since = min(i.record.received_at for i in items) - 60
+        since = min(i.head.received_at for i in items) - 60
         try:
             latest = await asyncio.to_thread(
-                self.ledger.latest_outcomes, [key_of(i.record) for i in items], since
+                self.ledger.latest_outcomes, [key_of(i.head) for i in items], since
             )
         except Exception as exc:  # ClickHouse down: sending again beats not sending
             log.warning("cannot check the delivery ledger; events may be re-sent",
@@ -780,7 +781,7 @@ class Forwarder:
             return items
         kept = []
         for item in items:
-            if latest.get(key_of(item.record)) in ("sent", "dead"):
+            if latest.get(key_of(item.head)) in ("sent", "dead"):
                 self._skip("already_final")
             else:
                 kept.append(item)
@@ -895,7 +896,9 @@ class Forwarder:
             origin = Position(e.origin_segment, e.origin_offset) if e.origin_segment >= 0 else None
             if chunk.found and origin is not None and origin >= self._startup_committed:
                 continue  # the log had not passed it at the crash: the log hands it out again
-            items.append(_Item(records.decode(e.record), e.record, e.attempts, origin))
+            record = records.decode(e.record)
+            items.append(_Item(_HEAD.decode(e.record), e.record, encode_event(record),
+                               record.test_event_code, e.attempts, origin))  # fmt: skip
         return _Work(items, chunk)
 
     # ------------------------------------------------------------- delivery
@@ -929,7 +932,7 @@ class Forwarder:
         """
         groups: dict[str, list[_Item]] = {}
         for item in items:
-            groups.setdefault(test_code_of(pixel, item.record), []).append(item)
+            groups.setdefault(test_code_of(pixel, item.test_code), []).append(item)
         pending: deque[tuple[str, list[_Item]]] = deque(
             (code, group[i : i + self.batch_events])
             for code, group in groups.items()
@@ -944,7 +947,7 @@ class Forwarder:
             if bad is not None:
                 self._dead_unsent(part, bad)
                 continue
-            body = encode_body(pixel.tiktok_pixel_code, [i.json() for i in part], code)
+            body = encode_body(pixel.tiktok_pixel_code, [i.encoded for i in part], code)
             if len(body) > self.max_body_bytes and len(part) > 1:
                 half = len(part) // 2
                 pending.extendleft([(code, part[half:]), (code, part[:half])])
@@ -955,7 +958,7 @@ class Forwarder:
                 self._record(part, attempt, "sent")
                 now = time.time()
                 for item in part:
-                    self.metrics.forward_delay.observe(max(0.0, now - item.record.received_at))
+                    self.metrics.forward_delay.observe(max(0.0, now - item.head.received_at))
             elif answer.kind == "retry":
                 self._record(part, attempt, "retrying")
                 retry.extend(part)
@@ -1016,7 +1019,7 @@ class Forwarder:
         self, part: Sequence[_Item], attempt: Attempt, outcome: Outcome, *, finish: bool = True
     ) -> None:
         """Ledger rows for one attempt; sent and dead items are finished."""
-        seq = self.ledger.add([i.record for i in part], [i.attempts for i in part], attempt,
+        seq = self.ledger.add([i.head for i in part], [i.attempts for i in part], attempt,
                               outcome)  # fmt: skip
         self.metrics.forward_events.labels(outcome).inc(len(part))
         for item in part:
