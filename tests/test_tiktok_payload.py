@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from starlette.testclient import TestClient
 
@@ -431,3 +432,25 @@ def test_routing_reads_only_the_records_leading_fields() -> None:
     assert (head.pixel_id, head.event, head.event_id, head.source) == (
         "px_1", "Lead", "lead-1", "webhook"
     )  # fmt: skip
+
+
+def test_the_forwarders_partial_decode_maps_like_the_whole_record() -> None:
+    """The forwarder decodes stored records into its own struct (fields TikTok
+    does not get stay undecoded): same field order as Record, same result, and
+    records written before later fields existed still decode."""
+    from pixel_server.pipeline import record as records
+    from pixel_server.sinks.tiktok import _STORED, _Stored, encode_event
+
+    assert _Stored.__struct_fields__ == Record.__struct_fields__[: len(_Stored.__struct_fields__)]
+    full = record(
+        email_sha256=["a" * 64], ip="203.0.113.9", ttclid="E.C.P.x", page_url="https://s.example/",
+        value=-5.5, currency="USD", contents=[("A", "G", "Name", "Cat", "Brand", 2, 2.75)],
+        consent="granted", test_event_code="TEST1", utm_source="tiktok", description="d",
+    )  # fmt: skip
+    for r in (full, record()):
+        stored = _STORED.decode(records.encode(r))
+        assert encode_event(stored) == encode_event(r)
+        assert json.loads(encode_event(r)) == tiktok_event(r)
+    assert _STORED.decode(records.encode(full)).test_event_code == "TEST1"
+    short = msgspec.msgpack.encode(["px_1", "Lead", "Lead", "lead-1", "server", 1.0e9, 1.0e9])
+    assert json.loads(encode_event(_STORED.decode(short)))["event_id"] == "lead-1"
