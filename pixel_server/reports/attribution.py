@@ -50,7 +50,7 @@ FROM ({merged(("Refund",), cached=cached)})
 def _orders(cached: bool) -> str:
     """The purchase each refunded order id of the range was placed with."""
     return f"""
-SELECT order_id, min(event_time) AS t, argMin(anonymous_id, event_time) AS anon
+SELECT order_id, min(event_time) AS t, argMin(visitor, event_time) AS anon
 FROM ({merged(("Purchase",), start="pstart", cached=cached)})
 WHERE order_id != '' AND order_id IN (SELECT order_id FROM ({_refunds(cached)}))
 GROUP BY order_id
@@ -67,7 +67,7 @@ def first_refunded_sql(cached: bool) -> str:
 def _items(cached: bool) -> str:
     """Purchases of the range, and refunds with their order's purchase time and visitor."""
     return f"""
-SELECT 'Purchase' AS kind, event_time AS at, anonymous_id AS anon, value, currency, {_LINES}
+SELECT 'Purchase' AS kind, event_time AS at, visitor AS anon, value, currency, {_LINES}
 FROM ({merged(("Purchase",), cached=cached)})
 UNION ALL
 SELECT 'Refund', o.t, o.anon, r.value, r.currency, r.ids, r.groups, r.qtys, r.prices
@@ -78,9 +78,9 @@ LEFT JOIN ({_orders(cached)}) AS o ON r.order_id = o.order_id
 
 def _touches(cached: bool) -> str:
     return f"""
-SELECT anonymous_id AS anon, event_time AS t, channel
+SELECT visitor AS anon, event_time AS t, channel
 FROM ({merged(start="tstart", cached=cached)})
-WHERE anonymous_id != '' AND channel != 'direct'
+WHERE visitor != 0 AND channel != 'direct'
 """
 
 
@@ -96,7 +96,7 @@ def sql(model: str, cached: bool) -> str:
     attributed = f"""
 SELECT i.kind AS kind, i.currency AS currency, i.value AS value, i.ids AS ids,
        i.groups AS groups, i.qtys AS qtys, i.prices AS prices,
-       if(t.anon != '' AND {check}, t.channel, 'direct') AS channel
+       if(t.anon != 0 AND {check}, t.channel, 'direct') AS channel
 FROM (SELECT *, at - toIntervalSecond({{w:UInt32}}) AS lo FROM ({_items(cached)})) AS i
 ASOF LEFT JOIN ({_touches(cached)}) AS t ON {join}
 """

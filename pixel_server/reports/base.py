@@ -208,12 +208,25 @@ def merged(
         sql = sql.replace("{start:", "{" + start + ":")
     if end != "end":
         sql = sql.replace("{end:", "{" + end + ":")
-    return sql
+    return f"SELECT *, {cache.VISITOR} AS visitor FROM ({sql})"
+
+
+def lines(cached: bool = False) -> str:
+    """One row per content line of ViewContent/AddToCart/Purchase/Refund events in
+    the range: variant, product, quantity, price, and whether the line is the
+    event's first of its variant / of its product."""
+    if cached:
+        return cache.lines_sql()
+    return f"""
+SELECT event, event_time, visitor, currency, {cache.LINE_COLUMNS}
+FROM (SELECT *, {cache.PRODUCTS} FROM ({merged(cache.LINE_EVENTS)}))
+ARRAY JOIN {cache.LINE_ARRAYS} AS line
+"""
 
 
 def day_expr(column: str = "event_time") -> str:
-    """The merchant's calendar day of an instant, as 'YYYY-MM-DD'."""
-    return f"toString(toDate({column}, {{tz:String}}))"
+    """The merchant's calendar day of an instant (a Date: cheaper to group than text)."""
+    return f"toDate({column}, {{tz:String}})"
 
 
 def rows(client: Client, sql: str, parameters: dict[str, Any]) -> list[tuple[Any, ...]]:

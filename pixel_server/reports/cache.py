@@ -51,12 +51,36 @@ COLUMNS: Final = (
     "sources",
     "copies",
     "event_id_assigned",
+    "visitor",
 )
+# A visitor as a 128-bit hash of the anonymous id (0: none): what uniqExact
+# keeps of a string anyway, and cheap to group and join on.
+VISITOR: Final = (
+    "if(anonymous_id = '', toUInt128(0), reinterpretAsUInt128(sipHash128(anonymous_id)))"
+)
+# Content lines of the events reports break down by product (line.N: see LINE_ARRAYS).
+LINE_EVENTS: Final = ("ViewContent", "AddToCart", "Purchase", "Refund")
+LINE_ARRAYS: Final = (
+    "arrayZip(`contents.content_id`, `contents.item_group_id`, `contents.quantity`,"
+    " `contents.price`, products, arrayEnumerateUniq(`contents.content_id`),"
+    " arrayEnumerateUniq(products))"
+)
+LINE_COLUMNS: Final = (
+    "line.1 AS variant, line.5 AS product, line.3 AS quantity, line.4 AS price,"
+    " line.6 = 1 AS first_variant, line.7 = 1 AS first_product"
+)
+PRODUCTS: Final = (
+    "arrayMap((i, g) -> if(g != '', g, i), `contents.content_id`, `contents.item_group_id`)"
+    " AS products"
+)
+EVENTS_TABLE: Final = "report_events_v2"
+LINES_TABLE: Final = "report_lines_v2"
+DAYS_TABLE: Final = "report_days_v2"
 NEIGHBOURS: Final = 2  # days each side whose copies can change a day's merged events (48 h)
 MAX_RUN_DAYS: Final = 7  # days merged per INSERT ... SELECT: bounds the merge's memory
 
 _DDL: Final = (
-    """CREATE TABLE IF NOT EXISTS report_events
+    f"""CREATE TABLE IF NOT EXISTS {EVENTS_TABLE}
 (
     pixel_id LowCardinality(String),
     day Date,
@@ -75,12 +99,32 @@ _DDL: Final = (
     `contents.price` Array(Nullable(Decimal(18, 4))),
     sources Array(String),
     copies UInt64,
-    event_id_assigned Bool
+    event_id_assigned Bool,
+    visitor UInt128
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(day)
 ORDER BY (pixel_id, event, event_time)""",
-    """CREATE TABLE IF NOT EXISTS report_days
+    f"""CREATE TABLE IF NOT EXISTS {LINES_TABLE}
+(
+    pixel_id LowCardinality(String),
+    day Date,
+    generation UInt64,
+    event LowCardinality(String),
+    event_time DateTime64(3, 'UTC'),
+    visitor UInt128,
+    currency LowCardinality(String),
+    variant String,
+    product String,
+    quantity UInt32,
+    price Nullable(Decimal(18, 4)),
+    first_variant Bool,
+    first_product Bool
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (pixel_id, event_time)""",
+    f"""CREATE TABLE IF NOT EXISTS {DAYS_TABLE}
 (
     pixel_id String,
     day Date,
@@ -167,7 +211,7 @@ def prepare(client: Client, pixel_id: str, start: datetime, end: datetime) -> li
     first, last = utc_days(start, end)
     wanted = fingerprints(client, pixel_id, first, last)
     result = client.query(
-        "SELECT day, fingerprint FROM report_days FINAL"
+        f"SELECT day, fingerprint FROM {DAYS_TABLE} FINAL"
         " WHERE pixel_id = {p:String} AND day >= {lo:Date} AND day <= {hi:Date}",
         parameters={"p": pixel_id, "lo": first, "hi": last},
     )
@@ -178,7 +222,7 @@ def prepare(client: Client, pixel_id: str, start: datetime, end: datetime) -> li
     if empty:
         generation = time.time_ns()
         client.insert(
-            "report_days",
+            DAYS_TABLE,
             [[pixel_id, d, generation, wanted[d]] for d in empty],
             column_names=["pixel_id", "day", "generation", "fingerprint"],
         )
@@ -205,25 +249,41 @@ def _build(client: Client, pixel_id: str, days: list[date], wanted: dict[date, s
     generation = time.time_ns()
     start = datetime.combine(days[0], datetime.min.time(), UTC)
     end = datetime.combine(days[-1] + timedelta(days=1), datetime.min.time(), UTC)
+    merged_columns = ", ".join(c for c in COLUMNS if c != "visitor")
     client.command(
-        f"INSERT INTO report_events (pixel_id, day, generation, {', '.join(COLUMNS)})"
-        f" SELECT pixel_id, toDate(event_time), {generation}, {', '.join(COLUMNS)}"
+        f"INSERT INTO {EVENTS_TABLE} (pixel_id, day, generation, {', '.join(COLUMNS)})"
+        f" SELECT pixel_id, toDate(event_time), {generation}, {merged_columns}, {VISITOR}"
         f" FROM ({merged_events_sql(_IDENTITIES_IN_RANGE)})",
         parameters={"pixel": pixel_id, "start": start, "end": end},
     )
+    names = ", ".join(f"'{n}'" for n in LINE_EVENTS)
+    client.command(
+        f"INSERT INTO {LINES_TABLE} SELECT pixel_id, day, generation, event, event_time, visitor,"
+        f" currency, {LINE_COLUMNS}"
+        f" FROM (SELECT *, {PRODUCTS} FROM {EVENTS_TABLE} WHERE pixel_id = {{p:String}}"
+        f" AND day >= {{lo:Date}} AND day <= {{hi:Date}} AND generation = {generation}"
+        f" AND event IN ({names}))"
+        f" ARRAY JOIN {LINE_ARRAYS} AS line",
+        parameters={"p": pixel_id, "lo": days[0], "hi": days[-1]},
+    )
     client.insert(
-        "report_days",
+        DAYS_TABLE,
         [[pixel_id, d, generation, wanted[d]] for d in days],
         column_names=["pixel_id", "day", "generation", "fingerprint"],
     )
     # Older generations of these days are garbage now (readers pick the newest).
-    client.command(
-        "DELETE FROM report_events WHERE pixel_id = {p:String} AND day >= {lo:Date}"
-        " AND day <= {hi:Date} AND generation < {g:UInt64}"
-        # Asynchronous: readers already ignore old generations.
-        " SETTINGS lightweight_deletes_sync = 0",
-        parameters={"p": pixel_id, "lo": days[0], "hi": days[-1], "g": generation},
-    )
+    for table in (EVENTS_TABLE, LINES_TABLE):
+        client.command(
+            f"DELETE FROM {table} WHERE pixel_id = {{p:String}} AND day >= {{lo:Date}}"
+            " AND day <= {hi:Date} AND generation < {g:UInt64}"
+            # Asynchronous: readers already ignore old generations.
+            " SETTINGS lightweight_deletes_sync = 0",
+            parameters={"p": pixel_id, "lo": days[0], "hi": days[-1], "g": generation},
+        )
+
+
+_CURRENT: Final = f"""(day, generation) IN (SELECT day, max(generation) FROM {DAYS_TABLE}
+                            WHERE pixel_id = {{pixel:String}} GROUP BY day)"""
 
 
 def source_sql(where: str, start: str = "start", end: str = "end") -> str:
@@ -231,16 +291,27 @@ def source_sql(where: str, start: str = "start", end: str = "end") -> str:
     narrow = f" AND ({where})" if where else ""
     return f"""
 SELECT {", ".join(COLUMNS)}
-FROM report_events
+FROM {EVENTS_TABLE}
 WHERE pixel_id = {{pixel:String}}
   AND event_time >= {{{start}:DateTime64(3)}} AND event_time < {{{end}:DateTime64(3)}}{narrow}
-  AND (day, generation) IN (SELECT day, argMax(generation, generation) FROM report_days
-                            WHERE pixel_id = {{pixel:String}} GROUP BY day)
+  AND {_CURRENT}
+"""
+
+
+def lines_sql() -> str:
+    """Cached content lines of ``{pixel}``'s events in ``[{start}, {end})``."""
+    return f"""
+SELECT event, event_time, visitor, currency, variant, product, quantity, price,
+       first_variant, first_product
+FROM {LINES_TABLE}
+WHERE pixel_id = {{pixel:String}}
+  AND event_time >= {{start:DateTime64(3)}} AND event_time < {{end:DateTime64(3)}}
+  AND {_CURRENT}
 """
 
 
 def drop(client: Client) -> None:
     """Remove the cache (tests, or to rebuild from scratch)."""
-    for name in ("report_day_stats_mv", "report_day_stats", "report_days", "report_events"):
+    for name in ("report_day_stats_mv", "report_day_stats", DAYS_TABLE, EVENTS_TABLE, LINES_TABLE):
         client.command(f"DROP TABLE IF EXISTS {name}")
     _ready.discard(id(client))

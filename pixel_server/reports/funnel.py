@@ -25,12 +25,12 @@ def sql(span_ms: int, cached: bool) -> str:
     return f"""
 SELECT level, count() AS visitors FROM
 (
-    SELECT anonymous_id,
+    SELECT visitor,
            windowFunnel({span_ms})(toUInt64(toUnixTimestamp64Milli(event_time)), {conditions})
                AS level
     FROM ({merged(STEPS, cached=cached)})
-    WHERE anonymous_id != ''
-    GROUP BY anonymous_id
+    WHERE visitor != 0
+    GROUP BY visitor
 )
 GROUP BY level
 """

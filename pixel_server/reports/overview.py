@@ -24,9 +24,9 @@ SELECT 0 AS level, day, event, count() AS n
 FROM (SELECT {day_expr()} AS day, event FROM ({merged(cached=cached)}))
 GROUP BY day, event
 UNION ALL
-SELECT if(grouping(day) = 0, 1, 2), day, '', if(grouping(day) = 0, count(), uniqExact(anon))
-FROM (SELECT {day_expr()} AS day, anonymous_id AS anon
-      FROM ({merged(cached=cached)}) WHERE anonymous_id != '' GROUP BY day, anon)
+SELECT if(grouping(day) = 0, 1, 2), day, '', if(grouping(day) = 0, count(), uniqExact(visitor))
+FROM (SELECT {day_expr()} AS day, visitor
+      FROM ({merged(cached=cached)}) WHERE visitor != 0 GROUP BY day, visitor)
 GROUP BY GROUPING SETS ((day), ())
 """
 
@@ -36,7 +36,8 @@ def run(client: Client, params: ReportParams, cached: bool = False) -> Report:
     visitors_by_day: dict[str, int] = {}
     totals: dict[str, int] = defaultdict(int)
     total_events = total_visitors = 0
-    for level, day, event, n in rows(client, sql(cached), params.query_parameters()):
+    for level, date_, event, n in rows(client, sql(cached), params.query_parameters()):
+        day = date_.isoformat()
         if level == 0:  # (day, event)
             by_day[day][event] = int(n)
             totals[event] += int(n)

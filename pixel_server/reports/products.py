@@ -23,9 +23,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from pixel_server.reports.base import Report, ReportParams, Table, merged, money, ratio, rows
-
-_EVENTS = ("ViewContent", "AddToCart", "Purchase", "Refund")
+from pixel_server.reports.base import Report, ReportParams, Table, lines, money, ratio, rows
 
 
 @functools.cache
@@ -41,26 +39,15 @@ def sql(cached: bool) -> str:
 SELECT grouping(product, variant) AS level, product, variant, {counts},
        sumIf(quantity, event = 'Purchase') AS units,
        sumMap([currency], [amount]) AS revenue,
-       uniqExactIf(anonymous_id, event = 'ViewContent' AND anonymous_id != '') AS viewers,
-       uniqExactIf(anonymous_id, event = 'Purchase' AND anonymous_id != '') AS buyers,
-       uniqExactIf(anonymous_id, event IN ('ViewContent', 'Purchase') AND anonymous_id != '')
-           AS either
+       uniqExactIf(visitor, event = 'ViewContent' AND visitor != 0) AS viewers,
+       uniqExactIf(visitor, event = 'Purchase' AND visitor != 0) AS buyers,
+       uniqExactIf(visitor, event IN ('ViewContent', 'Purchase') AND visitor != 0) AS either
 FROM
 (
-    SELECT event, anonymous_id, currency, line.1 AS variant, line.5 AS product,
-           line.3 AS quantity, line.6 = 1 AS first_variant, line.7 = 1 AS first_product,
+    SELECT event, visitor, currency, variant, product, quantity, first_variant, first_product,
            multiIf(event = 'Purchase', 1, event = 'Refund', -1, 0)
-               * ifNull(line.4, toDecimal64(0, 4)) * line.3 AS amount
-    FROM
-    (
-        SELECT event, anonymous_id, currency, `contents.content_id` AS ids,
-               `contents.item_group_id` AS groups, `contents.quantity` AS qtys,
-               `contents.price` AS prices,
-               arrayMap((i, g) -> if(g != '', g, i), ids, groups) AS products
-        FROM ({merged(_EVENTS, cached=cached)})
-    )
-    ARRAY JOIN arrayZip(ids, groups, qtys, prices, products, arrayEnumerateUniq(ids),
-                        arrayEnumerateUniq(products)) AS line
+               * ifNull(price, toDecimal64(0, 4)) * quantity AS amount
+    FROM ({lines(cached)})
 )
 GROUP BY GROUPING SETS ((product), (product, variant))
 ORDER BY level DESC, product, variant

@@ -51,7 +51,7 @@ def run(client: Client, params: ReportParams, cached: bool = False) -> Report:
         client, sql(cached), params.query_parameters()
     ):
         g, r = money(gross), money(refunded)
-        daily.rows.append(_row(day, currency, int(orders), g, int(refunds), r))
+        daily.rows.append(_row(day.isoformat(), currency, int(orders), g, int(refunds), r))
         s = sums[currency]
         s[0] += int(orders)
         s[1] += g
