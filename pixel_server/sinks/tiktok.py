@@ -113,6 +113,7 @@ RATE_LIMITED: Final = 40100
 NO_PERMISSION: Final = 40001
 INVALID_PARAMETER: Final = 40002
 INVALID_TOKEN: Final = 40105
+DISPATCH_SLICE: Final = 500  # events handed out between turns of the event loop
 _PIXEL_ID: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # also a directory name
 
 T = TypeVar("T")
@@ -533,7 +534,7 @@ class Forwarder:
         max_body_bytes: int = MAX_BODY_BYTES,
         linger: float = 0.25,
         read_interval: float = 0.05,
-        read_records: int = 5000,
+        read_records: int = 2000,
         request_timeout: float = 10.0,
         concurrency: int = 4,
         lane_capacity: int = 10_000,
@@ -793,35 +794,51 @@ class Forwarder:
             log.exception("TikTok forwarder stopped reading the log")
 
     async def _dispatch(self, batch: Batch) -> None:
-        tracked = _Tracked(batch.end)
+        """Hand a log batch's events to their lanes, a slice at a time.
+
+        Between slices the loop runs the lanes (sends, answers): a batch of
+        thousands of events would otherwise hold the loop for tens of
+        milliseconds while requests in flight wait to be read.
+        """
+        tracked = _Tracked(batch.end)  # holds back the commit until fully handed out
         self._tracked.append(tracked)
-        items: list[_Item] = []
+        recheck = self.recheck and Position(batch.segment, batch.first_offset) < (
+            self._recheck_until
+        )
         offset = batch.first_offset
-        for payload in batch.records:
-            origin = Position(batch.segment, offset)
-            offset += HEADER_SIZE + len(payload)
-            try:
-                head = _HEAD.decode(payload)
-                reason = _route_skip_reason(self.pixels.get(head.pixel_id), head.source)
-                if reason is not None:
-                    self._skip(reason)
-                    continue
-                record = _STORED.decode(payload)
-            except msgspec.DecodeError:
-                log.error("undecodable log record skipped", extra={"position": str(origin)})
-                self._skip("undecodable")
-                continue
-            if record.consent == "denied":
-                self._skip("consent_denied")
-                continue
-            items.append(_Item(head, payload, encode_event(record), record.test_event_code,
-                               origin=origin))  # fmt: skip
-        if (
-            items
-            and self.recheck
-            and Position(batch.segment, batch.first_offset) < (self._recheck_until)
-        ):
-            items = await self._drop_finished(items)
+        for start in range(0, len(batch.records), DISPATCH_SLICE):
+            items: list[_Item] = []
+            for payload in batch.records[start : start + DISPATCH_SLICE]:
+                origin = Position(batch.segment, offset)
+                offset += HEADER_SIZE + len(payload)
+                item = self._prepare(payload, origin)
+                if item is not None:
+                    items.append(item)
+            if items and recheck:
+                items = await self._drop_finished(items)
+            self._route(items, tracked)
+            await asyncio.sleep(0)
+        tracked.outstanding -= 1
+
+    def _prepare(self, payload: bytes, origin: Position) -> _Item | None:
+        """The event as it will be sent, or None (counted) when it is not sent."""
+        try:
+            head = _HEAD.decode(payload)
+            reason = _route_skip_reason(self.pixels.get(head.pixel_id), head.source)
+            if reason is not None:
+                self._skip(reason)
+                return None
+            record = _STORED.decode(payload)
+        except msgspec.DecodeError:
+            log.error("undecodable log record skipped", extra={"position": str(origin)})
+            self._skip("undecodable")
+            return None
+        if record.consent == "denied":
+            self._skip("consent_denied")
+            return None
+        return _Item(head, payload, encode_event(record), record.test_event_code, origin=origin)
+
+    def _route(self, items: list[_Item], tracked: _Tracked) -> None:
         now = time.monotonic()
         touched: set[_Lane] = set()
         spilled: dict[_Lane, list[SpillEntry]] = {}
@@ -841,7 +858,6 @@ class Forwarder:
             lane.spill.sync()  # before the batch can be committed
             self.metrics.forward_spilled.inc(len(entries))
             touched.add(lane)
-        tracked.outstanding -= 1
         for lane in touched:
             lane.notify()
 
