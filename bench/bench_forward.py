@@ -1,7 +1,7 @@
 """Forwarding to TikTok: throughput and arrival→sent latency against the stand-in.
 
 Usage: ``python bench/bench_forward.py [--events 100000] [--rate 5000]
-[--duration 20] [--pixels 1] [--no-docs]``
+[--duration 20] [--pixels 1] [--repeat 3] [--no-docs]``
 
 The real forwarder (``sinks.tiktok``) reads a real write-ahead log (fsync on)
 and writes its delivery ledger into embedded ClickHouse (chDB), as in the
@@ -238,9 +238,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ]  # fmt: skip
     load = os.getloadavg()[0]
     try:
-        # the backlog fits the lane's memory share: the normal sending path
-        memory = throughput(url, database, pixels, tmp / "memory", args.events,
-                            lane_capacity=args.events, max_in_memory=args.events)  # fmt: skip
+        # the backlog fits the lane's memory share: the normal sending path;
+        # repeated, because a shared machine makes single runs vary
+        runs = [
+            throughput(url, database, pixels, tmp / f"memory{i}", args.events,
+                       lane_capacity=args.events, max_in_memory=args.events)
+            for i in range(args.repeat)
+        ]  # fmt: skip
+        runs.sort(key=lambda run: run["eps"])
+        memory = dict(runs[len(runs) // 2])  # the median run
+        memory["min_eps"], memory["max_eps"] = runs[0]["eps"], runs[-1]["eps"]
         # defaults: a backlog beyond the lane's share (10,000) goes through disk
         spill = throughput(url, database, pixels, tmp / "spill", args.events)
         steady = latency(url, database, pixels, tmp / "latency", args.rate, args.duration)
@@ -277,11 +284,22 @@ def section(r: dict[str, Any], args: argparse.Namespace) -> str:
     n = args.events
     fwd_us = memory["cpu_s"] / n * 1e6
     standin_us = memory["standin_cpu_s"] / n * 1e6
-    bound = 1e6 / max(fwd_us, standin_us)
+    cores_used = memory["eps"] * (fwd_us + standin_us) / 1e6
+    cores_needed = TARGET_EPS * (fwd_us + standin_us) / 1e6
     ok_eps = "met" if memory["eps"] >= TARGET_EPS else "not met on this machine"
+    if memory["eps"] >= TARGET_EPS:
+        headroom = ("One pixel (one lane, four requests in flight) reaches the target; "
+                    "more pixels add lanes but share one event loop, so the figure is per "
+                    "server process, not per pixel.")  # fmt: skip
+    else:
+        headroom = (f"20,000 events/s at these costs needs {cores_needed:.1f} cores: within "
+                    "this machine's two when nothing else runs, but that is an inference "
+                    "from CPU time, not a measurement.")  # fmt: skip
     ok_p95 = "met" if steady["p95_s"] <= TARGET_P95_S else "not met"
-    command = (f".venv/bin/python bench/bench_forward.py --events {args.events} --rate {args.rate}"
-               f" --duration {args.duration} --pixels {args.pixels}")  # fmt: skip
+    command = (
+        f".venv/bin/python bench/bench_forward.py --events {args.events} --rate {args.rate}"
+        f" --duration {args.duration} --pixels {args.pixels} --repeat {args.repeat}"
+    )
     return f"""{SECTION}
 
 What it measures: the TikTok forwarder (`pixel_server/sinks/tiktok.py`) reading
@@ -302,10 +320,10 @@ email and phone, IP, user agent, ttclid, _ttp, page and two products (about
   acceptance time minus the event's arrival in the log (same clock), after
   {WARMUP_S:.0f} s of warm-up.
 
-**Machine.** {machine()}. Measured {time.strftime("%Y-%m-%d")}. The machine was
-shared with other work: the 1-minute load average was {r["load"]:.1f} at the
-start and {r["load_after"]:.1f} at the end (2 cores), so every process got a
-fraction of a core, and the stand-in shares those cores with the forwarder.
+**Machine.** {machine()}.
+Measured {time.strftime("%Y-%m-%d")} while other work shared the machine (1-minute
+load average {r["load"]:.1f} at the start, {r["load_after"]:.1f} at the end); the
+stand-in runs on the same cores as the forwarder.
 
 **Command.**
 
@@ -317,8 +335,8 @@ fraction of a core, and the stand-in shares those cores with the forwarder.
 
 | measure | value | target |
 |---|---:|---|
-| throughput, backlog in memory | {memory["eps"]:,.0f} events/s ({memory["seconds"]:.1f} s) | \
-≥ 20,000 events/s ({ok_eps}) |
+| throughput, backlog in memory (median of {args.repeat}) | {memory["eps"]:,.0f} events/s \
+(runs: {memory["min_eps"]:,.0f} to {memory["max_eps"]:,.0f}) | ≥ 20,000 events/s ({ok_eps}) |
 | throughput, defaults (spilled: {spill["spilled"]:,.0f}) | {spill["eps"]:,.0f} events/s \
 ({spill["seconds"]:.1f} s) | |
 | CPU per event, forwarder's process / stand-in | {fwd_us:.0f} µs / {standin_us:.0f} µs | |
@@ -328,21 +346,23 @@ fraction of a core, and the stand-in shares those cores with the forwarder.
 
 **Reading it.**
 
-- The throughput measured here is bound by the shared machine, not by the
-  forwarder: neither process got a whole core. From the CPU each side spent per
-  event, a core each would carry about {bound:,.0f} events/s (an estimate from
-  CPU time, not a measurement; CPU time on a contended machine is inflated
-  too, by cache misses). The 20,000 events/s target needs a forwarder that
-  spends at most 50 µs of CPU per event with a core to itself.
+- The run is CPU-bound. The forwarder's process spent {fwd_us:.0f} µs of CPU per
+  event (its event loop, plus the ledger's ClickHouse inserts and the log
+  reads, which run partly in parallel), the stand-in {standin_us:.0f} µs: at
+  {memory["eps"]:,.0f} events/s that is {cores_used:.1f} of the machine's 2 cores.
+  {headroom}
 - At a steady load the latency is mostly waiting on purpose: up to 50 ms for
   the log read to gather records and up to `linger` = 250 ms for a batch to
   fill, then one request. The log offset is committed separately, after the
   ledger rows are in ClickHouse, so that does not add to the latency.
-- Where the forwarder's CPU goes (py-spy): decoding the stored record, building
-  and encoding the JSON event, the HTTP client, the ledger insert. Keeping
-  queued events out of the cyclic GC and encoding each event as soon as it is
-  built cut about a third of it; skipped events (browser copies, pixels without
-  TikTok settings) cost only a partial decode.
+- Where the forwarder's CPU goes (py-spy, GC callbacks): building and encoding
+  the JSON event, decoding the stored record, the HTTP client, reading the log.
+  Three things halved it: the JSON is built through msgspec structs from a
+  partial decode of the stored record (fields TikTok does not get stay
+  undecoded); skipped events (browser copies, pixels without TikTok settings)
+  cost only a decode of the record's leading fields; and queued events hold
+  nothing the cyclic GC tracks (before, full collections walking queued
+  records took over half of the CPU).
 - Through the retry store each event is also written, fsynced, read back and
   decoded again: the price of keeping a lagging pixel's events out of memory
   and out of the log's way.
@@ -367,6 +387,7 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=5_000, help="steady load, events/s")
     parser.add_argument("--duration", type=int, default=20, help="seconds of steady load")
     parser.add_argument("--pixels", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=3, help="throughput runs (median kept)")
     parser.add_argument("--no-docs", action="store_true")
     args = parser.parse_args()
     result = run(args)

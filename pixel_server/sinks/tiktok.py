@@ -282,18 +282,10 @@ def encode_event(record: Record | _Stored) -> bytes:
     return _JSON.encode(_event_struct(record))
 
 
-def request_body(
-    pixel_code: str, events: list[dict[str, Any]], test_event_code: str = ""
-) -> dict[str, Any]:
-    body: dict[str, Any] = {"event_source": "web", "event_source_id": pixel_code}
-    if test_event_code:
-        body["test_event_code"] = test_event_code
-    body["data"] = events
-    return body
-
-
 def encode_body(pixel_code: str, events: Sequence[bytes], test_event_code: str = "") -> bytes:
-    """The request body around already encoded events (same as ``request_body``)."""
+    """The request body around already encoded events: ``event_source``,
+    ``event_source_id`` (the TikTok pixel code), ``test_event_code`` when set,
+    and ``data``."""
     head = b'{"event_source":"web","event_source_id":' + orjson.dumps(pixel_code)
     if test_event_code:
         head += b',"test_event_code":' + orjson.dumps(test_event_code)
@@ -401,15 +393,8 @@ def pixel_skip_reason(pixel: Pixel | None) -> SkipReason | None:
     return None
 
 
-def skip_reason(pixel: Pixel | None, record: Record) -> SkipReason | None:
-    """Why this copy is not sent to TikTok, or None when it is."""
-    reason = _route_skip_reason(pixel, record.source)
-    if reason is None and record.consent == "denied":
-        return "consent_denied"
-    return reason
-
-
 def _route_skip_reason(pixel: Pixel | None, source: str) -> SkipReason | None:
+    """Why a copy from ``source`` is not sent (consent is checked on the full record)."""
     reason = pixel_skip_reason(pixel)
     if reason is None and source == "browser" and not pixel.forward_browser:  # type: ignore[union-attr]
         return "browser_copy"  # TikTok's own pixel has it already
