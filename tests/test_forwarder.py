@@ -17,6 +17,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ FAST: dict[str, Any] = {
     "read_interval": 0.01,
     "request_timeout": 0.5,
     "commit_interval": 0.02,
+    "rescan_interval": 0.1,
 }
 
 
@@ -359,8 +361,9 @@ def test_replay_since_a_time_only_queues_later_dead_letters(
     api.inject(Fault("reject_event", times=1, event_id="old"))
     post_server(client, pixel, [event(event_id="old")])
     assert wait_for(lambda: settled(client) and bool(deliveries(client, pixel, status="dead")))
-    cut = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 1))
-    time.sleep(1.2)
+    time.sleep(0.01)
+    cut = datetime.now(UTC).isoformat()
+    time.sleep(0.01)
     api.inject(Fault("reject_event", times=1, event_id="new"))
     post_server(client, pixel, [event(event_id="new")])
     assert wait_for(lambda: settled(client) and len(deliveries(client, pixel, status="dead")) == 2)

@@ -527,6 +527,7 @@ class Forwarder:
         max_in_memory: int = 50_000,
         max_ledger_backlog: int = 200_000,
         commit_interval: float = 0.1,
+        rescan_interval: float = 2.0,
         fsync: bool = True,
         recheck: bool = True,
     ) -> None:
@@ -551,6 +552,7 @@ class Forwarder:
         self.max_in_memory = max_in_memory
         self.max_ledger_backlog = max_ledger_backlog
         self.commit_interval = commit_interval
+        self.rescan_interval = rescan_interval  # how soon a replay's chunks are picked up
         self.fsync = fsync
         self.recheck = recheck
 
@@ -1241,17 +1243,19 @@ class Forwarder:
             self._removals = keep
 
     async def _housekeeping(self) -> None:
-        rounds = 0
+        tick = min(0.5, self.rescan_interval)
+        since_scan = 0.0
         while True:
-            await asyncio.sleep(0.5)
-            rounds += 1
+            await asyncio.sleep(tick)
+            since_scan += tick
             try:
                 cutoff = time.monotonic() - self.spill_after
                 for lane in list(self._lanes.values()):
                     if lane.queue and lane.queue[0].queued_at < cutoff:
                         self._spill_queue(lane)  # a slow endpoint must not pin the log
                         lane.notify()
-                if rounds % 4 == 0:
+                if since_scan >= self.rescan_interval:
+                    since_scan = 0.0
                     self._scan_spill()  # chunks queued by `deliveries replay`
             except Exception:  # the disk: try again next round
                 log.exception("forwarder housekeeping failed")
