@@ -1,8 +1,8 @@
 """Overview: events per name per day, and unique visitors (anonymous ids).
 
-Counts per (day, event); visitors per day and over the whole range from one
-row per (day, visitor): unique visitors are not additive across days, so the
-range total is its own ``uniqExact``.
+Counts per (day, event); visitors per day and over the whole range: unique
+visitors are not additive across days, so the range total is its own
+``uniqExact``.
 """
 
 from __future__ import annotations
@@ -17,16 +17,15 @@ from pixel_server.reports.base import Report, ReportParams, Table, day_expr, mer
 
 @functools.cache
 def sql(cached: bool) -> str:
-    # Events per (day, event) are plain counts. Visitors need distinct ids, per
-    # day and over the range: one row per (day, visitor) first, then both from it.
+    # Events per (day, event) are plain counts; distinct visitors are counted
+    # only per day and over the range (not per event, where nobody reads them).
     return f"""
 SELECT 0 AS level, day, event, count() AS n
 FROM (SELECT {day_expr()} AS day, event FROM ({merged(cached=cached)}))
 GROUP BY day, event
 UNION ALL
-SELECT if(grouping(day) = 0, 1, 2), day, '', if(grouping(day) = 0, count(), uniqExact(visitor))
-FROM (SELECT {day_expr()} AS day, visitor
-      FROM ({merged(cached=cached)}) WHERE visitor != 0 GROUP BY day, visitor)
+SELECT if(grouping(day) = 0, 1, 2), day, '', uniqExact(visitor)
+FROM (SELECT {day_expr()} AS day, visitor FROM ({merged(cached=cached)}) WHERE visitor != 0)
 GROUP BY GROUPING SETS ((day), ())
 """
 

@@ -38,19 +38,29 @@ def sql(cached: bool) -> str:
     return f"""
 SELECT grouping(product, variant) AS level, product, variant, {counts},
        sumIf(quantity, event = 'Purchase') AS units,
-       sumMap([currency], [amount]) AS revenue,
        uniqExactIf(visitor, event = 'ViewContent' AND visitor != 0) AS viewers,
        uniqExactIf(visitor, event = 'Purchase' AND visitor != 0) AS buyers,
        uniqExactIf(visitor, event IN ('ViewContent', 'Purchase') AND visitor != 0) AS either
 FROM
 (
-    SELECT event, visitor, currency, variant, product, quantity, first_variant, first_product,
-           multiIf(event = 'Purchase', 1, event = 'Refund', -1, 0)
-               * ifNull(price, toDecimal64(0, 4)) * quantity AS amount
+    SELECT event, visitor, variant, product, quantity, first_variant, first_product
     FROM ({lines(cached)})
 )
 GROUP BY GROUPING SETS ((product), (product, variant))
 ORDER BY level DESC, product, variant
+"""
+
+
+@functools.cache
+def revenue_sql(cached: bool) -> str:
+    """Net line revenue per product and variant, per currency (purchase and refund
+    lines only: a small share of all lines)."""
+    return f"""
+SELECT grouping(product, variant) AS level, product, variant, currency,
+       sum(if(event = 'Refund', -1, 1) * ifNull(price, toDecimal64(0, 4)) * quantity)
+FROM ({lines(cached)})
+WHERE event IN ('Purchase', 'Refund')
+GROUP BY GROUPING SETS ((product, currency), (product, variant, currency))
 """
 
 
@@ -71,16 +81,19 @@ def run(client: Client, params: ReportParams, cached: bool = False) -> Report:
     products: dict[str, dict[str, Any]] = {}
     variants: dict[str, list[dict[str, Any]]] = defaultdict(list)
     currencies: set[str] = set()
-    for row_values in rows(client, sql(cached), params.query_parameters()):
+    qp = params.query_parameters()
+    revenue: dict[tuple[int, str, str], dict[str, Decimal]] = defaultdict(dict)
+    for level, product, variant, currency, amount in rows(client, revenue_sql(cached), qp):
+        revenue[(int(level), product, variant)][currency] = money(amount)
+        currencies.add(currency)
+    for row_values in rows(client, sql(cached), qp):
         level, product, variant = row_values[:3]
         vc_v, vc_p, atc_v, atc_p, buy_v, buy_p = (int(n) for n in row_values[3:9])
-        units, revenue, viewers, buyers, either = row_values[9:]
+        units, viewers, buyers, either = row_values[9:]
         views, atc, orders = (vc_p, atc_p, buy_p) if level == 1 else (vc_v, atc_v, buy_v)
         # Visitors who viewed and bought = viewers + buyers - (viewed or bought).
         converted = int(viewers) + int(buyers) - int(either)
-        keys, amounts = revenue
-        money_by_currency = {c: money(a) for c, a in zip(keys, amounts, strict=True) if c or a}
-        currencies.update(money_by_currency)
+        money_by_currency = revenue.get((int(level), product, variant if level == 0 else ""), {})
         row = {
             "product": product,
             "variant": variant if level == 0 else "",
