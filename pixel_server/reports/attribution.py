@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -58,21 +58,23 @@ GROUP BY order_id
 
 
 @functools.cache
-def first_refunded_sql(cached: bool) -> str:
-    """The earliest purchase a refund in the range points at: touches are read
-    from that purchase's window on."""
-    return f"SELECT min(t) FROM ({_orders(cached)})"
+def refunded_orders_sql(cached: bool) -> str:
+    """The purchase (time, visitor) of each order refunded in the range."""
+    return _orders(cached)
 
 
+@functools.cache
 def _items(cached: bool) -> str:
-    """Purchases of the range, and refunds with their order's purchase time and visitor."""
+    """Purchases of the range, and refunds with their order's purchase time and
+    visitor (looked up beforehand, passed in as arrays: refunds are few)."""
     return f"""
 SELECT 'Purchase' AS kind, event_time AS at, visitor AS anon, value, currency, {_LINES}
 FROM ({merged(("Purchase",), cached=cached)})
 UNION ALL
-SELECT 'Refund', o.t, o.anon, r.value, r.currency, r.ids, r.groups, r.qtys, r.prices
-FROM ({_refunds(cached)}) AS r
-LEFT JOIN ({_orders(cached)}) AS o ON r.order_id = o.order_id
+SELECT 'Refund', if(n > 0, {{ref_t:Array(DateTime64(3, 'UTC'))}}[n], toDateTime64(0, 3, 'UTC')),
+       if(n > 0, {{ref_visitor:Array(UInt128)}}[n], toUInt128(0)), value, currency, ids, groups,
+       qtys, prices
+FROM (SELECT *, indexOf({{ref_order:Array(String)}}, order_id) AS n FROM ({_refunds(cached)}))
 """
 
 
@@ -128,10 +130,13 @@ ORDER BY level, channel, currency, product
 def run(client: Client, params: ReportParams, cached: bool = False) -> Report:
     window = timedelta(days=params.window)
     qp = params.query_parameters(pstart=params.start - ORDER_LOOKBACK)
-    first_refunded = rows(client, first_refunded_sql(cached), qp)[0][0]
-    touch_from = params.start
-    if isinstance(first_refunded, datetime) and first_refunded.year > 1970:
-        touch_from = min(touch_from, first_refunded.replace(tzinfo=first_refunded.tzinfo or UTC))
+    refunded = rows(client, refunded_orders_sql(cached), qp)
+    qp.update(
+        ref_order=[r[0] for r in refunded],
+        ref_t=[r[1] for r in refunded],
+        ref_visitor=[int(r[2]) for r in refunded],
+    )
+    touch_from = min([params.start, *(r[1].replace(tzinfo=r[1].tzinfo or UTC) for r in refunded)])
     qp.update(tstart=touch_from - window, w=params.window * 86400)
     channels: dict[tuple[str, str], dict[str, Any]] = {}
     per_product: list[dict[str, Any]] = []
