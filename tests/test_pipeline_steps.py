@@ -560,3 +560,12 @@ def test_raw_personal_data_never_reaches_the_disk(settings: Settings, engine_dir
         assert found[canary.encode()], f"the scan of {root} cannot see stored text"
         leaked = {needle.decode(): paths for needle, paths in found.items() if needle in raw}
         assert not any(leaked.values()), leaked
+
+
+def test_malformed_urls_do_not_break_enrichment() -> None:
+    """urlsplit raises on a broken IPv6 literal: the event is kept, without
+    the parts that cannot be read."""
+    from pixel_server.pipeline import steps as s
+
+    assert s._query("https://[::1/p?utm_source=x") == {}
+    assert s._host("http://[oops/") == ""

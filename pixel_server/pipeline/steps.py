@@ -117,11 +117,22 @@ def start(event: Event, ctx: Context) -> Work:
         limited_data_use=event.limited_data_use,
         test_event_code=ctx.test_event_code,
     )
+    return Work(event, record, _query(record.page_url))
+
+
+# Events of one page share its URL and referrer: parse each string once.
+@functools.lru_cache(maxsize=4096)
+def _query(url: str) -> dict[str, str]:
+    """The URL's query parameters, first value of each (shared: never mutate)."""
     query: dict[str, str] = {}
-    if record.page_url and "?" in record.page_url:
-        for key, value in parse_qsl(urlsplit(record.page_url).query):
+    if "?" in url:
+        try:
+            pairs = parse_qsl(urlsplit(url).query)
+        except ValueError:  # e.g. a malformed IPv6 literal: no parameters to read
+            pairs = []
+        for key, value in pairs:
             query.setdefault(key, value)
-    return Work(event, record, query)
+    return query
 
 
 # --------------------------------------------------------------------- steps
@@ -175,9 +186,7 @@ def put_click_and_utm(work: Work, ctx: Context) -> None:
 
 
 def put_referrer_host(work: Work, ctx: Context) -> None:
-    referrer = work.record.page_referrer
-    host = urlsplit(referrer).hostname if referrer else None
-    work.record.referrer_host = (host or "").removeprefix("www.")
+    work.record.referrer_host = _host(work.record.page_referrer)
 
 
 def put_channel(work: Work, ctx: Context) -> None:
@@ -193,15 +202,21 @@ def put_channel(work: Work, ctx: Context) -> None:
         record.utm_medium.lower() in _PAID_MEDIUMS
     ):
         channel = "other_paid"
-    elif ref and ref != _page_host(record.page_url):
+    elif ref and ref != _host(record.page_url):
         channel = "referral"
     else:
         channel = "direct"
     record.channel = channel
 
 
-def _page_host(url: str) -> str:
-    return ((urlsplit(url).hostname if url else None) or "").removeprefix("www.")
+@functools.lru_cache(maxsize=4096)
+def _host(url: str) -> str:
+    """The URL's host without www. ('' for none)."""
+    try:
+        host = urlsplit(url).hostname if url else None
+    except ValueError:  # e.g. a malformed IPv6 literal in a referrer
+        host = None
+    return (host or "").removeprefix("www.")
 
 
 def put_anonymous_id(work: Work, ctx: Context) -> None:
