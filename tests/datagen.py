@@ -489,12 +489,10 @@ class Truth:
         return out
 
     def products(self) -> dict[tuple[str, str], dict[str, object]]:
-        """(product, variant or "") -> views, add_to_carts, orders, units, revenue by currency,
-        viewers, purchasers among viewers."""
+        """(product, variant or "") -> views, add_to_carts, orders, units, revenue by
+        currency (view_to_purchase is orders / views)."""
         rows: dict[tuple[str, str], dict[str, object]] = {}
         per_event: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
-        viewers: dict[tuple[str, str], set[str]] = defaultdict(set)
-        buyers: dict[tuple[str, str], set[str]] = defaultdict(set)
         for e in self.in_range(("ViewContent", "AddToCart", "Purchase", "Refund")):
             for variant, product, qty, price in e.contents:
                 for key in ((product, ""), (product, variant)):
@@ -504,19 +502,13 @@ class Truth:
                     if e.name == "Purchase":
                         row["units"] += qty  # type: ignore[operator]
                         row["revenue"][e.currency] += amount  # type: ignore[index]
-                        if e.anonymous_id:
-                            buyers[key].add(e.anonymous_id)
                     elif e.name == "Refund":
                         row["revenue"][e.currency] -= amount  # type: ignore[index]
-                    elif e.name == "ViewContent" and e.anonymous_id:
-                        viewers[key].add(e.anonymous_id)
         for key, row in rows.items():
             names = [n for n, _ in per_event[key]]
             row["views"] = names.count("ViewContent")
             row["add_to_carts"] = names.count("AddToCart")
             row["orders"] = names.count("Purchase")
-            row["viewers"] = len(viewers[key])
-            row["converted"] = len(viewers[key] & buyers[key])
             row["revenue"] = {c: v for c, v in row["revenue"].items()}  # type: ignore[attr-defined]
         return rows
 
