@@ -348,6 +348,8 @@ def routes(settings_demo: bool = False) -> list[BaseRoute]:
         Route("/api/v1/reports/{pixel_id}/{report}", report_api, methods=["GET"]),
         Route("/dashboard/{pixel_id}", dashboard, methods=["GET"]),
         Route("/dashboard/{pixel_id}/settings", settings_page, methods=["GET"]),
+        # The install page: the tag and the platform's steps (owner only).
+        Route("/install/{pixel_id}", settings_page, methods=["GET"]),
         Route("/login", login, methods=["GET"]),
         Route("/logout", logout, methods=["GET"]),
         Mount(STATIC_PREFIX, app=StaticFiles(directory=DASHBOARDS_DIR / "static"), name="static"),

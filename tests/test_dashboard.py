@@ -135,6 +135,15 @@ def test_reader_sees_reports_but_not_settings(env: dict[str, Any]) -> None:
     assert pixel["owner_token"] not in owner.text and pixel["api_key"] not in owner.text
 
 
+def test_install_page_is_for_owners(env: dict[str, Any]) -> None:
+    c, pixel = env["client"], env["pixel"]
+    url = f"/install/{pixel['id']}"
+    assert c.get(url, headers=bearer(env["reader"])).status_code == 403
+    page = c.get(url, headers=bearer(pixel["owner_token"]))
+    assert page.status_code == 200
+    assert f"/p/{pixel['id']}.js" in page.text
+
+
 def test_dashboard_range_and_bad_parameters(env: dict[str, Any]) -> None:
     c, pixel = env["client"], env["pixel"]
     h = bearer(pixel["owner_token"])
