@@ -51,11 +51,11 @@ LIMIT 20
 @functools.cache
 def _dedup(cached: bool) -> str:
     return f"""
-SELECT arrayStringConcat(sources, '+') AS combination, count() AS events,
+SELECT sources, count() AS events,
        countIf(copies > length(sources)) AS same_source_duplicates,
        sum(copies) AS stored_copies, countIf(event_id_assigned) AS missing_event_id
 FROM ({merged(cached=cached)})
-GROUP BY combination ORDER BY events DESC, combination
+GROUP BY sources
 """
 
 
@@ -93,7 +93,13 @@ def run(
     )
     dedup = Table(
         ["sources", "events", "same_source_duplicates", "copies", "missing_event_id"],
-        [[c, int(e), int(d), int(n), int(m)] for c, e, d, n, m in rows(client, _dedup(cached), qp)],
+        sorted(
+            (
+                ["+".join(c), int(e), int(d), int(n), int(m)]
+                for c, e, d, n, m in rows(client, _dedup(cached), qp)
+            ),
+            key=lambda r: (-r[1], r[0]),
+        ),
     )
     totals = {
         "events": sum(r[1] for r in dedup.rows),
