@@ -391,10 +391,13 @@ def replay(client: Client, spill_root: Path, pixel_id: str, since: float = 0.0) 
         batch = [found[d.key] for d in part]
         attempts = [d.attempt for d in part]
         # The chunk first: a crash between the two leaves the events queued
-        # (and still listed as dead), never unlisted and unqueued.
+        # (and still listed as dead), never unlisted and unqueued. The forwarder
+        # may pick the chunk up before the guard rows exist: for a replay chunk
+        # only "sent" counts as done, so that is harmless.
         write_chunk(
             spill_root / pixel_id,
             [SpillEntry(a, records.encode(r)) for a, r in zip(attempts, batch, strict=True)],
+            replay=True,
         )
         guard = Attempt(time.time(), 0, 0, 0, REPLAY_MESSAGE, "", "replay")
         client.insert(

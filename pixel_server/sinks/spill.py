@@ -55,9 +55,13 @@ _ENCODER: Final = msgspec.msgpack.Encoder()
 _DECODER: Final = msgspec.msgpack.Decoder(SpillEntry)
 
 
-def chunk_name() -> str:
+REPLAY_TAG: Final = "-replay-"
+
+
+def chunk_name(replay: bool = False) -> str:
     """Sorts by creation time; the random part keeps two writers apart."""
-    return f"{time.time_ns():020d}-{secrets.token_hex(4)}{SUFFIX}"
+    tag = REPLAY_TAG if replay else "-"
+    return f"{time.time_ns():020d}{tag}{secrets.token_hex(4)}{SUFFIX}"
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -72,10 +76,16 @@ def _encode(entries: Iterable[SpillEntry]) -> bytes:
     return encode_records([_ENCODER.encode(e) for e in entries])
 
 
-def write_chunk(directory: Path, entries: Sequence[SpillEntry], *, fsync: bool = True) -> Path:
-    """Write a complete chunk atomically (temporary name, fsync, rename)."""
+def write_chunk(
+    directory: Path, entries: Sequence[SpillEntry], *, fsync: bool = True, replay: bool = False
+) -> Path:
+    """Write a complete chunk atomically (temporary name, fsync, rename).
+
+    ``replay`` marks dead letters queued again: for those, only a ``sent``
+    ledger row means "done" (they are ``dead`` on the ledger by definition).
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / chunk_name()
+    path = directory / chunk_name(replay)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         f.write(_encode(entries))
@@ -102,6 +112,7 @@ class Chunk:
     bytes: int = 0
     events: int = 0  # -1 while unknown (found on disk, not read yet)
     found: bool = False  # on disk before we knew it: written before a restart or by a replay
+    replay: bool = False  # dead letters queued again by `deliveries replay`
 
 
 @dataclass
@@ -196,7 +207,7 @@ class PixelSpill:
             self._known.add(path.name)
             with contextlib.suppress(FileNotFoundError):
                 size = path.stat().st_size
-                self._ready.append(Chunk(path, size, -1, found=True))
+                self._ready.append(Chunk(path, size, -1, True, REPLAY_TAG in path.name))
                 self.bytes += size
         if found:
             self._ready = deque(sorted(self._ready, key=lambda c: c.path.name))

@@ -848,8 +848,10 @@ class Forwarder:
         for lane in touched:
             lane.notify()
 
-    async def _drop_finished(self, items: list[_Item]) -> list[_Item]:
-        """Skip events the ledger already shows as sent or dead (after a crash)."""
+    async def _drop_finished(
+        self, items: list[_Item], final: tuple[str, ...] = ("sent", "dead")
+    ) -> list[_Item]:
+        """Skip events whose latest ledger row is final (after a crash)."""
         since = min(i.head.received_at for i in items) - 60
         try:
             latest = await asyncio.to_thread(
@@ -861,7 +863,7 @@ class Forwarder:
             return items
         kept = []
         for item in items:
-            if latest.get(key_of(item.head)) in ("sent", "dead"):
+            if latest.get(key_of(item.head)) in final:
                 self._skip("already_final")
             else:
                 kept.append(item)
@@ -986,7 +988,9 @@ class Forwarder:
     async def _deliver(self, lane: _Lane, work: _Work) -> None:
         items = work.items
         if work.chunk is not None and work.chunk.found and self.recheck and items:
-            items = await self._drop_finished(items)
+            # A replayed dead letter is "dead" on the ledger until it goes out.
+            final = ("sent",) if work.chunk.replay else ("sent", "dead")
+            items = await self._drop_finished(items, final)
             for dropped in set(work.items) - set(items):
                 dropped.done = True
         pixel = self.pixels.get(lane.pixel_id)
