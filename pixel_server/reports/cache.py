@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from datetime import UTC, date, datetime, timedelta
 from typing import Final
 
@@ -152,7 +153,9 @@ SELECT pixel_id, toDate(event_time) AS day, countState(), maxState(received_at)
 FROM events GROUP BY pixel_id, day"""
 
 _NOTHING: Final = "0@-"
-_ready: set[int] = set()
+# Clients whose database has the tables. Weak: a new client at a freed address
+# (another database, in tests) must not pass for an old one.
+_ready: weakref.WeakSet[Client] = weakref.WeakSet()
 _lock = threading.Lock()
 
 
@@ -160,10 +163,10 @@ def ensure_tables(client: Client) -> None:
     """Create the cache tables (once per client). A new stats view is backfilled
     from the rows already in ``events``; counting some rows twice in a race
     only makes fingerprints differ, which costs a rebuild, never a wrong answer."""
-    if id(client) in _ready:
+    if client in _ready:
         return
     with _lock:
-        if id(client) in _ready:
+        if client in _ready:
             return
         for statement in _DDL:
             client.command(statement)
@@ -171,7 +174,7 @@ def ensure_tables(client: Client) -> None:
         if not existed:
             client.command(_VIEW)
             client.command(_BACKFILL)
-        _ready.add(id(client))
+        _ready.add(client)
 
 
 def _days(first: date, last: date) -> list[date]:
@@ -314,4 +317,4 @@ def drop(client: Client) -> None:
     """Remove the cache (tests, or to rebuild from scratch)."""
     for name in ("report_day_stats_mv", "report_day_stats", DAYS_TABLE, EVENTS_TABLE, LINES_TABLE):
         client.command(f"DROP TABLE IF EXISTS {name}")
-    _ready.discard(id(client))
+    _ready.discard(client)
