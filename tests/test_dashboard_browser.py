@@ -103,8 +103,12 @@ def test_owner_sees_charts_tables_and_settings(server: dict[str, Any], browser: 
         box = page.locator(f"#chart-{chart} svg").bounding_box()
         assert box and box["width"] > 300 and box["height"] > 100, chart
     assert page.locator("#products tbody.product").count() == 4
-    page.locator("#products summary", has_text="hoodie").click()
-    assert page.locator("#products table.variants").first.is_visible()
+    hoodie = page.locator("#products tbody.product", has_text="hoodie")
+    assert hoodie.locator("tr.variant-row").count() == 4
+    second = page.locator("#products tbody.product").nth(1)  # the first one starts open
+    assert not second.locator("tr.variant-row").first.is_visible()  # closed: variants hidden
+    second.locator("summary").click()
+    assert second.locator("tr.variant-row").first.is_visible()
     assert page.locator("#attribution tbody tr").count() >= 2
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
