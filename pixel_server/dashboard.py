@@ -247,7 +247,8 @@ async def login(request: Request) -> Response:
         max_age=COOKIE_MAX_AGE,
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        # Behind a TLS-terminating proxy the request looks like http; the public URL knows.
+        secure=request.url.scheme == "https" or runtime.settings.base_url.startswith("https:"),
         path="/",
     )
     return response
