@@ -20,6 +20,7 @@ import msgspec
 import pytest
 from starlette.testclient import TestClient
 
+from pixel_server.pipeline.record import Record
 from pixel_server.reports import ReportParams, cache, run
 from pixel_server.reports.base import ParamError, parse_params
 from pixel_server.reports.export import to_csv
@@ -307,3 +308,57 @@ def test_operations_forwarding_outcomes(loaded: tuple[TestClient, Dataset]) -> N
     }
     messages = [m["tiktok_message"] for m in got["last_messages"]]
     assert messages == ["Invalid value for field: currency", "server error", "rate limited"]
+
+
+def test_the_cache_rebuilds_a_day_for_a_twin_after_midnight_only(
+    loaded: tuple[TestClient, Dataset],
+) -> None:
+    """New copies on the next day re-merge the day before only when one of them
+    is a late twin of its events (the back end's copy of a purchase made at 23:59)."""
+    client, _ = loaded
+    runtime = runtime_of(client)
+    ch = runtime.database.client()
+    pixel = add_pixel(runtime, timezone="UTC")
+    day = date(2026, 3, 10)
+    midnight = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC).timestamp()
+    browser = Record(
+        pixel_id=pixel["id"],
+        event="Purchase",
+        received_event="Purchase",
+        event_id="purchase:late-night",
+        source="browser",
+        event_time=midnight - 1,
+        received_at=midnight,
+        anonymous_id="anon-night",
+        value=1.0,
+        currency="USD",
+        order_id="late-night",
+    )
+    other = msgspec.structs.replace(
+        browser,
+        event="ViewContent",
+        event_id="vc-next-day",
+        event_time=midnight + 3600,
+        received_at=midnight + 3600,
+    )
+    runtime.insert_events([browser, other], "night-1")
+    params = ReportParams(pixel["id"], day, day + timedelta(days=1), "UTC")
+    assert run(ch, "purchases", params).data["totals"][0]["revenue"] == Decimal("1.0000")
+    unrelated = msgspec.structs.replace(
+        other, event_id="vc-next-day-2", received_at=midnight + 7200
+    )
+    runtime.insert_events([unrelated], "night-2")
+    assert day not in cache.prepare(ch, pixel["id"], params.start, params.end)
+    server = msgspec.structs.replace(
+        browser,
+        source="server",
+        event_time=midnight + 30,
+        received_at=midnight + 9000,
+        value=80.0,
+        anonymous_id="",
+    )
+    runtime.insert_events([server], "night-3")
+    assert day in cache.prepare(ch, pixel["id"], params.start, params.end)
+    totals = run(ch, "purchases", params).data["totals"]
+    assert [(t["orders"], t["revenue"]) for t in totals] == [(1, Decimal("80.0000"))]
+    assert run(ch, "purchases", params, cached=False).data["totals"] == totals

@@ -29,7 +29,7 @@ import threading
 import time
 import weakref
 from datetime import UTC, date, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from clickhouse_connect.driver.client import Client
 
@@ -76,7 +76,9 @@ PRODUCTS: Final = (
 )
 EVENTS_TABLE: Final = "report_events_v2"
 LINES_TABLE: Final = "report_lines_v2"
-DAYS_TABLE: Final = "report_days_v2"
+DAYS_TABLE: Final = "report_days_v3"
+INSERT_LOG_DAYS: Final = 14  # how long report_inserts keeps who was inserted when
+CLOCK_MARGIN_MS: Final = 60_000  # an insert's now64() may precede its commit by this much
 NEIGHBOURS: Final = 2  # days each side whose copies can change a day's merged events (48 h)
 MAX_RUN_DAYS: Final = 7  # days merged per INSERT ... SELECT: bounds the merge's memory
 
@@ -130,10 +132,26 @@ ORDER BY (pixel_id, event_time)""",
     pixel_id String,
     day Date,
     generation UInt64,
-    fingerprint String
+    fingerprint String,
+    version UInt64
 )
-ENGINE = ReplacingMergeTree(generation)
+ENGINE = ReplacingMergeTree(version)
 ORDER BY (pixel_id, day)""",
+    f"""CREATE TABLE IF NOT EXISTS report_inserts
+(
+    pixel_id LowCardinality(String),
+    day Date,
+    event LowCardinality(String),
+    event_id String,
+    inserted_at DateTime64(3, 'UTC')
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (pixel_id, day, inserted_at)
+TTL toDateTime(inserted_at) + INTERVAL {INSERT_LOG_DAYS} DAY""",
+    """CREATE MATERIALIZED VIEW IF NOT EXISTS report_inserts_mv TO report_inserts
+AS SELECT pixel_id, toDate(event_time) AS day, event, event_id, now64(3) AS inserted_at
+FROM events""",
     """CREATE TABLE IF NOT EXISTS report_day_stats
 (
     pixel_id LowCardinality(String),
@@ -187,7 +205,11 @@ def utc_days(start: datetime, end: datetime) -> tuple[date, date]:
     return start.astimezone(UTC).date(), max(last, start.astimezone(UTC).date())
 
 
-def fingerprints(client: Client, pixel_id: str, first: date, last: date) -> dict[date, str]:
+def fingerprints(
+    client: Client, pixel_id: str, first: date, last: date
+) -> dict[date, tuple[str, str, bool]]:
+    """Per day: the stats of days D-2..D (copies that may start or absorb its
+    events), of days D+1..D+2 (later twins), and whether D has copies at all."""
     lo, hi = first - timedelta(days=NEIGHBOURS), last + timedelta(days=NEIGHBOURS)
     result = client.query(
         "SELECT day, countMerge(copies), maxMerge(last_received) FROM report_day_stats"
@@ -195,40 +217,63 @@ def fingerprints(client: Client, pixel_id: str, first: date, last: date) -> dict
         parameters={"p": pixel_id, "lo": lo, "hi": hi},
     )
     stats = {row[0]: (int(row[1]), row[2]) for row in result.result_rows}
-    out: dict[date, str] = {}
-    for day in _days(first, last):
-        near = [
-            stats[d]
-            for d in _days(day - timedelta(days=NEIGHBOURS), day + timedelta(days=NEIGHBOURS))
-            if d in stats
-        ]
-        count = sum(n for n, _ in near)
+
+    def summary(days: list[date]) -> str:
+        near = [stats[d] for d in days if d in stats]
         latest = max((t for _, t in near), default=None)
-        out[day] = f"{count}@{latest.isoformat()}" if latest else _NOTHING
-    return out
+        return f"{sum(n for n, _ in near)}@{latest.isoformat()}" if latest else _NOTHING
+
+    one = timedelta(days=1)
+    return {
+        day: (
+            summary(_days(day - timedelta(days=NEIGHBOURS), day)),
+            summary(_days(day + one, day + timedelta(days=NEIGHBOURS))),
+            day in stats,
+        )
+        for day in _days(first, last)
+    }
 
 
 def prepare(client: Client, pixel_id: str, start: datetime, end: datetime) -> list[date]:
     """Make the cached days overlapping [start, end) current; returns the days rebuilt."""
     ensure_tables(client)
+    # Taken before the stats: a copy they miss was inserted after this instant.
+    now_ms = int(client.command("SELECT toUnixTimestamp64Milli(now64(3))"))
     first, last = utc_days(start, end)
-    wanted = fingerprints(client, pixel_id, first, last)
+    parts = fingerprints(client, pixel_id, first, last)
+    wanted = {d: f"{own}|{after}|{now_ms}" for d, (own, after, _) in parts.items()}
     result = client.query(
-        f"SELECT day, fingerprint FROM {DAYS_TABLE} FINAL"
+        f"SELECT day, generation, fingerprint FROM {DAYS_TABLE} FINAL"
         " WHERE pixel_id = {p:String} AND day >= {lo:Date} AND day <= {hi:Date}",
         parameters={"p": pixel_id, "lo": first, "hi": last},
     )
-    have = {row[0]: row[1] for row in result.result_rows}
-    stale = [d for d in _days(first, last) if have.get(d) != wanted[d]]
-    # No copy within two days either side: no event can start that day.
-    empty = [d for d in stale if wanted[d] == _NOTHING]
-    if empty:
-        generation = time.time_ns()
-        client.insert(
-            DAYS_TABLE,
-            [[pixel_id, d, generation, wanted[d]] for d in empty],
-            column_names=["pixel_id", "day", "generation", "fingerprint"],
-        )
+    have = {row[0]: (int(row[1]), str(row[2]).split("|")) for row in result.result_rows}
+    stale: list[date] = []
+    recheck: list[tuple[date, int, int]] = []
+    for day, (own, after, _) in parts.items():
+        generation, stored = have.get(day, (0, []))
+        if len(stored) != 3 or stored[0] != own:
+            stale.append(day)
+        elif stored[1] != after:
+            # Only later days changed: re-merge only if a copy inserted since
+            # shares an identity with this day's copies (a late twin).
+            if int(stored[2]) < now_ms - (INSERT_LOG_DAYS - 1) * 86_400_000:
+                stale.append(day)
+            else:
+                recheck.append((day, generation, int(stored[2])))
+    current: list[list[Any]] = []
+    for day, generation, built_ms in recheck:
+        if _late_twins(client, pixel_id, day, built_ms - CLOCK_MARGIN_MS):
+            stale.append(day)
+        else:
+            current.append([pixel_id, day, generation, wanted[day], time.time_ns()])
+    stale.sort()
+    # No copy that day: no event starts in it.
+    empty = [d for d in stale if not parts[d][2]]
+    generation = time.time_ns()
+    current += [[pixel_id, d, generation, wanted[d], generation] for d in empty]
+    if current:
+        client.insert(DAYS_TABLE, current, column_names=_DAY_COLUMNS)
     # Consecutive stale days are merged a few at a time.
     runs: list[list[date]] = []
     for day in (d for d in stale if d not in empty):
@@ -239,6 +284,31 @@ def prepare(client: Client, pixel_id: str, start: datetime, end: datetime) -> li
     for run in runs:
         _build(client, pixel_id, run, wanted)
     return stale
+
+
+_DAY_COLUMNS: Final = ["pixel_id", "day", "generation", "fingerprint", "version"]
+
+
+def _late_twins(client: Client, pixel_id: str, day: date, since_ms: int) -> bool:
+    """Whether a copy dated in the two days after ``day`` and inserted since
+    ``since_ms`` belongs to an event with a copy in days day-2..day."""
+    result = client.query(
+        "SELECT count() FROM report_inserts WHERE pixel_id = {p:String}"
+        " AND day >= {a:Date} AND day <= {b:Date}"
+        " AND inserted_at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC')"
+        " AND (event, event_id) IN (SELECT event, event_id FROM events"
+        "   WHERE pixel_id = {p:String} AND event_time >= {lo:DateTime64(3)}"
+        "   AND event_time < {hi:DateTime64(3)})",
+        parameters={
+            "p": pixel_id,
+            "a": day + timedelta(days=1),
+            "b": day + timedelta(days=NEIGHBOURS),
+            "since": since_ms,
+            "lo": datetime.combine(day - timedelta(days=NEIGHBOURS), datetime.min.time(), UTC),
+            "hi": datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC),
+        },
+    )
+    return int(result.result_rows[0][0]) > 0
 
 
 # The merge is per identity, so only the copies of events with a copy in the
@@ -271,8 +341,8 @@ def _build(client: Client, pixel_id: str, days: list[date], wanted: dict[date, s
     )
     client.insert(
         DAYS_TABLE,
-        [[pixel_id, d, generation, wanted[d]] for d in days],
-        column_names=["pixel_id", "day", "generation", "fingerprint"],
+        [[pixel_id, d, generation, wanted[d], generation] for d in days],
+        column_names=_DAY_COLUMNS,
     )
     # Older generations of these days are garbage now (readers pick the newest).
     for table in (EVENTS_TABLE, LINES_TABLE):
@@ -315,6 +385,14 @@ WHERE pixel_id = {{pixel:String}}
 
 def drop(client: Client) -> None:
     """Remove the cache (tests, or to rebuild from scratch)."""
-    for name in ("report_day_stats_mv", "report_day_stats", DAYS_TABLE, EVENTS_TABLE, LINES_TABLE):
+    for name in (
+        "report_day_stats_mv",
+        "report_day_stats",
+        "report_inserts_mv",
+        "report_inserts",
+        DAYS_TABLE,
+        EVENTS_TABLE,
+        LINES_TABLE,
+    ):
         client.command(f"DROP TABLE IF EXISTS {name}")
     _ready.discard(client)
