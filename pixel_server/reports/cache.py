@@ -2,25 +2,29 @@
 
 Why: merging copies at query time (``merged_events_sql``) costs a window
 function and a GROUP BY over every copy in the range — seconds for a shop with
-millions of events. Reports instead read ``report_events``: the *output* of
-that same merged view (so the merge rules stay in one place), one row per
-event, built one UTC day at a time and kept exact like this:
+millions of events. Reports instead read ``report_events_v2`` (and its content
+lines exploded, ``report_lines_v2``): the *output* of that same merged view (so
+the merge rules stay in one place), one row per event, built one UTC day at a
+time and kept exact like this:
 
-* a materialized view keeps ``report_day_stats``: per pixel and UTC day, how
-  many copies were ever inserted and the latest ``received_at`` — updated by
-  ClickHouse on every insert into ``events``, whoever inserts;
-* a day's **fingerprint** is those stats over the days D-2 .. D+2: a copy that
-  could change any event of day D (its twin may be up to 48 h away) changes it;
-* before a report runs, :func:`prepare` compares each day's fingerprint with
-  the one its cached rows were built from (``report_days``), and rebuilds the
-  days that differ with ``INSERT ... SELECT`` from the merged view. A rebuild
-  writes a new *generation*; readers take the current generation of each day
-  from ``report_days`` (ReplacingMergeTree), and older generations are deleted.
+* materialized views on ``events``, maintained by ClickHouse on every insert
+  whoever inserts: ``report_day_stats`` (per pixel and UTC day, how many copies
+  were ever inserted and the latest ``received_at``) and ``report_inserts``
+  (which identity was inserted when; kept 14 days);
+* a day D's **fingerprint** is the stats of days D-2..D (copies that can start
+  its events or pull them into an earlier occurrence) and of D+1..D+2 (copies
+  that may be late twins of its events: a twin can be 48 h away);
+* before a report runs, :func:`prepare` compares fingerprints with those the
+  cached rows were built from (``report_days_v3``). If D-2..D changed, D is
+  re-merged with ``INSERT ... SELECT`` from the merged view. If only D+1..D+2
+  changed, D is re-merged only when a copy inserted since D was built shares an
+  identity with D's copies (``report_inserts``): new events of today leave
+  yesterday alone. A rebuild writes a new *generation*; readers take each
+  day's newest, and older generations are deleted asynchronously.
 
-So a settled day costs nothing to check, and the day being written to is
-rebuilt when its copies changed (the price of exactness: the last three days
-are re-merged after new events arrive). The tables are derived data, created
-here on first use; dropping them is always safe.
+So a settled day costs two small queries to check, and the day being written
+to is re-merged when its copies changed (the price of exactness). The tables
+are derived data, created here on first use; dropping them is always safe.
 """
 
 from __future__ import annotations
