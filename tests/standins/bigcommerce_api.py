@@ -21,22 +21,15 @@ or hang for some seconds first; or :meth:`BigCommerceApi.fail_always` until
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
 import time
-from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-
-@dataclass(frozen=True)
-class Fault:
-    status: int | None = None  # answer this instead of the resource
-    delay: float = 0.0  # seconds to wait before answering
+from tests.standins.store_api import StoreApi
 
 
 @dataclass
@@ -46,16 +39,13 @@ class StoredOrder:
     refunds: list[dict[str, Any]] = field(default_factory=list)
 
 
-class BigCommerceApi:
+class BigCommerceApi(StoreApi):
+    ORDER_PATH = "/v2/orders/{order_id}"
+
     def __init__(self, token: str, store_hash: str = "abc123xyz") -> None:
-        self.token = token
+        super().__init__(token)
         self.store_hash = store_hash
         self.orders: dict[str, StoredOrder] = {}
-        self.requests: list[str] = []  # paths, in arrival order (auth failures included)
-        self._faults: deque[Fault] = deque()
-        self._always: Fault | None = None
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
 
     # ---------------------------------------------------------------- control
 
@@ -66,67 +56,6 @@ class BigCommerceApi:
         refunds: list[dict[str, Any]] | None = None,
     ) -> None:
         self.orders[str(order["id"])] = StoredOrder(order, products or [], refunds or [])
-
-    def inject(self, count: int, status: int | None = None, delay: float = 0.0) -> None:
-        with self._lock:
-            self._faults.extend(Fault(status, delay) for _ in range(count))
-
-    def fail_always(self, status: int = 503) -> None:
-        self._always = Fault(status)
-
-    def heal(self) -> None:
-        with self._lock:
-            self._faults.clear()
-        self._always = None
-
-    def reset(self) -> None:
-        """No orders, no faults, no requests seen (between tests sharing a server)."""
-        self.heal()
-        with self._lock:
-            self.orders.clear()
-            self.requests.clear()
-
-    def order_requests(self, order_id: str) -> int:
-        return sum(p.endswith(f"/v2/orders/{order_id}") for p in self.requests)
-
-    @property
-    def base_url(self) -> str:
-        assert self._server is not None, "not started"
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    # ------------------------------------------------------------- lifecycle
-
-    def start(self) -> BigCommerceApi:
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                # A client that gave up (a hang longer than its timeout) is no error.
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    api._handle(self)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # quiet tests
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    # --------------------------------------------------------------- serving
-
-    def _next_fault(self) -> Fault | None:
-        with self._lock:
-            if self._faults:
-                return self._faults.popleft()
-        return self._always
 
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
         path = request.path.split("?", 1)[0]
