@@ -76,7 +76,8 @@ def test_the_dataset_has_every_awkward_case(loaded: tuple[TestClient, Dataset]) 
     assert {"browser", "server", "webhook"} <= set(first_copy.values())  # both orders
 
 
-@pytest.mark.parametrize("tz", [TZ, "America/New_York"])
+# Kathmandu is UTC+5:45: its days start mid-hour, on a 15-minute rollup boundary.
+@pytest.mark.parametrize("tz", [TZ, "America/New_York", "Asia/Kathmandu"])
 def test_overview(loaded: tuple[TestClient, Dataset], tz: str) -> None:
     client, ds = loaded
     got = report(client, ds, "overview", tz=tz)
@@ -90,10 +91,11 @@ def test_overview(loaded: tuple[TestClient, Dataset], tz: str) -> None:
     assert len(got["days"]) == (LAST - FIRST).days + 1  # days without events included
 
 
-def test_funnel(loaded: tuple[TestClient, Dataset]) -> None:
+@pytest.mark.parametrize("tz", [TZ, "Asia/Kathmandu"])
+def test_funnel(loaded: tuple[TestClient, Dataset], tz: str) -> None:
     client, ds = loaded
-    got = report(client, ds, "funnel")["steps"]
-    expected = truth(ds).funnel()
+    got = report(client, ds, "funnel", tz=tz)["steps"]
+    expected = truth(ds, tz=tz).funnel()
     assert [s["event"] for s in got] == list(FUNNEL)
     assert [s["visitors"] for s in got] == expected
     assert got[0]["step_conversion"] is None
@@ -101,10 +103,11 @@ def test_funnel(loaded: tuple[TestClient, Dataset]) -> None:
     assert got[4]["overall_conversion"] == round(expected[4] / expected[0], 6)
 
 
-def test_purchases(loaded: tuple[TestClient, Dataset]) -> None:
+@pytest.mark.parametrize("tz", [TZ, "Asia/Kathmandu"])
+def test_purchases(loaded: tuple[TestClient, Dataset], tz: str) -> None:
     client, ds = loaded
-    got = report(client, ds, "purchases")
-    expected = truth(ds).purchases()
+    got = report(client, ds, "purchases", tz=tz)
+    expected = truth(ds, tz=tz).purchases()
     by_key = {(r["date"], r["currency"]): r for r in got["days"]}
     assert set(by_key) == set(expected)
     for key, want in expected.items():

@@ -23,7 +23,14 @@ from pixel_server.reports import (
     products,
     purchases,
 )
-from pixel_server.reports.base import ParamError, Report, ReportParams, Table, parse_params
+from pixel_server.reports.base import (
+    ParamError,
+    Report,
+    ReportParams,
+    Table,
+    check_aligned,
+    parse_params,
+)
 from pixel_server.reports.operations import Counters
 
 __all__ = ["REPORTS", "ParamError", "Report", "ReportParams", "Table", "parse_params", "run"]
@@ -62,6 +69,7 @@ def run(
     :mod:`.cache`); ``False`` merges the copies at query time. Same numbers.
     ``prepared``: the caller has just brought the cache up to date for this range.
     """
+    check_aligned(params)
     if cached and not prepared:
         cache.prepare(client, params.pixel_id, *needed_range(name, params))
     if name == "operations":

@@ -30,7 +30,16 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from pixel_server.reports.base import CHANNELS, Report, ReportParams, Table, merged, money, rows
+from pixel_server.reports.base import (
+    CHANNELS,
+    Report,
+    ReportParams,
+    Table,
+    merged,
+    money,
+    rollup,
+    rows,
+)
 
 ORDER_LOOKBACK = timedelta(days=90)
 
@@ -79,10 +88,13 @@ FROM (SELECT *, indexOf({{ref_order:Array(String)}}, order_id) AS n FROM ({_refu
 
 
 def _touches(cached: bool) -> str:
+    """Touches of the visitors who bought in the range or whose refunded order
+    was bought: the join's right side stays small however busy the shop is."""
     return f"""
 SELECT visitor AS anon, event_time AS t, channel
-FROM ({merged(start="tstart", cached=cached)})
-WHERE visitor != 0 AND channel != 'direct'
+FROM ({rollup("report_touches", cached=cached, start="tstart")})
+WHERE visitor IN (SELECT visitor FROM ({merged(("Purchase",), cached=cached)}))
+   OR has({{ref_visitor:Array(UInt128)}}, visitor)
 """
 
 

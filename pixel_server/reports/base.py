@@ -6,8 +6,9 @@ A report is run for one pixel over a range of whole days in a time zone:
 says otherwise), turned into UTC instants for ClickHouse. Days are bucketed
 with ``toDate(event_time, tz)``, so a day is the merchant's calendar day.
 
-Every report reads :func:`pixel_server.storage.queries.merged_events_sql`:
-one row per event, browser/server/webhook copies merged (DESIGN §2).
+Every report reads the merged view (:func:`pixel_server.storage.queries.merged_events_sql`:
+one row per event, browser/server/webhook copies merged, DESIGN §2), mostly
+through its 15-minute rollups (:mod:`.rollups`), stored by :mod:`.cache`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, Final, Literal
 
 from clickhouse_connect.driver.client import Client
 
-from pixel_server.reports import cache
+from pixel_server.reports import cache, rollups
 from pixel_server.storage.queries import merged_events_sql
 
 MAX_DAYS: Final = 366
@@ -202,26 +203,31 @@ def merged(
             assert name.replace("_", "").isalnum(), name  # literals only from our constants
         where = "event IN (" + ", ".join(f"'{n}'" for n in events) + ")"
     if cached:
-        return cache.source_sql(where, start, end)
+        return cache.merged_sql(where, start, end)
     sql = merged_events_sql(where)
     if start != "start":
         sql = sql.replace("{start:", "{" + start + ":")
     if end != "end":
         sql = sql.replace("{end:", "{" + end + ":")
-    return f"SELECT *, {cache.VISITOR} AS visitor FROM ({sql})"
+    return f"SELECT *, {rollups.VISITOR} AS visitor FROM ({sql})"
 
 
-def lines(cached: bool = False) -> str:
-    """One row per content line of ViewContent/AddToCart/Purchase/Refund events in
-    the range: variant, product, quantity, price, and whether the line is the
-    event's first of its variant / of its product."""
+def rollup(table: str, *, cached: bool = False, start: str = "start", end: str = "end") -> str:
+    """The rows of rollup ``table`` (a key of :data:`rollups.SQL`) in the range:
+    stored (``cached=True``) or computed from the live merged view. Same rows."""
     if cached:
-        return cache.lines_sql()
-    return f"""
-SELECT event, event_time, visitor, currency, {cache.LINE_COLUMNS}
-FROM (SELECT *, {cache.PRODUCTS} FROM ({merged(cache.LINE_EVENTS)}))
-ARRAY JOIN {cache.LINE_ARRAYS} AS line
-"""
+        return cache.rollup_sql(table, start, end)
+    _, select = rollups.SQL[table]
+    return select.format(source=merged(start=start, end=end))
+
+
+def check_aligned(params: ReportParams) -> None:
+    """Rollups are per 15 minutes: a range must start and end on such a boundary.
+    Every zone's midnight does since 1972; an older one is refused, not guessed."""
+    bucket_ms = rollups.BUCKET_SECONDS * 1000
+    for instant in (params.start, params.end):
+        if int(instant.timestamp() * 1000) % bucket_ms:
+            raise ParamError("tz", f"midnight in {params.tz} is not on a 15-minute boundary", 422)
 
 
 def day_expr(column: str = "event_time") -> str:

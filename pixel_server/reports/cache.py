@@ -2,10 +2,10 @@
 
 Why: merging copies at query time (``merged_events_sql``) costs a window
 function and a GROUP BY over every copy in the range — seconds for a shop with
-millions of events. Reports instead read ``report_events_v2`` (and its content
-lines exploded, ``report_lines_v2``): the *output* of that same merged view (so
-the merge rules stay in one place), one row per event, built one UTC day at a
-time and kept exact like this:
+millions of events. So the merged view's *output* (one row per event; the
+merge rules stay in one place) is stored per UTC day in ``report_merged``, and
+from it the 15-minute rollups the reports read (:mod:`.rollups`). Tables:
+migration 0004. They are kept exact like this:
 
 * materialized views on ``events``, maintained by ClickHouse on every insert
   whoever inserts: ``report_day_stats`` (per pixel and UTC day, how many copies
@@ -15,188 +15,49 @@ time and kept exact like this:
   its events or pull them into an earlier occurrence) and of D+1..D+2 (copies
   that may be late twins of its events: a twin can be 48 h away);
 * before a report runs, :func:`prepare` compares fingerprints with those the
-  cached rows were built from (``report_days_v3``). If D-2..D changed, D is
+  cached rows were built from (``report_days``). If D-2..D changed, D is
   re-merged with ``INSERT ... SELECT`` from the merged view. If only D+1..D+2
   changed, D is re-merged only when a copy inserted since D was built shares an
   identity with D's copies (``report_inserts``): new events of today leave
-  yesterday alone. A rebuild writes a new *generation*; readers take each
-  day's newest, and older generations are deleted asynchronously.
+  yesterday alone. A rebuild writes a new *generation* of every table; readers
+  take each day's newest, and older generations are deleted asynchronously.
 
 So a settled day costs two small queries to check, and the day being written
-to is re-merged when its copies changed (the price of exactness). The tables
-are derived data, created here on first use; dropping them is always safe.
+to is re-merged when its copies changed (the price of exactness); the
+:class:`Warmer` does that in the background after new copies arrive, so a
+report seldom waits for it.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import weakref
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
 from clickhouse_connect.driver.client import Client
 
+from pixel_server.reports import rollups
+from pixel_server.reports.rollups import MERGED_COLUMNS, VISITOR
 from pixel_server.storage.queries import merged_events_sql
 
-# The merged view's columns the reports use, in the cache under the same names.
-COLUMNS: Final = (
-    "event",
-    "event_id",
-    "event_time",
-    "anonymous_id",
-    "channel",
-    "value",
-    "currency",
-    "order_id",
-    "`contents.content_id`",
-    "`contents.item_group_id`",
-    "`contents.quantity`",
-    "`contents.price`",
-    "sources",
-    "copies",
-    "event_id_assigned",
-    "visitor",
-)
-# A visitor as a 128-bit hash of the anonymous id (0: none): what uniqExact
-# keeps of a string anyway, and cheap to group and join on.
-VISITOR: Final = (
-    "if(anonymous_id = '', toUInt128(0), reinterpretAsUInt128(sipHash128(anonymous_id)))"
-)
-# Content lines of the events reports break down by product (line.N: see LINE_ARRAYS).
-LINE_EVENTS: Final = ("ViewContent", "AddToCart", "Purchase", "Refund")
-LINE_ARRAYS: Final = (
-    "arrayZip(`contents.content_id`, `contents.item_group_id`, `contents.quantity`,"
-    " `contents.price`, products, arrayEnumerateUniq(`contents.content_id`),"
-    " arrayEnumerateUniq(products))"
-)
-LINE_COLUMNS: Final = (
-    "line.1 AS variant, line.5 AS product, line.3 AS quantity, line.4 AS price,"
-    " line.6 = 1 AS first_variant, line.7 = 1 AS first_product"
-)
-PRODUCTS: Final = (
-    "arrayMap((i, g) -> if(g != '', g, i), `contents.content_id`, `contents.item_group_id`)"
-    " AS products"
-)
-EVENTS_TABLE: Final = "report_events_v2"
-LINES_TABLE: Final = "report_lines_v2"
-DAYS_TABLE: Final = "report_days_v3"
+EVENTS_TABLE: Final = "report_merged"
+DAYS_TABLE: Final = "report_days"
 INSERT_LOG_DAYS: Final = 14  # how long report_inserts keeps who was inserted when
 CLOCK_MARGIN_MS: Final = 60_000  # an insert's now64() may precede its commit by this much
 NEIGHBOURS: Final = 2  # days each side whose copies can change a day's merged events (48 h)
 MAX_RUN_DAYS: Final = 7  # days merged per INSERT ... SELECT: bounds the merge's memory
 
-_DDL: Final = (
-    f"""CREATE TABLE IF NOT EXISTS {EVENTS_TABLE}
-(
-    pixel_id LowCardinality(String),
-    day Date,
-    generation UInt64,
-    event LowCardinality(String),
-    event_id String,
-    event_time DateTime64(3, 'UTC'),
-    anonymous_id String,
-    channel LowCardinality(String),
-    value Nullable(Decimal(18, 4)),
-    currency LowCardinality(String),
-    order_id String,
-    `contents.content_id` Array(String),
-    `contents.item_group_id` Array(String),
-    `contents.quantity` Array(UInt32),
-    `contents.price` Array(Nullable(Decimal(18, 4))),
-    sources Array(String),
-    copies UInt64,
-    event_id_assigned Bool,
-    visitor UInt128
-)
-ENGINE = MergeTree
-PARTITION BY toYYYYMM(day)
-ORDER BY (pixel_id, event, event_time)""",
-    f"""CREATE TABLE IF NOT EXISTS {LINES_TABLE}
-(
-    pixel_id LowCardinality(String),
-    day Date,
-    generation UInt64,
-    event LowCardinality(String),
-    event_time DateTime64(3, 'UTC'),
-    visitor UInt128,
-    currency LowCardinality(String),
-    variant String,
-    product String,
-    quantity UInt32,
-    price Nullable(Decimal(18, 4)),
-    first_variant Bool,
-    first_product Bool
-)
-ENGINE = MergeTree
-PARTITION BY toYYYYMM(day)
-ORDER BY (pixel_id, event_time)""",
-    f"""CREATE TABLE IF NOT EXISTS {DAYS_TABLE}
-(
-    pixel_id String,
-    day Date,
-    generation UInt64,
-    fingerprint String,
-    version UInt64
-)
-ENGINE = ReplacingMergeTree(version)
-ORDER BY (pixel_id, day)""",
-    f"""CREATE TABLE IF NOT EXISTS report_inserts
-(
-    pixel_id LowCardinality(String),
-    day Date,
-    event LowCardinality(String),
-    event_id String,
-    inserted_at DateTime64(3, 'UTC')
-)
-ENGINE = MergeTree
-PARTITION BY toYYYYMM(day)
-ORDER BY (pixel_id, day, inserted_at)
-TTL toDateTime(inserted_at) + INTERVAL {INSERT_LOG_DAYS} DAY""",
-    """CREATE MATERIALIZED VIEW IF NOT EXISTS report_inserts_mv TO report_inserts
-AS SELECT pixel_id, toDate(event_time) AS day, event, event_id, now64(3) AS inserted_at
-FROM events""",
-    """CREATE TABLE IF NOT EXISTS report_day_stats
-(
-    pixel_id LowCardinality(String),
-    day Date,
-    copies AggregateFunction(count),
-    last_received AggregateFunction(max, DateTime64(3, 'UTC'))
-)
-ENGINE = AggregatingMergeTree
-ORDER BY (pixel_id, day)""",
-)
-_VIEW: Final = """CREATE MATERIALIZED VIEW IF NOT EXISTS report_day_stats_mv TO report_day_stats
-AS SELECT pixel_id, toDate(event_time) AS day, countState() AS copies,
-          maxState(received_at) AS last_received
-FROM events GROUP BY pixel_id, day"""
-_BACKFILL: Final = """INSERT INTO report_day_stats
-SELECT pixel_id, toDate(event_time) AS day, countState(), maxState(received_at)
-FROM events GROUP BY pixel_id, day"""
-
 _NOTHING: Final = "0@-"
-# Clients whose database has the tables. Weak: a new client at a freed address
-# (another database, in tests) must not pass for an old one.
-_ready: weakref.WeakSet[Client] = weakref.WeakSet()
-_lock = threading.Lock()
+# One build at a time per pixel in this process: the warmer and a report
+# request must not merge the same day twice.
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
 
 
-def ensure_tables(client: Client) -> None:
-    """Create the cache tables (once per client). A new stats view is backfilled
-    from the rows already in ``events``; counting some rows twice in a race
-    only makes fingerprints differ, which costs a rebuild, never a wrong answer."""
-    if client in _ready:
-        return
-    with _lock:
-        if client in _ready:
-            return
-        for statement in _DDL:
-            client.command(statement)
-        existed = bool(client.command("EXISTS TABLE report_day_stats_mv"))
-        if not existed:
-            client.command(_VIEW)
-            client.command(_BACKFILL)
-        _ready.add(client)
+def _pixel_lock(pixel_id: str) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(pixel_id, threading.Lock())
 
 
 def _days(first: date, last: date) -> list[date]:
@@ -240,7 +101,11 @@ def fingerprints(
 
 def prepare(client: Client, pixel_id: str, start: datetime, end: datetime) -> list[date]:
     """Make the cached days overlapping [start, end) current; returns the days rebuilt."""
-    ensure_tables(client)
+    with _pixel_lock(pixel_id):
+        return _prepare(client, pixel_id, start, end)
+
+
+def _prepare(client: Client, pixel_id: str, start: datetime, end: datetime) -> list[date]:
     # Taken before the stats: a copy they miss was inserted after this instant.
     now_ms = int(client.command("SELECT toUnixTimestamp64Milli(now64(3))"))
     first, last = utc_days(start, end)
@@ -323,33 +188,37 @@ _IDENTITIES_IN_RANGE: Final = """(event, event_id) IN (
 
 
 def _build(client: Client, pixel_id: str, days: list[date], wanted: dict[date, str]) -> None:
+    """Merge ``days`` into a new generation of ``report_merged``, roll that up
+    into every rollup table, then make the generation current."""
     generation = time.time_ns()
     start = datetime.combine(days[0], datetime.min.time(), UTC)
     end = datetime.combine(days[-1] + timedelta(days=1), datetime.min.time(), UTC)
-    merged_columns = ", ".join(c for c in COLUMNS if c != "visitor")
+    merged_columns = ", ".join(c for c in MERGED_COLUMNS if c != "visitor")
     client.command(
-        f"INSERT INTO {EVENTS_TABLE} (pixel_id, day, generation, {', '.join(COLUMNS)})"
+        f"INSERT INTO {EVENTS_TABLE} (pixel_id, day, generation, {', '.join(MERGED_COLUMNS)})"
         f" SELECT pixel_id, toDate(event_time), {generation}, {merged_columns}, {VISITOR}"
         f" FROM ({merged_events_sql(_IDENTITIES_IN_RANGE)})",
         parameters={"pixel": pixel_id, "start": start, "end": end},
     )
-    names = ", ".join(f"'{n}'" for n in LINE_EVENTS)
-    client.command(
-        f"INSERT INTO {LINES_TABLE} SELECT pixel_id, day, generation, event, event_time, visitor,"
-        f" currency, {LINE_COLUMNS}"
-        f" FROM (SELECT *, {PRODUCTS} FROM {EVENTS_TABLE} WHERE pixel_id = {{p:String}}"
+    source = (
+        f"SELECT {', '.join(MERGED_COLUMNS)} FROM {EVENTS_TABLE} WHERE pixel_id = {{p:String}}"
         f" AND day >= {{lo:Date}} AND day <= {{hi:Date}} AND generation = {generation}"
-        f" AND event IN ({names}))"
-        f" ARRAY JOIN {LINE_ARRAYS} AS line",
-        parameters={"p": pixel_id, "lo": days[0], "hi": days[-1]},
     )
+    day_of = "toDate(event_time)"
+    for table, (columns, select) in rollups.SQL.items():
+        client.command(
+            f"INSERT INTO {table} (pixel_id, day, generation, {', '.join(columns)})"
+            f" SELECT {{p:String}}, toDate({'bucket' if 'bucket' in columns else day_of}),"
+            f" {generation}, {', '.join(columns)} FROM ({select.format(source=source)})",
+            parameters={"p": pixel_id, "lo": days[0], "hi": days[-1]},
+        )
     client.insert(
         DAYS_TABLE,
         [[pixel_id, d, generation, wanted[d], generation] for d in days],
         column_names=_DAY_COLUMNS,
     )
     # Older generations of these days are garbage now (readers pick the newest).
-    for table in (EVENTS_TABLE, LINES_TABLE):
+    for table in (EVENTS_TABLE, *rollups.SQL):
         client.command(
             f"DELETE FROM {table} WHERE pixel_id = {{p:String}} AND day >= {{lo:Date}}"
             " AND day <= {hi:Date} AND generation < {g:UInt64}"
@@ -363,11 +232,11 @@ _CURRENT: Final = f"""(day, generation) IN (SELECT day, max(generation) FROM {DA
                             WHERE pixel_id = {{pixel:String}} GROUP BY day)"""
 
 
-def source_sql(where: str, start: str = "start", end: str = "end") -> str:
+def merged_sql(where: str, start: str = "start", end: str = "end") -> str:
     """Cached merged events of ``{pixel}`` in ``[{start}, {end})``, current generations only."""
     narrow = f" AND ({where})" if where else ""
     return f"""
-SELECT {", ".join(COLUMNS)}
+SELECT {", ".join(MERGED_COLUMNS)}
 FROM {EVENTS_TABLE}
 WHERE pixel_id = {{pixel:String}}
   AND event_time >= {{{start}:DateTime64(3)}} AND event_time < {{{end}:DateTime64(3)}}{narrow}
@@ -375,28 +244,14 @@ WHERE pixel_id = {{pixel:String}}
 """
 
 
-def lines_sql() -> str:
-    """Cached content lines of ``{pixel}``'s events in ``[{start}, {end})``."""
+def rollup_sql(table: str, start: str = "start", end: str = "end") -> str:
+    """Cached rows of rollup ``table`` for ``{pixel}`` in ``[{start}, {end})``."""
+    columns, _ = rollups.SQL[table]
+    time_column = "bucket" if "bucket" in columns else "event_time"
     return f"""
-SELECT event, event_time, visitor, currency, variant, product, quantity, price,
-       first_variant, first_product
-FROM {LINES_TABLE}
+SELECT {", ".join(columns)}
+FROM {table}
 WHERE pixel_id = {{pixel:String}}
-  AND event_time >= {{start:DateTime64(3)}} AND event_time < {{end:DateTime64(3)}}
+  AND {time_column} >= {{{start}:DateTime64(3)}} AND {time_column} < {{{end}:DateTime64(3)}}
   AND {_CURRENT}
 """
-
-
-def drop(client: Client) -> None:
-    """Remove the cache (tests, or to rebuild from scratch)."""
-    for name in (
-        "report_day_stats_mv",
-        "report_day_stats",
-        "report_inserts_mv",
-        "report_inserts",
-        DAYS_TABLE,
-        EVENTS_TABLE,
-        LINES_TABLE,
-    ):
-        client.command(f"DROP TABLE IF EXISTS {name}")
-    _ready.discard(client)

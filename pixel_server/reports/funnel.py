@@ -2,10 +2,14 @@
 
 Definition: a visitor (anonymous id) *reaches* step k when, within the range,
 they did steps 1..k in that order (each at or after the one before; other
-events in between do not matter). This is ClickHouse's ``windowFunnel`` with
-a window as long as the range. Step conversion is reached(k) / reached(k-1);
+events in between do not matter). Step conversion is reached(k) / reached(k-1);
 overall conversion is reached(k) / reached(1). Events without an anonymous id
 (consent denied, back-end-only copies) cannot be followed and are left out.
+
+Computed from the visitor rollup: each visitor's steps, bucket after bucket in
+time order (ties inside a bucket in step order, as ``windowFunnel`` sorts
+them), walked greedily — matching each next step as early as possible finds
+the longest prefix of the steps done in order.
 """
 
 from __future__ import annotations
@@ -14,33 +18,29 @@ import functools
 
 from clickhouse_connect.driver.client import Client
 
-from pixel_server.reports.base import Report, ReportParams, Table, merged, ratio, rows
-
-STEPS = ("ViewContent", "AddToCart", "InitiateCheckout", "AddPaymentInfo", "Purchase")
+from pixel_server.reports.base import Report, ReportParams, Table, ratio, rollup, rows
+from pixel_server.reports.rollups import FUNNEL as STEPS
 
 
 @functools.cache
-def sql(span_ms: int, cached: bool) -> str:
-    conditions = ", ".join(f"event = '{s}'" for s in STEPS)
+def sql(cached: bool) -> str:
     return f"""
 SELECT level, count() AS visitors FROM
 (
-    SELECT visitor,
-           windowFunnel({span_ms})(toUInt64(toUnixTimestamp64Milli(event_time)), {conditions})
-               AS level
-    FROM ({merged(STEPS, cached=cached)})
-    WHERE visitor != 0
+    SELECT arrayFold((level, step) -> if(step = level + 1, toUInt8(level + 1), level),
+                     arrayFlatten(arrayMap(b -> b.2, arraySort(groupArray((bucket, steps))))),
+                     toUInt8(0)) AS level
+    FROM ({rollup("report_visitors", cached=cached)})
     GROUP BY visitor
 )
+WHERE level > 0
 GROUP BY level
 """
 
 
 def run(client: Client, params: ReportParams, cached: bool = False) -> Report:
-    span_ms = int((params.end - params.start).total_seconds() * 1000)
     at_level = {
-        int(level): int(n)
-        for level, n in rows(client, sql(span_ms, cached), params.query_parameters())
+        int(level): int(n) for level, n in rows(client, sql(cached), params.query_parameters())
     }
     reached = [sum(n for level, n in at_level.items() if level >= k) for k in range(1, 6)]
     table = Table(["step", "event", "visitors", "step_conversion", "overall_conversion"])

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 from clickhouse_connect.driver.client import Client
 
-from pixel_server.reports.base import Report, ReportParams, Table, merged, rows
+from pixel_server.reports.base import Report, ReportParams, Table, rollup, rows
 
 _DELIVERIES = """
 SELECT outcome, count() AS events, sum(attempts) AS attempts FROM
@@ -51,10 +51,8 @@ LIMIT 20
 @functools.cache
 def _dedup(cached: bool) -> str:
     return f"""
-SELECT sources, count() AS events,
-       countIf(copies > length(sources)) AS same_source_duplicates,
-       sum(copies) AS stored_copies, countIf(event_id_assigned) AS missing_event_id
-FROM ({merged(cached=cached)})
+SELECT sources, sum(events), sum(same_source), sum(copies), sum(missing_id)
+FROM ({rollup("report_counts", cached=cached)})
 GROUP BY sources
 """
 

@@ -12,20 +12,21 @@ from collections import defaultdict
 
 from clickhouse_connect.driver.client import Client
 
-from pixel_server.reports.base import Report, ReportParams, Table, day_expr, merged, rows
+from pixel_server.reports.base import Report, ReportParams, Table, day_expr, rollup, rows
 
 
 @functools.cache
 def sql(cached: bool) -> str:
-    # Events per (day, event) are plain counts; distinct visitors are counted
-    # only per day and over the range (not per event, where nobody reads them).
+    # Events per (day, event) are sums of bucket counts; distinct visitors are
+    # counted only per day and over the range (not per event: nobody reads them).
     return f"""
-SELECT 0 AS level, day, event, count() AS n
-FROM (SELECT {day_expr()} AS day, event FROM ({merged(cached=cached)}))
+SELECT 0 AS level, {day_expr("bucket")} AS day, event, sum(events) AS n
+FROM ({rollup("report_counts", cached=cached)})
 GROUP BY day, event
 UNION ALL
 SELECT if(grouping(day) = 0, 1, 2), day, '', uniqExact(visitor)
-FROM (SELECT {day_expr()} AS day, visitor FROM ({merged(cached=cached)}) WHERE visitor != 0)
+FROM (SELECT {day_expr("bucket")} AS day, visitor
+      FROM ({rollup("report_visitors", cached=cached)}))
 GROUP BY GROUPING SETS ((day), ())
 """
 

@@ -25,26 +25,18 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from pixel_server.reports.base import Report, ReportParams, Table, lines, money, ratio, rows
+from pixel_server.reports.base import Report, ReportParams, Table, money, ratio, rollup, rows
 
 
 @functools.cache
 def sql(cached: bool) -> str:
-    # An event counts once per product and once per variant however many lines
-    # name it: arrayEnumerateUniq marks a line that is the first of its kind.
-    counts = ", ".join(
-        f"countIf(event = '{e}' AND first_{k}) AS {e}_{k}"
-        for e in ("ViewContent", "AddToCart", "Purchase")
-        for k in ("variant", "product")
-    )
+    """Counts per product (level 1) and per variant (level 0), from the rollup's
+    lines (``*_v``/``*_p``: the event's first line of the variant/product)."""
     return f"""
-SELECT grouping(product, variant) AS level, product, variant, {counts},
-       sumIf(quantity, event = 'Purchase') AS units
-FROM
-(
-    SELECT event, variant, product, quantity, first_variant, first_product
-    FROM ({lines(cached)})
-)
+SELECT grouping(product, variant) AS level, product, variant,
+       sum(views_v), sum(views_p), sum(carts_v), sum(carts_p), sum(orders_v), sum(orders_p),
+       sum(units)
+FROM ({rollup("report_products", cached=cached)})
 GROUP BY GROUPING SETS ((product), (product, variant))
 ORDER BY level DESC, product, variant
 """
@@ -52,14 +44,13 @@ ORDER BY level DESC, product, variant
 
 @functools.cache
 def revenue_sql(cached: bool) -> str:
-    """Net line revenue per product and variant, per currency (purchase and refund
-    lines only: a small share of all lines)."""
+    """Net line revenue per product and variant, per currency of purchase and
+    refund lines."""
     return f"""
-SELECT grouping(product, variant) AS level, product, variant, currency,
-       sum(if(event = 'Refund', -1, 1) * ifNull(price, toDecimal64(0, 4)) * quantity)
-FROM ({lines(cached)})
-WHERE event IN ('Purchase', 'Refund')
+SELECT grouping(product, variant) AS level, product, variant, currency, sum(revenue)
+FROM ({rollup("report_products", cached=cached)})
 GROUP BY GROUPING SETS ((product, currency), (product, variant, currency))
+HAVING sum(money_lines) > 0
 """
 
 

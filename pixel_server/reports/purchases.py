@@ -17,18 +17,19 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from pixel_server.reports.base import Report, ReportParams, Table, day_expr, merged, money, rows
+from pixel_server.reports.base import Report, ReportParams, Table, day_expr, money, rollup, rows
 
 
 @functools.cache
 def sql(cached: bool) -> str:
     return f"""
-SELECT {day_expr()} AS day, currency,
-       countIf(event = 'Purchase') AS orders,
-       sumIf(ifNull(value, 0), event = 'Purchase') AS gross,
-       countIf(event = 'Refund') AS refunds,
-       sumIf(ifNull(value, 0), event = 'Refund') AS refunded
-FROM ({merged(("Purchase", "Refund"), cached=cached)})
+SELECT {day_expr("bucket")} AS day, currency,
+       sumIf(events, event = 'Purchase') AS orders,
+       sumIf(amount, event = 'Purchase') AS gross,
+       sumIf(events, event = 'Refund') AS refunds,
+       sumIf(amount, event = 'Refund') AS refunded
+FROM ({rollup("report_counts", cached=cached)})
+WHERE event IN ('Purchase', 'Refund')
 GROUP BY day, currency
 ORDER BY day, currency
 """
