@@ -46,6 +46,7 @@ from pixel_server.pipeline.record import Record
 from pixel_server.pipeline.record import to_columns as record_columns
 from pixel_server.pipeline.wal import WriteAheadLog
 from pixel_server.registry import PixelRegistry
+from pixel_server.reports.warmer import Warmer
 from pixel_server.sinks import tiktok
 from pixel_server.sinks.clickhouse import Loader
 from pixel_server.sinks.ledger import Ledger
@@ -94,6 +95,9 @@ class Runtime:
         # Order webhooks: delivery ledger + order fetcher (tests shorten the retry policy).
         self.webhook_policy = RetryPolicy()
         self._webhooks: Webhooks | None = None
+        self.warmer = Warmer(
+            self.database.client, self.registry, self.metrics, settings.report_warm_interval_s
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self.metrics.ready.set_function(lambda: 1.0 if self.readiness()[0] else 0.0)
         self.metrics.add_callback(self._log_metrics)
@@ -221,6 +225,7 @@ class Runtime:
             fsync=s.wal_fsync,
         )
         await self._webhooks.start()
+        self.warmer.start()
         self._tasks.append(asyncio.create_task(self._maintain()))
         self._write_admin_files()
 
@@ -279,6 +284,7 @@ class Runtime:
                 log.debug("reconnect failed", extra={"error": str(exc)})
 
     async def stop(self) -> None:
+        await anyio.to_thread.run_sync(self.warmer.stop)
         if self._webhooks is not None:  # first: its fetches write to the event log
             await self._webhooks.stop()
         if self.loader is not None:

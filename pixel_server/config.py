@@ -64,6 +64,9 @@ class Settings:
     rate_limit_ip_burst: int = 200
     rate_limit_pixel: float = 5000.0
     rate_limit_pixel_burst: int = 20000
+    # Seconds between report cache warming passes (0: never warm; reports
+    # then bring the cache up to date themselves, which is slower).
+    report_warm_interval_s: float = 30.0
     # Start with a demo pixel and the /demo storefront.
     demo: bool = False
 
@@ -202,6 +205,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "rate_limit_ip_burst": _int(1, 10**9),
     "rate_limit_pixel": _float(0.01, 1e9),
     "rate_limit_pixel_burst": _int(1, 10**9),
+    "report_warm_interval_s": _float(0.0, 86_400.0),
     "demo": _bool,
 }
 assert set(_PARSERS) == {f.name for f in fields(Settings)}

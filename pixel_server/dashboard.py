@@ -148,7 +148,8 @@ async def _run(
     def work() -> dict[str, reports.Report]:
         client = runtime.database.client()
         start = min(reports.needed_range(n, params)[0] for n in names)
-        reports.cache.prepare(client, params.pixel_id, start, params.end)
+        rebuilt = reports.cache.prepare(client, params.pixel_id, start, params.end)
+        runtime.metrics.report_days_rebuilt.labels("request").inc(len(rebuilt))
         counters = _counters(runtime)
         return {n: reports.run(client, n, params, counters, prepared=True) for n in names}
 

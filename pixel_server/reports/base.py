@@ -134,7 +134,9 @@ def parse_params(
     model = {"last": "last_touch", "first": "first_touch"}.get(model, model)
     if model not in MODELS:
         raise ParamError("model", "model must be last_touch or first_touch")
-    return ReportParams(pixel_id, first, last, tz, int(raw_window), model)  # type: ignore[arg-type]
+    params = ReportParams(pixel_id, first, last, tz, int(raw_window), model)  # type: ignore[arg-type]
+    check_aligned(params)
+    return params
 
 
 def _date(query: dict[str, str], name: str) -> date | None:
