@@ -365,3 +365,14 @@ def test_the_cache_rebuilds_a_day_for_a_twin_after_midnight_only(
     totals = run(ch, "purchases", params).data["totals"]
     assert [(t["orders"], t["revenue"]) for t in totals] == [(1, Decimal("80.0000"))]
     assert run(ch, "purchases", params, cached=False).data["totals"] == totals
+
+
+def test_a_day_shorter_than_a_utc_day_of_the_range(loaded: tuple[TestClient, Dataset]) -> None:
+    """One Berlin day holds no whole UTC day: only per-bucket visitor rows count."""
+    client, ds = loaded
+    day = date(2026, 3, 6)
+    overview = report(client, ds, "overview", first=day, last=day)
+    _, visitors, _ = truth(ds, first=day, last=day).overview()
+    assert overview["totals"]["visitors"] == visitors > 0
+    funnel = report(client, ds, "funnel", first=day, last=day)["steps"]
+    assert [s["visitors"] for s in funnel] == truth(ds, first=day, last=day).funnel()

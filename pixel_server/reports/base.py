@@ -86,15 +86,28 @@ class ReportParams:
         after = self.last + timedelta(days=1)
         return datetime.combine(after, datetime.min.time(), self.zone).astimezone(UTC)
 
+    @property
+    def whole_utc_days(self) -> tuple[datetime, datetime]:
+        """The UTC days the range covers whole, as instants [first midnight, last
+        midnight); none (both ``end``) when the range holds no whole UTC day."""
+        day = timedelta(days=1)
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        lo = epoch + -((epoch - self.start) // day) * day  # the first midnight at or after start
+        hi = epoch + ((self.end - epoch) // day) * day  # the last midnight at or before end
+        return (lo, hi) if lo < hi else (self.end, self.end)
+
     def days(self) -> list[str]:
         n = (self.last - self.first).days + 1
         return [(self.first + timedelta(days=i)).isoformat() for i in range(n)]
 
     def query_parameters(self, **extra: Any) -> dict[str, Any]:
+        whole_start, whole_end = self.whole_utc_days
         return {
             "pixel": self.pixel_id,
             "start": self.start,
             "end": self.end,
+            "whole_start": whole_start,
+            "whole_end": whole_end,
             "tz": self.tz,
             **extra,
         }
@@ -215,12 +228,28 @@ def merged(
 
 
 def rollup(table: str, *, cached: bool = False, start: str = "start", end: str = "end") -> str:
-    """The rows of rollup ``table`` (a key of :data:`rollups.SQL`) in the range:
+    """The rows of rollup ``table`` (a key of :data:`rollups.ROLLUPS`) in the range:
     stored (``cached=True``) or computed from the live merged view. Same rows."""
     if cached:
         return cache.rollup_sql(table, start, end)
-    _, select = rollups.SQL[table]
-    return select.format(source=merged(start=start, end=end))
+    return rollups.ROLLUPS[table].select.format(source=merged(start=start, end=end))
+
+
+def visitor_rows(cached: bool = False) -> str:
+    """``(at, visitor, transitions)`` rows covering the range once: a row per
+    visitor and UTC day for the days it covers whole, per visitor and bucket
+    for its edges (fewer rows than buckets throughout: a visitor comes on few
+    days, but in several buckets of a day)."""
+    whole = rollup("report_visitor_days", cached=cached, start="whole_start", end="whole_end")
+    head = rollup("report_visitors", cached=cached, end="whole_start")
+    tail = rollup("report_visitors", cached=cached, start="whole_end")
+    return f"""
+SELECT toDateTime(day, 'UTC') AS at, visitor, transitions FROM ({whole})
+UNION ALL
+SELECT bucket AS at, visitor, transitions FROM ({head})
+UNION ALL
+SELECT bucket AS at, visitor, transitions FROM ({tail})
+"""
 
 
 def check_aligned(params: ReportParams) -> None:

@@ -204,12 +204,12 @@ def _build(client: Client, pixel_id: str, days: list[date], wanted: dict[date, s
         f"SELECT {', '.join(MERGED_COLUMNS)} FROM {EVENTS_TABLE} WHERE pixel_id = {{p:String}}"
         f" AND day >= {{lo:Date}} AND day <= {{hi:Date}} AND generation = {generation}"
     )
-    day_of = "toDate(event_time)"
-    for table, (columns, select) in rollups.SQL.items():
+    for table, rollup in rollups.ROLLUPS.items():
+        columns = ", ".join(rollup.columns)
         client.command(
-            f"INSERT INTO {table} (pixel_id, day, generation, {', '.join(columns)})"
-            f" SELECT {{p:String}}, toDate({'bucket' if 'bucket' in columns else day_of}),"
-            f" {generation}, {', '.join(columns)} FROM ({select.format(source=source)})",
+            f"INSERT INTO {table} (pixel_id, generation, {columns})"
+            f" SELECT {{p:String}}, {generation}, {columns}"
+            f" FROM ({rollup.select.format(source=source)})",
             parameters={"p": pixel_id, "lo": days[0], "hi": days[-1]},
         )
     client.insert(
@@ -218,7 +218,7 @@ def _build(client: Client, pixel_id: str, days: list[date], wanted: dict[date, s
         column_names=_DAY_COLUMNS,
     )
     # Older generations of these days are garbage now (readers pick the newest).
-    for table in (EVENTS_TABLE, *rollups.SQL):
+    for table in (EVENTS_TABLE, *rollups.ROLLUPS):
         client.command(
             f"DELETE FROM {table} WHERE pixel_id = {{p:String}} AND day >= {{lo:Date}}"
             " AND day <= {hi:Date} AND generation < {g:UInt64}"
@@ -246,10 +246,10 @@ WHERE pixel_id = {{pixel:String}}
 
 def rollup_sql(table: str, start: str = "start", end: str = "end") -> str:
     """Cached rows of rollup ``table`` for ``{pixel}`` in ``[{start}, {end})``."""
-    columns, _ = rollups.SQL[table]
-    time_column = "bucket" if "bucket" in columns else "event_time"
+    rollup = rollups.ROLLUPS[table]
+    time_column = rollup.time_column
     return f"""
-SELECT {", ".join(columns)}
+SELECT {", ".join(rollup.columns)}
 FROM {table}
 WHERE pixel_id = {{pixel:String}}
   AND {time_column} >= {{{start}:DateTime64(3)}} AND {time_column} < {{{end}:DateTime64(3)}}

@@ -6,10 +6,9 @@ events in between do not matter). Step conversion is reached(k) / reached(k-1);
 overall conversion is reached(k) / reached(1). Events without an anonymous id
 (consent denied, back-end-only copies) cannot be followed and are left out.
 
-Computed from the visitor rollup: each visitor's steps, bucket after bucket in
-time order (ties inside a bucket in step order, as ``windowFunnel`` sorts
-them), walked greedily — matching each next step as early as possible finds
-the longest prefix of the steps done in order.
+Computed from the visitor rollups: each visitor's rows (what a day's or a
+bucket's events do to the level reached, see :mod:`.rollups`) applied in time
+order.
 """
 
 from __future__ import annotations
@@ -18,8 +17,9 @@ import functools
 
 from clickhouse_connect.driver.client import Client
 
-from pixel_server.reports.base import Report, ReportParams, Table, ratio, rollup, rows
+from pixel_server.reports.base import Report, ReportParams, Table, ratio, rows, visitor_rows
 from pixel_server.reports.rollups import FUNNEL as STEPS
+from pixel_server.reports.rollups import FUNNEL_LEVEL
 
 
 @functools.cache
@@ -27,10 +27,8 @@ def sql(cached: bool) -> str:
     return f"""
 SELECT level, count() AS visitors FROM
 (
-    SELECT arrayFold((level, step) -> if(step = level + 1, toUInt8(level + 1), level),
-                     arrayFlatten(arrayMap(b -> b.2, arraySort(groupArray((bucket, steps))))),
-                     toUInt8(0)) AS level
-    FROM ({rollup("report_visitors", cached=cached)})
+    SELECT {FUNNEL_LEVEL} AS level
+    FROM ({visitor_rows(cached)})
     GROUP BY visitor
 )
 WHERE level > 0

@@ -12,7 +12,15 @@ from collections import defaultdict
 
 from clickhouse_connect.driver.client import Client
 
-from pixel_server.reports.base import Report, ReportParams, Table, day_expr, rollup, rows
+from pixel_server.reports.base import (
+    Report,
+    ReportParams,
+    Table,
+    day_expr,
+    rollup,
+    rows,
+    visitor_rows,
+)
 
 
 @functools.cache
@@ -24,10 +32,11 @@ SELECT 0 AS level, {day_expr("bucket")} AS day, event, sum(events) AS n
 FROM ({rollup("report_counts", cached=cached)})
 GROUP BY day, event
 UNION ALL
-SELECT if(grouping(day) = 0, 1, 2), day, '', uniqExact(visitor)
-FROM (SELECT {day_expr("bucket")} AS day, visitor
-      FROM ({rollup("report_visitors", cached=cached)}))
-GROUP BY GROUPING SETS ((day), ())
+SELECT 1, {day_expr("bucket")} AS day, '', uniqExact(visitor)
+FROM ({rollup("report_visitors", cached=cached)})
+GROUP BY day
+UNION ALL
+SELECT 2, toDate(0), '', uniqExact(visitor) FROM ({visitor_rows(cached)})
 """
 
 

@@ -11,13 +11,24 @@ events (one row per event, DESIGN §2) that groups them by 15-minute bucket
 
 A merchant's calendar day in any time zone starts on a 15-minute boundary (in
 UTC), so summing buckets by ``toDate(bucket, tz)`` gives exact days. Distinct
-visitors and the funnel stay exact because the visitor rollup keeps one row
-per visitor and bucket (not a sketch), with the visitor's funnel steps in
-time order, consecutive repeats dropped (a repeat never moves a visitor on).
+visitors and the funnel stay exact because the visitor rollups keep one row
+per visitor and bucket (and per visitor and UTC day, fewer rows for the days
+a range covers whole), not a sketch.
+
+The funnel needs each visitor's steps in time order, but not the steps
+themselves: a stretch of a visitor's events acts on "how many steps done so
+far" (0..5) like a function, and the function of two stretches is the
+composition of theirs. A row keeps that function, ``transitions``: for each
+level l, the level after its events starting from l, 3 bits at bit 3·l. A
+report walks a visitor's rows in time order from level 0 — the greedy walk
+(match each next step as early as possible), which finds the longest prefix
+of the steps done in order, as ``windowFunnel`` does with the range as window
+(ties in step order).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
 FUNNEL: Final = ("ViewContent", "AddToCart", "InitiateCheckout", "AddPaymentInfo", "Purchase")
@@ -50,14 +61,39 @@ VISITOR: Final = (
 )
 
 _STEPS: Final = "[" + ", ".join(f"'{s}'" for s in FUNNEL) + "]"
+# Funnel steps of a group's events in time order (ties in step order).
 _ORDERED: Final = f"""arrayMap(x -> x.2, arraySort(groupArrayIf((event_time,
     toUInt8(indexOf({_STEPS}, event))), has({_STEPS}, event))))"""
+_WALK: Final = "(level, step) -> if(step = level + 1, toUInt8(level + 1), level)"
+# The transitions of a stretch whose steps are ``ordered``.
+_TRANSITIONS: Final = f"""arraySum(arrayMap(l -> bitShiftLeft(toUInt32(
+    arrayFold({_WALK}, ordered, toUInt8(l))), 3 * l), range({len(FUNNEL) + 1})))"""
+# A visitor's level: rows (at, transitions) applied in time order from level 0.
+FUNNEL_LEVEL: Final = """arrayFold((level, t) -> toUInt8(bitAnd(bitShiftRight(t, 3 * level), 7)),
+    arrayMap(r -> r.2, arraySort(groupArray((at, transitions)))), toUInt8(0))"""
 
-# Each rollup: its columns after (pixel_id, day, generation), and the SELECT
-# producing them from a subquery of merged events (``{source}``).
-SQL: Final[dict[str, tuple[tuple[str, ...], str]]] = {
-    "report_counts": (
+
+@dataclass(frozen=True)
+class Rollup:
+    """A stored rollup: its columns after ``(pixel_id, generation)`` (``day``, the
+    UTC day, first), the SELECT producing them from a subquery of merged events
+    (``{source}``), and the column a range is read by."""
+
+    columns: tuple[str, ...]
+    select: str
+    time_column: str = "bucket"
+
+
+_VISITORS: Final = f"""SELECT k AS day_or_bucket, visitor, {_TRANSITIONS} AS transitions
+FROM (SELECT {{key}} AS k, visitor, {_ORDERED} AS ordered
+      FROM ({{{{source}}}}) WHERE visitor != 0 GROUP BY k, visitor)"""
+
+ROLLUPS: Final[dict[str, Rollup]] = {
+    # Events per name, currency and source combination: overview, purchases,
+    # operations' dedup statistics.
+    "report_counts": Rollup(
         (
+            "day",
             "bucket",
             "event",
             "currency",
@@ -68,26 +104,35 @@ SQL: Final[dict[str, tuple[tuple[str, ...], str]]] = {
             "same_source",
             "missing_id",
         ),
-        f"""SELECT {BUCKET} AS bucket, event, currency, sources, count() AS events,
-       sum(ifNull(value, toDecimal64(0, 4))) AS amount, sum(n) AS copies,
+        f"""SELECT toDate(bucket) AS day, {BUCKET} AS bucket, event, currency, sources,
+       count() AS events, sum(ifNull(value, toDecimal64(0, 4))) AS amount, sum(n) AS copies,
        countIf(n > length(sources)) AS same_source, countIf(event_id_assigned) AS missing_id
 FROM (SELECT *, copies AS n FROM ({{source}}))
 GROUP BY bucket, event, currency, sources""",
     ),
-    "report_visitors": (
-        ("bucket", "visitor", "steps"),
-        f"""SELECT bucket, visitor,
-       arrayFilter((s, i) -> i = 1 OR s != ordered[i - 1], ordered, arrayEnumerate(ordered))
-           AS steps
-FROM (SELECT {BUCKET} AS bucket, visitor, {_ORDERED} AS ordered
-      FROM ({{source}}) WHERE visitor != 0 GROUP BY bucket, visitor)""",
+    # One row per visitor and bucket / UTC day: distinct visitors (overview)
+    # and the funnel.
+    "report_visitors": Rollup(
+        ("day", "bucket", "visitor", "transitions"),
+        "SELECT toDate(bucket) AS day, day_or_bucket AS bucket, visitor, transitions FROM ("
+        + _VISITORS.format(key=BUCKET)
+        + ")",
     ),
-    # A line names a variant (content_id) of a product (item_group_id, or the
-    # variant itself). An event counts once per variant and once per product
-    # however many lines name it: *_v / *_p count only a line that is the
-    # event's first of its variant / product (arrayEnumerateUniq).
-    "report_products": (
+    "report_visitor_days": Rollup(
+        ("day", "visitor", "transitions"),
+        "SELECT day_or_bucket AS day, visitor, transitions FROM ("
+        + _VISITORS.format(key="toDate(event_time)")
+        + ")",
+        time_column="day",
+    ),
+    # Content lines per product, variant and currency (products). A line names
+    # a variant (content_id) of a product (item_group_id, or the variant
+    # itself). An event counts once per variant and once per product however
+    # many lines name it: *_v / *_p count only a line that is the event's first
+    # of its variant / product (arrayEnumerateUniq).
+    "report_products": Rollup(
         (
+            "day",
             "bucket",
             "product",
             "variant",
@@ -102,7 +147,8 @@ FROM (SELECT {BUCKET} AS bucket, visitor, {_ORDERED} AS ordered
             "money_lines",
             "revenue",
         ),
-        f"""SELECT {BUCKET} AS bucket, line.5 AS product, line.1 AS variant, currency,
+        f"""SELECT toDate(bucket) AS day, {BUCKET} AS bucket, line.5 AS product,
+       line.1 AS variant, currency,
        countIf(event = 'ViewContent' AND line.6 = 1) AS views_v,
        countIf(event = 'ViewContent' AND line.7 = 1) AS views_p,
        countIf(event = 'AddToCart' AND line.6 = 1) AS carts_v,
@@ -121,9 +167,11 @@ ARRAY JOIN arrayZip(`contents.content_id`, `contents.item_group_id`, `contents.q
                     arrayEnumerateUniq(products)) AS line
 GROUP BY bucket, product, variant, currency""",
     ),
-    "report_touches": (
-        ("visitor", "event_time", "channel"),
-        """SELECT visitor, event_time, channel FROM ({source})
+    # Touches (events with a non-direct channel and a visitor): attribution.
+    "report_touches": Rollup(
+        ("day", "visitor", "event_time", "channel"),
+        """SELECT toDate(event_time) AS day, visitor, event_time, channel FROM ({source})
 WHERE visitor != 0 AND channel != 'direct'""",
+        time_column="event_time",
     ),
 }

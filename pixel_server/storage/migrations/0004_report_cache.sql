@@ -129,20 +129,34 @@ ENGINE = MergeTree
 PARTITION BY toYYYYMM(day)
 ORDER BY (pixel_id, bucket, event)
 ;
--- One row per visitor and bucket: distinct visitors (overview) and the
--- visitor's funnel steps in time order (funnel).
+-- One row per visitor and bucket, and per visitor and UTC day: distinct
+-- visitors (overview) and what the visitor's events did to their funnel
+-- level (`transitions`, see rollups.py). The day rows serve the days a range
+-- covers whole, the bucket rows its edges and per-day counts in any zone.
 CREATE TABLE IF NOT EXISTS report_visitors
 (
-    pixel_id   LowCardinality(String),
-    day        Date,
-    generation UInt64,
-    bucket     DateTime('UTC'),
-    visitor    UInt128,
-    steps      Array(UInt8)
+    pixel_id    LowCardinality(String),
+    day         Date,
+    generation  UInt64,
+    bucket      DateTime('UTC'),
+    visitor     UInt128,
+    transitions UInt32
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(day)
 ORDER BY (pixel_id, bucket)
+;
+CREATE TABLE IF NOT EXISTS report_visitor_days
+(
+    pixel_id    LowCardinality(String),
+    day         Date,
+    generation  UInt64,
+    visitor     UInt128,
+    transitions UInt32
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (pixel_id, day)
 ;
 -- Content lines per product, variant and currency (products).
 CREATE TABLE IF NOT EXISTS report_products
