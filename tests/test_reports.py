@@ -376,3 +376,54 @@ def test_a_day_shorter_than_a_utc_day_of_the_range(loaded: tuple[TestClient, Dat
     assert overview["totals"]["visitors"] == visitors > 0
     funnel = report(client, ds, "funnel", first=day, last=day)["steps"]
     assert [s["visitors"] for s in funnel] == truth(ds, first=day, last=day).funnel()
+
+
+def test_a_late_touch_reattributes_cached_purchases(
+    tmp_path_factory: pytest.TempPathFactory, engine_dir: Path
+) -> None:
+    """A touch arriving for a day before a cached purchase's day (too far back
+    to re-merge it) still moves the purchase to the touch's channel."""
+    with app_client(shared_settings(tmp_path_factory, engine_dir)) as client:
+        runtime = runtime_of(client)
+        pixel = add_pixel(runtime, timezone="UTC")
+        first = date(2026, 3, 2)
+        ds = generate(pixel_id=pixel["id"], tz="UTC", visitors=150, days=10, first_day=first)
+        runtime.insert_events(ds.records, "late-touch-1")
+        params = ReportParams(pixel["id"], first, first + timedelta(days=9), "UTC")
+        ch = runtime.database.client()
+        before = run(ch, "attribution", params).data
+        t = truth(ds, first=params.first, last=params.last)
+        purchase = next(
+            e
+            for e in t.in_range(("Purchase",))
+            if e.anonymous_id
+            and e.time
+            >= datetime.combine(first + timedelta(days=6), datetime.min.time(), UTC).timestamp()
+            and t.attribution_channel(e, 7, "last_touch") == "direct"
+        )
+        template = next(r for r in ds.records if r.source == "browser" and r.event == "PageView")
+        click = msgspec.structs.replace(
+            template,
+            event_id="late-ad-click",
+            anonymous_id=purchase.anonymous_id,
+            channel="tiktok_paid",
+            ttclid="E.C.P.late",
+            event_time=purchase.time - 5 * 86400,
+            received_at=purchase.time + 3600,
+        )
+        runtime.insert_events([click], "late-touch-2")
+
+        def day_of(ts: float) -> date:
+            return datetime.fromtimestamp(ts, UTC).date()
+
+        rebuilt = cache.prepare(ch, pixel["id"], params.start, params.end)
+        assert day_of(click.event_time) in rebuilt  # re-merged: it has a new copy
+        assert day_of(purchase.time) in rebuilt  # re-attributed only: its copies did not change
+        after = run(ch, "attribution", params).data
+        assert after == run(ch, "attribution", params, cached=False).data
+
+        def orders(data: dict[str, Any], channel: str) -> int:
+            return sum(r["orders"] for r in data["channels"] if r["channel"] == channel)
+
+        assert orders(after, "tiktok_paid") == orders(before, "tiktok_paid") + 1
+        assert orders(after, "direct") == orders(before, "direct") - 1

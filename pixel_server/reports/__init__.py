@@ -9,7 +9,7 @@ into CSV. The HTTP side lives in :mod:`pixel_server.dashboard`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Final
 
 from clickhouse_connect.driver.client import Client
@@ -46,11 +46,11 @@ REPORTS: Final[dict[str, Callable[..., Report]]] = {
 
 
 def needed_range(name: str, params: ReportParams) -> tuple[datetime, datetime]:
-    """The instants a report reads merged events from (attribution looks back
-    for touches and for the orders its refunds belong to)."""
+    """The instants a report reads cached days from (attribution looks back for
+    the orders its refunds belong to; :func:`.cache.prepare` adds the days
+    whose touches attribute them)."""
     if name == "attribution":
-        back = attribution.ORDER_LOOKBACK + timedelta(days=params.window)
-        return params.start - back, params.end
+        return params.start - attribution.ORDER_LOOKBACK, params.end
     return params.start, params.end
 
 

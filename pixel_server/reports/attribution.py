@@ -18,18 +18,23 @@ Definitions:
 
 Per product, purchase lines (``price × quantity``) are credited the same way,
 less refund lines. Amounts stay per currency.
+
+Each purchase's channel under every model and window is worked out when its
+day is cached (``report_attributed``, see :mod:`.rollups`), so a report reads
+purchases and the few refunds, never the touches.
 """
 
 from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from datetime import UTC, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from pixel_server.reports import cache
 from pixel_server.reports.base import (
     CHANNELS,
     Report,
@@ -40,116 +45,101 @@ from pixel_server.reports.base import (
     rollup,
     rows,
 )
+from pixel_server.reports.rollups import (
+    ATTRIBUTION_LOOKBACK_DAYS,
+    attributed_select,
+    channel_slot,
+    lines_select,
+)
 
 ORDER_LOOKBACK = timedelta(days=90)
 
-_LINES = (
-    "`contents.content_id` AS ids, `contents.item_group_id` AS groups, "
-    "`contents.quantity` AS qtys, `contents.price` AS prices"
-)
+
+def _attributed(cached: bool, start: str = "start") -> str:
+    """Purchases from ``{start}`` to ``{end}`` with their ``channels``."""
+    if cached:
+        return cache.attributed_sql(start)
+    touches = rollup("report_touches", start=f"{start}_touches")
+    return attributed_select(merged(("Purchase",), start=start), touches)
+
+
+def _lines(cached: bool) -> str:
+    """The content lines of the range's attributed purchases."""
+    if cached:
+        return cache.attributed_lines_sql()
+    return lines_select(_attributed(cached), "day, event_time, currency, channels")
 
 
 def _refunds(cached: bool) -> str:
+    """The range's refunds with the channel of their order's first purchase
+    (up to 90 days before the range: ``{pstart}``); an order not found is direct."""
+    refunds = merged(("Refund",), cached=cached)
     return f"""
-SELECT event_id, event_time, order_id, value, currency, {_LINES}
-FROM ({merged(("Refund",), cached=cached)})
-"""
-
-
-def _orders(cached: bool) -> str:
-    """The purchase each refunded order id of the range was placed with."""
-    return f"""
-SELECT order_id, min(event_time) AS t, argMin(visitor, event_time) AS anon
-FROM ({merged(("Purchase",), start="pstart", cached=cached)})
-WHERE order_id != '' AND order_id IN (SELECT order_id FROM ({_refunds(cached)}))
-GROUP BY order_id
-"""
-
-
-@functools.cache
-def refunded_orders_sql(cached: bool) -> str:
-    """The purchase (time, visitor) of each order refunded in the range."""
-    return _orders(cached)
-
-
-@functools.cache
-def _items(cached: bool) -> str:
-    """Purchases of the range, and refunds with their order's purchase time and
-    visitor (looked up beforehand, passed in as arrays: refunds are few)."""
-    return f"""
-SELECT 'Purchase' AS kind, event_time AS at, visitor AS anon, value, currency, {_LINES}
-FROM ({merged(("Purchase",), cached=cached)})
-UNION ALL
-SELECT 'Refund', if(n > 0, {{ref_t:Array(DateTime64(3, 'UTC'))}}[n], toDateTime64(0, 3, 'UTC')),
-       if(n > 0, {{ref_visitor:Array(UInt128)}}[n], toUInt128(0)), value, currency, ids, groups,
-       qtys, prices
-FROM (SELECT *, indexOf({{ref_order:Array(String)}}, order_id) AS n FROM ({_refunds(cached)}))
-"""
-
-
-def _touches(cached: bool) -> str:
-    """Touches of the visitors who bought in the range or whose refunded order
-    was bought: the join's right side stays small however busy the shop is."""
-    return f"""
-SELECT visitor AS anon, event_time AS t, channel
-FROM ({rollup("report_touches", cached=cached, start="tstart")})
-WHERE visitor IN (SELECT visitor FROM ({merged(("Purchase",), cached=cached)}))
-   OR has({{ref_visitor:Array(UInt128)}}, visitor)
-"""
-
-
-@functools.cache
-def sql(model: str, cached: bool) -> str:
-    # ASOF JOIN finds one touch per item: for last touch the latest at or before
-    # the item, for first touch the earliest at or after the window's start; the
-    # other bound is checked after the join. No touch: direct.
-    if model == "last_touch":
-        join, check = "i.anon = t.anon AND i.at >= t.t", "t.t >= i.lo"
-    else:
-        join, check = "i.anon = t.anon AND i.lo <= t.t", "t.t <= i.at"
-    attributed = f"""
-SELECT i.kind AS kind, i.currency AS currency, i.value AS value, i.ids AS ids,
-       i.groups AS groups, i.qtys AS qtys, i.prices AS prices,
-       if(t.anon != 0 AND {check}, t.channel, 'direct') AS channel
-FROM (SELECT *, at - toIntervalSecond({{w:UInt32}}) AS lo FROM ({_items(cached)})) AS i
-ASOF LEFT JOIN ({_touches(cached)}) AS t ON {join}
-"""
-    return f"""
-SELECT grouping(product) AS level, channel, currency, product,
-       countIf(kind = 'Purchase' AND k = 1) AS orders,
-       countIf(kind = 'Purchase' AND first_of_product) AS product_orders,
-       sumIf(ifNull(value, 0), k = 1) AS revenue,
-       sumIf(quantity, kind = 'Purchase') AS units,
-       sum(amount) AS line_revenue
+SELECT r.value AS value, r.currency AS currency, r.ids AS ids, r.groups AS groups,
+       r.qtys AS qtys, r.prices AS prices, if(o.found = 1, o.channel, 'direct') AS channel
 FROM
 (
-    SELECT kind, channel, currency, value, k,
-           if(has_lines, products[k], '') AS product,
-           has_lines AND arrayEnumerateUniq(products)[k] = 1 AS first_of_product,
-           if(has_lines, qtys[k], 0) AS quantity,
-           if(has_lines, if(kind = 'Refund', -1, 1) * ifNull(prices[k], toDecimal64(0, 4))
-                         * qtys[k], toDecimal64(0, 4)) AS amount
-    FROM (SELECT *, length(ids) > 0 AS has_lines,
-                 arrayMap((i, g) -> if(g != '', g, i), ids, groups) AS products
-          FROM ({attributed}))
-    ARRAY JOIN arrayEnumerate(if(has_lines, ids, [''])) AS k
+    SELECT order_id, value, currency, `contents.content_id` AS ids,
+           `contents.item_group_id` AS groups, `contents.quantity` AS qtys,
+           `contents.price` AS prices
+    FROM ({refunds})
+) AS r
+LEFT JOIN
+(
+    SELECT order_id, argMin(channels[{{slot:UInt8}}], event_time) AS channel, toUInt8(1) AS found
+    FROM ({_attributed(cached, start="pstart")})
+    WHERE order_id != '' AND order_id IN (SELECT order_id FROM ({refunds}))
+    GROUP BY order_id
+) AS o ON r.order_id = o.order_id
+"""
+
+
+_MONEY = "toDecimal128({}, 4)"
+
+
+@functools.cache
+def sql(cached: bool) -> str:
+    """Per (channel, currency): orders and revenue (level 1); per (channel,
+    currency, product): orders, units and line revenue (level 0). Refunds net
+    revenue out of their order's channel."""
+    refunds = _refunds(cached)
+    return f"""
+SELECT level, channel, currency, product, sum(orders), sum(product_orders), sum(revenue),
+       sum(units), sum(line_revenue)
+FROM
+(
+    SELECT 1 AS level, channels[{{slot:UInt8}}] AS channel, currency, '' AS product,
+           count() AS orders, toUInt64(0) AS product_orders,
+           {_MONEY.format("sum(ifNull(value, toDecimal64(0, 4)))")} AS revenue,
+           toUInt64(0) AS units, {_MONEY.format(0)} AS line_revenue
+    FROM ({_attributed(cached)}) GROUP BY channel, currency
+    UNION ALL
+    SELECT 0, channels[{{slot:UInt8}}] AS channel, currency, product, 0, countIf(first_of_product),
+           {_MONEY.format(0)}, sum(quantity), {_MONEY.format("sum(amount)")}
+    FROM ({_lines(cached)}) GROUP BY channel, currency, product
+    UNION ALL
+    SELECT 1, channel, currency, '', 0, 0,
+           {_MONEY.format("sum(ifNull(value, toDecimal64(0, 4)))")}, 0, {_MONEY.format(0)}
+    FROM ({refunds}) GROUP BY channel, currency
+    UNION ALL
+    SELECT 0, channel, currency, product, 0, 0, {_MONEY.format(0)}, 0,
+           {_MONEY.format("-sum(amount)")}
+    FROM ({lines_select(refunds, "channel, currency")}) GROUP BY channel, currency, product
 )
-GROUP BY GROUPING SETS ((channel, currency), (channel, currency, product))
-ORDER BY level, channel, currency, product
+GROUP BY level, channel, currency, product
+ORDER BY level DESC, channel, currency, product
 """
 
 
 def run(client: Client, params: ReportParams, cached: bool = False) -> Report:
-    window = timedelta(days=params.window)
-    qp = params.query_parameters(pstart=params.start - ORDER_LOOKBACK)
-    refunded = rows(client, refunded_orders_sql(cached), qp)
-    qp.update(
-        ref_order=[r[0] for r in refunded],
-        ref_t=[r[1] for r in refunded],
-        ref_visitor=[int(r[2]) for r in refunded],
+    lookback = timedelta(days=ATTRIBUTION_LOOKBACK_DAYS)
+    pstart = params.start - ORDER_LOOKBACK
+    qp = params.query_parameters(
+        pstart=pstart,
+        start_touches=params.start - lookback,
+        pstart_touches=pstart - lookback,
+        slot=channel_slot(params.model, params.window),
     )
-    touch_from = min([params.start, *(r[1].replace(tzinfo=r[1].tzinfo or UTC) for r in refunded)])
-    qp.update(tstart=touch_from - window, w=params.window * 86400)
     channels: dict[tuple[str, str], dict[str, Any]] = {}
     per_product: list[dict[str, Any]] = []
     for (
@@ -162,7 +152,7 @@ def run(client: Client, params: ReportParams, cached: bool = False) -> Report:
         revenue,
         units,
         line_revenue,
-    ) in rows(client, sql(params.model, cached), qp):
+    ) in rows(client, sql(cached), qp):
         if level == 1:  # (channel, currency)
             channels[(channel, currency)] = {
                 "channel": channel,

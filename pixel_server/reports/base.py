@@ -26,9 +26,9 @@ from pixel_server.storage.queries import merged_events_sql
 
 MAX_DAYS: Final = 366
 DEFAULT_DAYS: Final = 30
-WINDOWS: Final = (1, 7, 28)
+WINDOWS: Final = rollups.ATTRIBUTION_WINDOWS
 DEFAULT_WINDOW: Final = 7
-MODELS: Final = ("last_touch", "first_touch")
+MODELS: Final = rollups.ATTRIBUTION_MODELS
 Model = Literal["last_touch", "first_touch"]
 STANDARD_EVENTS: Final = (
     "PageView",

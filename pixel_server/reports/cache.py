@@ -30,15 +30,24 @@ report seldom waits for it.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
 from clickhouse_connect.driver.client import Client
 
 from pixel_server.reports import rollups
-from pixel_server.reports.rollups import MERGED_COLUMNS, VISITOR
+from pixel_server.reports.rollups import (
+    ATTRIBUTED_COLUMNS,
+    ATTRIBUTED_LINE_COLUMNS,
+    ATTRIBUTION_LOOKBACK_DAYS,
+    MERGED_COLUMNS,
+    VISITOR,
+)
 from pixel_server.storage.queries import merged_events_sql
 
 EVENTS_TABLE: Final = "report_merged"
@@ -100,28 +109,50 @@ def fingerprints(
 
 
 def prepare(client: Client, pixel_id: str, start: datetime, end: datetime) -> list[date]:
-    """Make the cached days overlapping [start, end) current; returns the days rebuilt."""
+    """Make the cached days overlapping [start, end) current (merged and
+    attributed); returns the days rebuilt or re-attributed."""
     with _pixel_lock(pixel_id):
         return _prepare(client, pixel_id, start, end)
+
+
+@dataclass(frozen=True)
+class _Day:
+    """A day's current row in ``report_days``."""
+
+    generation: int
+    fingerprint: list[str]
+    touches: int
+    basis: int
+    attributed: int
+
+
+def _days_state(client: Client, pixel_id: str, first: date, last: date) -> dict[date, _Day]:
+    result = client.query(
+        f"SELECT day, generation, fingerprint, touches, basis, attributed FROM {DAYS_TABLE}"
+        " FINAL WHERE pixel_id = {p:String} AND day >= {lo:Date} AND day <= {hi:Date}",
+        parameters={"p": pixel_id, "lo": first, "hi": last},
+    )
+    return {
+        r[0]: _Day(int(r[1]), str(r[2]).split("|"), int(r[3]), int(r[4]), int(r[5]))
+        for r in result.result_rows
+    }
 
 
 def _prepare(client: Client, pixel_id: str, start: datetime, end: datetime) -> list[date]:
     # Taken before the stats: a copy they miss was inserted after this instant.
     now_ms = int(client.command("SELECT toUnixTimestamp64Milli(now64(3))"))
     first, last = utc_days(start, end)
-    parts = fingerprints(client, pixel_id, first, last)
+    # Attributing a day reads the touches of the days before it: merge those too.
+    first_merged = first - timedelta(days=ATTRIBUTION_LOOKBACK_DAYS)
+    parts = fingerprints(client, pixel_id, first_merged, last)
     wanted = {d: f"{own}|{after}|{now_ms}" for d, (own, after, _) in parts.items()}
-    result = client.query(
-        f"SELECT day, generation, fingerprint FROM {DAYS_TABLE} FINAL"
-        " WHERE pixel_id = {p:String} AND day >= {lo:Date} AND day <= {hi:Date}",
-        parameters={"p": pixel_id, "lo": first, "hi": last},
-    )
-    have = {row[0]: (int(row[1]), str(row[2]).split("|")) for row in result.result_rows}
+    have = _days_state(client, pixel_id, first_merged, last)
     stale: list[date] = []
-    recheck: list[tuple[date, int, int]] = []
+    recheck: list[tuple[date, _Day]] = []
     for day, (own, after, _) in parts.items():
-        generation, stored = have.get(day, (0, []))
-        if len(stored) != 3 or stored[0] != own:
+        state = have.get(day)
+        stored = state.fingerprint if state else []
+        if state is None or len(stored) != 3 or stored[0] != own:
             stale.append(day)
         elif stored[1] != after:
             # Only later days changed: re-merge only if a copy inserted since
@@ -129,33 +160,74 @@ def _prepare(client: Client, pixel_id: str, start: datetime, end: datetime) -> l
             if int(stored[2]) < now_ms - (INSERT_LOG_DAYS - 1) * 86_400_000:
                 stale.append(day)
             else:
-                recheck.append((day, generation, int(stored[2])))
+                recheck.append((day, state))
     current: list[list[Any]] = []
-    for day, generation, built_ms in recheck:
-        if _late_twins(client, pixel_id, day, built_ms - CLOCK_MARGIN_MS):
+    for day, state in recheck:
+        if _late_twins(client, pixel_id, day, int(state.fingerprint[2]) - CLOCK_MARGIN_MS):
             stale.append(day)
         else:
-            current.append([pixel_id, day, generation, wanted[day], time.time_ns()])
+            current.append(_day_row(pixel_id, day, state, wanted[day]))
     stale.sort()
-    # No copy that day: no event starts in it.
+    # No copy that day: no event starts in it, and it has no touches.
     empty = [d for d in stale if not parts[d][2]]
     generation = time.time_ns()
-    current += [[pixel_id, d, generation, wanted[d], generation] for d in empty]
+    current += [
+        _day_row(pixel_id, d, _Day(generation, [], _digest(0, 0), 0, generation), wanted[d])
+        for d in empty
+    ]
     if current:
         client.insert(DAYS_TABLE, current, column_names=_DAY_COLUMNS)
-    # Consecutive stale days are merged a few at a time.
+    # Consecutive stale days are merged a few at a time, oldest first, so a
+    # run's attribution finds the days before it current.
+    for run in _runs(d for d in stale if d not in empty):
+        _build(client, pixel_id, run, wanted)
+    if stale or current:
+        have = _days_state(client, pixel_id, first_merged, last)
+    # Then every day of the range is attributed from the touches now current.
+    digests = {d: state.touches for d, state in have.items()}
+    unattributed = [
+        d for d in _days(first, last) if d in have and have[d].basis != _basis(d, digests)
+    ]
+    for run in _runs(unattributed):
+        _attribute(client, pixel_id, run, have, digests)
+    return sorted(set(stale) | set(unattributed))
+
+
+def _runs(days: Iterable[date]) -> list[list[date]]:
+    """Ascending days cut into runs of consecutive days, at most MAX_RUN_DAYS each."""
     runs: list[list[date]] = []
-    for day in (d for d in stale if d not in empty):
+    for day in days:
         if runs and (day - runs[-1][-1]).days == 1 and len(runs[-1]) < MAX_RUN_DAYS:
             runs[-1].append(day)
         else:
             runs.append([day])
-    for run in runs:
-        _build(client, pixel_id, run, wanted)
-    return stale
+    return runs
 
 
-_DAY_COLUMNS: Final = ["pixel_id", "day", "generation", "fingerprint", "version"]
+_DAY_COLUMNS: Final = [
+    "pixel_id", "day", "generation", "fingerprint", "touches", "basis", "attributed", "version"
+]  # fmt: skip
+
+
+def _day_row(pixel_id: str, day: date, state: _Day, fingerprint: str) -> list[Any]:
+    return [
+        pixel_id, day, state.generation, fingerprint, state.touches, state.basis,
+        state.attributed, time.time_ns(),
+    ]  # fmt: skip
+
+
+def _digest(xor: int, count: int) -> int:
+    """A day's touches, as the XOR of their hashes and their number."""
+    return int.from_bytes(hashlib.blake2b(f"{xor}:{count}".encode(), digest_size=8).digest())
+
+
+def _basis(day: date, digests: dict[date, int]) -> int:
+    """What ``day``'s attribution depends on: the touches of the days before it
+    (a day not cached yet counts as unknown, so it never matches)."""
+    before = [
+        digests.get(day - timedelta(days=i), -1) for i in range(1, ATTRIBUTION_LOOKBACK_DAYS + 1)
+    ]
+    return int.from_bytes(hashlib.blake2b(repr(before).encode(), digest_size=8).digest())
 
 
 def _late_twins(client: Client, pixel_id: str, day: date, since_ms: int) -> bool:
@@ -189,7 +261,7 @@ _IDENTITIES_IN_RANGE: Final = """(event, event_id) IN (
 
 def _build(client: Client, pixel_id: str, days: list[date], wanted: dict[date, str]) -> None:
     """Merge ``days`` into a new generation of ``report_merged``, roll that up
-    into every rollup table, then make the generation current."""
+    into every rollup table, attribute its purchases, then make it current."""
     generation = time.time_ns()
     start = datetime.combine(days[0], datetime.min.time(), UTC)
     end = datetime.combine(days[-1] + timedelta(days=1), datetime.min.time(), UTC)
@@ -200,25 +272,132 @@ def _build(client: Client, pixel_id: str, days: list[date], wanted: dict[date, s
         f" FROM ({merged_events_sql(_IDENTITIES_IN_RANGE)})",
         parameters={"pixel": pixel_id, "start": start, "end": end},
     )
-    source = (
-        f"SELECT {', '.join(MERGED_COLUMNS)} FROM {EVENTS_TABLE} WHERE pixel_id = {{p:String}}"
-        f" AND day >= {{lo:Date}} AND day <= {{hi:Date}} AND generation = {generation}"
-    )
+    parameters = {"pixel": pixel_id, "lo": days[0], "hi": days[-1], "g": generation}
     for table, rollup in rollups.ROLLUPS.items():
         columns = ", ".join(rollup.columns)
         client.command(
             f"INSERT INTO {table} (pixel_id, generation, {columns})"
-            f" SELECT {{p:String}}, {generation}, {columns}"
-            f" FROM ({rollup.select.format(source=source)})",
-            parameters={"p": pixel_id, "lo": days[0], "hi": days[-1]},
+            f" SELECT {{pixel:String}}, {generation}, {columns}"
+            f" FROM ({rollup.select.format(source=_THIS_GENERATION)})",
+            parameters=parameters,
         )
+    result = client.query(
+        "SELECT day, groupBitXor(cityHash64(visitor, event_time, channel)), count()"
+        " FROM report_touches WHERE pixel_id = {pixel:String} AND day >= {lo:Date}"
+        " AND day <= {hi:Date} AND generation = {g:UInt64} GROUP BY day",
+        parameters=parameters,
+    )
+    touched = {r[0]: _digest(int(r[1]), int(r[2])) for r in result.result_rows}
+    digests = {
+        d: s.touches for d, s in _days_state(client, pixel_id, _before(days), days[0]).items()
+    }
+    digests.update({d: touched.get(d, _digest(0, 0)) for d in days})
+    _insert_attributed(client, pixel_id, days, generation, new_generation=generation)
     client.insert(
         DAYS_TABLE,
-        [[pixel_id, d, generation, wanted[d], generation] for d in days],
+        [
+            _day_row(
+                pixel_id,
+                d,
+                _Day(generation, [], digests[d], _basis(d, digests), generation),
+                wanted[d],
+            )
+            for d in days
+        ],
         column_names=_DAY_COLUMNS,
     )
     # Older generations of these days are garbage now (readers pick the newest).
-    for table in (EVENTS_TABLE, *rollups.ROLLUPS):
+    _collect(
+        client,
+        pixel_id,
+        days,
+        (EVENTS_TABLE, *rollups.ROLLUPS, ATTRIBUTED_TABLE, ATTRIBUTED_LINES_TABLE),
+        generation,
+    )
+
+
+def _attribute(
+    client: Client,
+    pixel_id: str,
+    days: list[date],
+    have: dict[date, _Day],
+    digests: dict[date, int],
+) -> None:
+    """Attribute the purchases of ``days`` again (touches before them changed)."""
+    attributed = time.time_ns()
+    _insert_attributed(client, pixel_id, days, attributed, new_generation=None)
+    client.insert(
+        DAYS_TABLE,
+        [
+            _day_row(
+                pixel_id,
+                d,
+                replace(have[d], basis=_basis(d, digests), attributed=attributed),
+                "|".join(have[d].fingerprint),
+            )
+            for d in days
+        ],
+        column_names=_DAY_COLUMNS,
+    )
+    _collect(client, pixel_id, days, (ATTRIBUTED_TABLE, ATTRIBUTED_LINES_TABLE), attributed)
+
+
+def _before(days: list[date]) -> date:
+    return days[0] - timedelta(days=ATTRIBUTION_LOOKBACK_DAYS)
+
+
+def _insert_attributed(
+    client: Client, pixel_id: str, days: list[date], generation: int, new_generation: int | None
+) -> None:
+    """Attribute the purchases of ``days`` into ``report_attributed`` as
+    ``generation``. Merged rows and the touches of ``days`` come from
+    ``new_generation`` (being built) or else the current one; the touches of
+    the days before from the current generation."""
+    if new_generation is None:
+        purchases = merged_sql("event = 'Purchase'", "start", "end")
+        own_touches = f"({_CURRENT})"
+    else:
+        purchases = _THIS_GENERATION + " AND event = 'Purchase'"
+        own_touches = "generation = {g:UInt64}"
+    touches = f"""
+SELECT visitor, event_time, channel FROM report_touches
+WHERE pixel_id = {{pixel:String}} AND day >= {{before:Date}} AND day <= {{hi:Date}}
+  AND if(day < {{lo:Date}}, {_CURRENT}, {own_touches})
+  AND visitor IN (SELECT visitor FROM ({purchases}))"""
+    columns = ", ".join(ATTRIBUTED_COLUMNS)
+    parameters = {
+        "pixel": pixel_id,
+        "lo": days[0],
+        "hi": days[-1],
+        "before": _before(days),
+        "g": new_generation or 0,
+        "start": datetime.combine(days[0], datetime.min.time(), UTC),
+        "end": datetime.combine(days[-1] + timedelta(days=1), datetime.min.time(), UTC),
+    }
+    client.command(
+        f"INSERT INTO {ATTRIBUTED_TABLE} (pixel_id, generation, {columns})"
+        f" SELECT {{pixel:String}}, {generation}, {columns}"
+        f" FROM ({rollups.attributed_select(purchases, touches)})",
+        parameters=parameters,
+    )
+    this = (
+        f"SELECT * FROM {ATTRIBUTED_TABLE} WHERE pixel_id = {{pixel:String}}"
+        f" AND day >= {{lo:Date}} AND day <= {{hi:Date}} AND generation = {generation}"
+    )
+    lines = ", ".join(ATTRIBUTED_LINE_COLUMNS)
+    client.command(
+        f"INSERT INTO {ATTRIBUTED_LINES_TABLE} (pixel_id, generation, {lines})"
+        f" SELECT {{pixel:String}}, {generation}, {lines}"
+        f" FROM ({rollups.lines_select(this, 'day, event_time, currency, channels')})",
+        parameters=parameters,
+    )
+
+
+def _collect(
+    client: Client, pixel_id: str, days: list[date], tables: Iterable[str], generation: int
+) -> None:
+    """Delete the generations of ``days`` older than ``generation`` from ``tables``."""
+    for table in tables:
         client.command(
             f"DELETE FROM {table} WHERE pixel_id = {{p:String}} AND day >= {{lo:Date}}"
             " AND day <= {hi:Date} AND generation < {g:UInt64}"
@@ -228,8 +407,17 @@ def _build(client: Client, pixel_id: str, days: list[date], wanted: dict[date, s
         )
 
 
+_THIS_GENERATION: Final = (
+    f"SELECT {', '.join(MERGED_COLUMNS)} FROM {EVENTS_TABLE} WHERE pixel_id = {{pixel:String}}"
+    " AND day >= {lo:Date} AND day <= {hi:Date} AND generation = {g:UInt64}"
+)
+ATTRIBUTED_TABLE: Final = "report_attributed"
+ATTRIBUTED_LINES_TABLE: Final = "report_attributed_lines"
+
 _CURRENT: Final = f"""(day, generation) IN (SELECT day, max(generation) FROM {DAYS_TABLE}
                             WHERE pixel_id = {{pixel:String}} GROUP BY day)"""
+_ATTRIBUTED: Final = f"""(day, generation) IN (SELECT day, argMax(attributed, version)
+                            FROM {DAYS_TABLE} WHERE pixel_id = {{pixel:String}} GROUP BY day)"""
 
 
 def merged_sql(where: str, start: str = "start", end: str = "end") -> str:
@@ -254,4 +442,26 @@ FROM {table}
 WHERE pixel_id = {{pixel:String}}
   AND {time_column} >= {{{start}:DateTime64(3)}} AND {time_column} < {{{end}:DateTime64(3)}}
   AND {_CURRENT}
+"""
+
+
+def attributed_sql(start: str = "start", end: str = "end") -> str:
+    """Cached attributed purchases of ``{pixel}`` in ``[{start}, {end})``."""
+    return f"""
+SELECT {", ".join(ATTRIBUTED_COLUMNS)}
+FROM {ATTRIBUTED_TABLE}
+WHERE pixel_id = {{pixel:String}}
+  AND event_time >= {{{start}:DateTime64(3)}} AND event_time < {{{end}:DateTime64(3)}}
+  AND {_ATTRIBUTED}
+"""
+
+
+def attributed_lines_sql(start: str = "start", end: str = "end") -> str:
+    """Cached content lines of the attributed purchases in ``[{start}, {end})``."""
+    return f"""
+SELECT {", ".join(ATTRIBUTED_LINE_COLUMNS)}
+FROM {ATTRIBUTED_LINES_TABLE}
+WHERE pixel_id = {{pixel:String}}
+  AND event_time >= {{{start}:DateTime64(3)}} AND event_time < {{{end}:DateTime64(3)}}
+  AND {_ATTRIBUTED}
 """

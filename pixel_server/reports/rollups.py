@@ -175,3 +175,94 @@ WHERE visitor != 0 AND channel != 'direct'""",
         time_column="event_time",
     ),
 }
+
+# Attribution, computed per purchase when its day is cached: its channel under
+# each model and click window, in this order (reports/attribution.py picks one).
+ATTRIBUTION_MODELS: Final = ("last_touch", "first_touch")
+ATTRIBUTION_WINDOWS: Final = (1, 7, 28)
+ATTRIBUTION_LOOKBACK_DAYS: Final = max(ATTRIBUTION_WINDOWS)
+ATTRIBUTED_COLUMNS: Final = (
+    "day",
+    "event_time",
+    "order_id",
+    "currency",
+    "value",
+    "ids",
+    "groups",
+    "qtys",
+    "prices",
+    "channels",
+)
+
+
+def channel_slot(model: str, window: int) -> int:
+    """The 1-based index of (model, window) in ``channels``."""
+    return ATTRIBUTION_MODELS.index(model) * len(ATTRIBUTION_WINDOWS) + (
+        ATTRIBUTION_WINDOWS.index(window) + 1
+    )
+
+
+def attributed_select(purchases: str, touches: str) -> str:
+    """Purchases (merged rows) with their ``channels``: a touch is a row of
+    ``touches`` (visitor, event_time, channel) by the purchase's visitor at or
+    before it and within the window; last touch takes the latest, first touch
+    the earliest; no touch (or no visitor) is ``direct``."""
+    slots = []
+    for model in ATTRIBUTION_MODELS:
+        for window in ATTRIBUTION_WINDOWS:
+            pick = "-1" if model == "last_touch" else "1"
+            slots.append(f"if(empty(in{window}), 'direct', in{window}[{pick}].2)")
+    windows = ", ".join(
+        f"arrayFilter(x -> x.1 >= p_at - toIntervalDay({w}), ts) AS in{w}"
+        for w in ATTRIBUTION_WINDOWS
+    )
+    return f"""
+SELECT toDate(p_at) AS day, p_at AS event_time, p_order AS order_id, p_currency AS currency,
+       p_value AS value, p_ids AS ids, p_groups AS groups, p_qtys AS qtys, p_prices AS prices,
+       [{", ".join(slots)}] AS channels
+FROM
+(
+    SELECT p_id, p_at, any(p_order) AS p_order, any(p_currency) AS p_currency,
+           any(p_value) AS p_value, any(p_ids) AS p_ids, any(p_groups) AS p_groups,
+           any(p_qtys) AS p_qtys, any(p_prices) AS p_prices,
+           arraySort(groupArrayIf((t_at, t_channel), t_visitor != 0 AND t_at <= p_at
+               AND t_at >= p_at - toIntervalDay({ATTRIBUTION_LOOKBACK_DAYS}))) AS ts,
+           {windows}
+    FROM (SELECT event_id AS p_id, event_time AS p_at, visitor AS p_visitor,
+                 order_id AS p_order, currency AS p_currency, value AS p_value,
+                 `contents.content_id` AS p_ids, `contents.item_group_id` AS p_groups,
+                 `contents.quantity` AS p_qtys, `contents.price` AS p_prices
+          FROM ({purchases}) WHERE event = 'Purchase') AS p
+    LEFT JOIN (SELECT visitor AS t_visitor, event_time AS t_at, channel AS t_channel
+               FROM ({touches})) AS t ON p_visitor = t_visitor
+    GROUP BY p_id, p_at
+)
+"""
+
+
+ATTRIBUTED_LINE_COLUMNS: Final = (
+    "day",
+    "event_time",
+    "currency",
+    "channels",
+    "product",
+    "quantity",
+    "amount",
+    "first_of_product",
+)
+
+
+def lines_select(rows: str, keep: str) -> str:
+    """The content lines of ``rows`` (with ``ids``, ``groups``, ``qtys``,
+    ``prices``), one row each: ``keep`` (columns of ``rows``), the line's
+    product (item_group_id, else content_id), quantity, amount (price ×
+    quantity) and whether it is its event's first line of that product."""
+    return f"""
+SELECT {keep}, line.1 AS product, line.2 AS quantity, line.3 AS amount,
+       line.4 = 1 AS first_of_product
+FROM (SELECT *, arrayMap((i, g) -> if(g != '', g, i), ids, groups) AS products
+      FROM ({rows}) WHERE notEmpty(ids))
+ARRAY JOIN arrayZip(products, qtys,
+                    arrayMap((q, p) -> ifNull(p, toDecimal64(0, 4)) * q, qtys, prices),
+                    arrayEnumerateUniq(products)) AS line
+"""

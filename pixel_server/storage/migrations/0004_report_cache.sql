@@ -62,13 +62,20 @@ AS SELECT pixel_id, toDate(event_time) AS day, event, event_id, now64(3) AS inse
 FROM events
 ;
 -- Which generation of each (pixel, UTC day) is current, and the fingerprint
--- of the copies it was built from. Readers take each day's newest generation.
+-- of the copies it was built from; readers take each day's newest row. The
+-- day's purchases are attributed separately (`attributed`: the generation of
+-- its report_attributed rows), from the touches of the 28 days before:
+-- `touches` digests the day's own touches, `basis` those of the 28 days its
+-- attribution was computed from.
 CREATE TABLE IF NOT EXISTS report_days
 (
     pixel_id    String,
     day         Date,
     generation  UInt64,
     fingerprint String,
+    touches     UInt64,
+    basis       UInt64,
+    attributed  UInt64,
     version     UInt64
 )
 ENGINE = ReplacingMergeTree(version)
@@ -191,6 +198,49 @@ CREATE TABLE IF NOT EXISTS report_touches
     visitor    UInt128,
     event_time DateTime64(3, 'UTC'),
     channel    LowCardinality(String)
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (pixel_id, event_time)
+;
+-- One row per purchase with its channel under each attribution model and
+-- click window (`channels`, in the order of reports/attribution.py), so an
+-- attribution report reads purchases, not touches.
+CREATE TABLE IF NOT EXISTS report_attributed
+(
+    pixel_id   LowCardinality(String),
+    day        Date,
+    generation UInt64,
+    event_time DateTime64(3, 'UTC'),
+    order_id   String,
+    currency   LowCardinality(String),
+    value      Nullable(Decimal(18, 4)),
+    ids        Array(String),
+    groups     Array(String),
+    qtys       Array(UInt32),
+    prices     Array(Nullable(Decimal(18, 4))),
+    channels   Array(LowCardinality(String)),
+    -- A refund finds its order's purchase among 90 days of purchases.
+    INDEX order_id_idx order_id TYPE bloom_filter GRANULARITY 1
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (pixel_id, event_time)
+;
+-- Their content lines, one row each (product, quantity, price × quantity):
+-- attribution per product.
+CREATE TABLE IF NOT EXISTS report_attributed_lines
+(
+    pixel_id   LowCardinality(String),
+    day        Date,
+    generation UInt64,
+    event_time DateTime64(3, 'UTC'),
+    currency   LowCardinality(String),
+    channels   Array(LowCardinality(String)),
+    product    String,
+    quantity   UInt32,
+    amount     Decimal(18, 4),
+    first_of_product Bool
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(day)
