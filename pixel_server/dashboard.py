@@ -20,7 +20,7 @@ access log omits query strings, and nothing here logs one.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -148,10 +148,11 @@ async def _run(
     def work() -> dict[str, reports.Report]:
         client = runtime.database.client()
         start = min(reports.needed_range(n, params)[0] for n in names)
-        rebuilt = reports.cache.prepare(client, params.pixel_id, start, params.end)
-        runtime.metrics.report_days_rebuilt.labels("request").inc(len(rebuilt))
-        counters = _counters(runtime)
-        return {n: reports.run(client, n, params, counters, prepared=True) for n in names}
+        with reports.cache.reading(client, params.pixel_id, start, params.end) as (rebuilt, state):
+            runtime.metrics.report_days_rebuilt.labels("request").inc(len(rebuilt))
+            counters = _counters(runtime)
+            held = replace(params, cache_state=state)
+            return {n: reports.run(client, n, held, counters, prepared=True) for n in names}
 
     try:
         return await anyio.to_thread.run_sync(work)

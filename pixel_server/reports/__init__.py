@@ -9,6 +9,7 @@ into CSV. The HTTP side lives in :mod:`pixel_server.dashboard`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Final
 
@@ -67,11 +68,22 @@ def run(
 
     ``cached`` reads the report cache (brought up to date first, see
     :mod:`.cache`); ``False`` merges the copies at query time. Same numbers.
-    ``prepared``: the caller has just brought the cache up to date for this range.
+    ``prepared``: the caller has just brought the cache up to date for this range
+    (and holds it: :func:`.cache.reading`, whose parameters ``params.cache_state``
+    carries).
     """
     check_aligned(params)
     if cached and not prepared:
-        cache.prepare(client, params.pixel_id, *needed_range(name, params))
+        with cache.reading(client, params.pixel_id, *needed_range(name, params)) as (_, state):
+            return _run(client, name, replace(params, cache_state=state), counters, cached)
+    if cached and not params.cache_state:
+        params = replace(params, cache_state=cache.current(client, params.pixel_id))
+    return _run(client, name, params, counters, cached)
+
+
+def _run(
+    client: Client, name: str, params: ReportParams, counters: Counters | None, cached: bool
+) -> Report:
     if name == "operations":
         return operations.run(client, params, counters, cached=cached)
     return REPORTS[name](client, params, cached=cached)

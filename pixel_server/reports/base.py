@@ -14,6 +14,7 @@ through its 15-minute rollups (:mod:`.rollups`), stored by :mod:`.cache`.
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -70,6 +71,8 @@ class ReportParams:
     tz: str
     window: int = DEFAULT_WINDOW  # attribution click window, days
     model: Model = "last_touch"
+    # Query parameters of the report cache's current generations (cache.current).
+    cache_state: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -96,6 +99,14 @@ class ReportParams:
         hi = epoch + ((self.end - epoch) // day) * day  # the last midnight at or before end
         return (lo, hi) if lo < hi else (self.end, self.end)
 
+    @property
+    def parts(self) -> tuple[bool, bool, bool]:
+        """Whether the range has whole UTC days, a part-day before them, a part-day after."""
+        lo, hi = self.whole_utc_days
+        if lo == hi:
+            return False, True, False
+        return True, self.start < lo, hi < self.end
+
     def days(self) -> list[str]:
         n = (self.last - self.first).days + 1
         return [(self.first + timedelta(days=i)).isoformat() for i in range(n)]
@@ -109,6 +120,7 @@ class ReportParams:
             "whole_start": whole_start,
             "whole_end": whole_end,
             "tz": self.tz,
+            **self.cache_state,
             **extra,
         }
 
@@ -235,21 +247,23 @@ def rollup(table: str, *, cached: bool = False, start: str = "start", end: str =
     return rollups.ROLLUPS[table].select.format(source=merged(start=start, end=end))
 
 
-def visitor_rows(cached: bool = False) -> str:
+def visitor_rows(parts: tuple[bool, bool, bool], cached: bool = False) -> str:
     """``(at, visitor, transitions)`` rows covering the range once: a row per
     visitor and UTC day for the days it covers whole, per visitor and bucket
     for its edges (fewer rows than buckets throughout: a visitor comes on few
-    days, but in several buckets of a day)."""
-    whole = rollup("report_visitor_days", cached=cached, start="whole_start", end="whole_end")
-    head = rollup("report_visitors", cached=cached, end="whole_start")
-    tail = rollup("report_visitors", cached=cached, start="whole_end")
-    return f"""
-SELECT toDateTime(day, 'UTC') AS at, visitor, transitions FROM ({whole})
-UNION ALL
-SELECT bucket AS at, visitor, transitions FROM ({head})
-UNION ALL
-SELECT bucket AS at, visitor, transitions FROM ({tail})
-"""
+    days, but in several buckets of a day). ``parts``: :attr:`ReportParams.parts`."""
+    whole, head, tail = parts
+    selects = []
+    if whole:
+        days = rollup("report_visitor_days", cached=cached, start="whole_start", end="whole_end")
+        selects.append(f"SELECT toDateTime(day, 'UTC') AS at, visitor, transitions FROM ({days})")
+    if head:
+        before = rollup("report_visitors", cached=cached, end="whole_start")
+        selects.append(f"SELECT bucket AS at, visitor, transitions FROM ({before})")
+    if tail:
+        after = rollup("report_visitors", cached=cached, start="whole_end")
+        selects.append(f"SELECT bucket AS at, visitor, transitions FROM ({after})")
+    return "\nUNION ALL\n".join(selects)
 
 
 def check_aligned(params: ReportParams) -> None:

@@ -33,7 +33,8 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
@@ -355,7 +356,7 @@ def _insert_attributed(
     the days before from the current generation."""
     if new_generation is None:
         purchases = merged_sql("event = 'Purchase'", "start", "end")
-        own_touches = f"({_CURRENT})"
+        own_touches = _CURRENT
     else:
         purchases = _THIS_GENERATION + " AND event = 'Purchase'"
         own_touches = "generation = {g:UInt64}"
@@ -366,6 +367,7 @@ WHERE pixel_id = {{pixel:String}} AND day >= {{before:Date}} AND day <= {{hi:Dat
   AND visitor IN (SELECT visitor FROM ({purchases}))"""
     columns = ", ".join(ATTRIBUTED_COLUMNS)
     parameters = {
+        **current(client, pixel_id),
         "pixel": pixel_id,
         "lo": days[0],
         "hi": days[-1],
@@ -414,10 +416,44 @@ _THIS_GENERATION: Final = (
 ATTRIBUTED_TABLE: Final = "report_attributed"
 ATTRIBUTED_LINES_TABLE: Final = "report_attributed_lines"
 
-_CURRENT: Final = f"""(day, generation) IN (SELECT day, max(generation) FROM {DAYS_TABLE}
-                            WHERE pixel_id = {{pixel:String}} GROUP BY day)"""
-_ATTRIBUTED: Final = f"""(day, generation) IN (SELECT day, argMax(attributed, version)
-                            FROM {DAYS_TABLE} WHERE pixel_id = {{pixel:String}} GROUP BY day)"""
+# Readers take each day's current generation from a snapshot of report_days
+# passed as parameters (:func:`current`): a lookup per row, no subquery.
+_CURRENT: Final = (
+    "generation = transform(day, {current_days:Array(Date)},"
+    " {current_generations:Array(UInt64)}, toUInt64(0))"
+)
+_ATTRIBUTED: Final = (
+    "generation = transform(day, {current_days:Array(Date)},"
+    " {attributed_generations:Array(UInt64)}, toUInt64(0))"
+)
+
+
+def current(client: Client, pixel_id: str) -> dict[str, list[Any]]:
+    """The current generations of the pixel's cached days: the query parameters
+    every cached read takes (``current_days``, ``current_generations``,
+    ``attributed_generations``)."""
+    result = client.query(
+        f"SELECT day, generation, attributed FROM {DAYS_TABLE} FINAL WHERE pixel_id = {{p:String}}",
+        parameters={"p": pixel_id},
+    )
+    rows = result.result_rows
+    return {
+        "current_days": [r[0] for r in rows],
+        "current_generations": [int(r[1]) for r in rows],
+        "attributed_generations": [int(r[2]) for r in rows],
+    }
+
+
+@contextmanager
+def reading(
+    client: Client, pixel_id: str, start: datetime, end: datetime
+) -> Iterator[tuple[list[date], dict[str, list[Any]]]]:
+    """Bring [start, end) up to date, then hold the pixel's builds off while the
+    caller reads: yields the days rebuilt and the :func:`current` parameters,
+    which stay valid inside the block (no build deletes their rows meanwhile)."""
+    with _pixel_lock(pixel_id):
+        rebuilt = _prepare(client, pixel_id, start, end)
+        yield rebuilt, current(client, pixel_id)
 
 
 def merged_sql(where: str, start: str = "start", end: str = "end") -> str:

@@ -23,12 +23,12 @@ from pixel_server.reports.rollups import FUNNEL_LEVEL
 
 
 @functools.cache
-def sql(cached: bool) -> str:
+def sql(cached: bool, parts: tuple[bool, bool, bool] = (True, True, True)) -> str:
     return f"""
 SELECT level, count() AS visitors FROM
 (
     SELECT {FUNNEL_LEVEL} AS level
-    FROM ({visitor_rows(cached)})
+    FROM ({visitor_rows(parts, cached)})
     GROUP BY visitor
 )
 WHERE level > 0
@@ -38,7 +38,8 @@ GROUP BY level
 
 def run(client: Client, params: ReportParams, cached: bool = False) -> Report:
     at_level = {
-        int(level): int(n) for level, n in rows(client, sql(cached), params.query_parameters())
+        int(level): int(n)
+        for level, n in rows(client, sql(cached, params.parts), params.query_parameters())
     }
     reached = [sum(n for level, n in at_level.items() if level >= k) for k in range(1, 6)]
     table = Table(["step", "event", "visitors", "step_conversion", "overall_conversion"])

@@ -24,7 +24,7 @@ from pixel_server.reports.base import (
 
 
 @functools.cache
-def sql(cached: bool) -> str:
+def sql(cached: bool, parts: tuple[bool, bool, bool] = (True, True, True)) -> str:
     # Events per (day, event) are sums of bucket counts; distinct visitors are
     # counted only per day and over the range (not per event: nobody reads them).
     return f"""
@@ -36,7 +36,7 @@ SELECT 1, {day_expr("bucket")} AS day, '', uniqExact(visitor)
 FROM ({rollup("report_visitors", cached=cached)})
 GROUP BY day
 UNION ALL
-SELECT 2, toDate(0), '', uniqExact(visitor) FROM ({visitor_rows(cached)})
+SELECT 2, toDate(0), '', uniqExact(visitor) FROM ({visitor_rows(parts, cached)})
 """
 
 
@@ -45,7 +45,9 @@ def run(client: Client, params: ReportParams, cached: bool = False) -> Report:
     visitors_by_day: dict[str, int] = {}
     totals: dict[str, int] = defaultdict(int)
     total_events = total_visitors = 0
-    for level, date_, event, n in rows(client, sql(cached), params.query_parameters()):
+    for level, date_, event, n in rows(
+        client, sql(cached, params.parts), params.query_parameters()
+    ):
         day = date_.isoformat()
         if level == 0:  # (day, event)
             by_day[day][event] = int(n)
