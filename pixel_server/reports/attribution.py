@@ -48,8 +48,9 @@ from pixel_server.reports.base import (
 from pixel_server.reports.rollups import (
     ATTRIBUTION_LOOKBACK_DAYS,
     attributed_select,
+    attribution_lines_select,
+    attribution_select,
     channel_slot,
-    lines_select,
 )
 
 ORDER_LOOKBACK = timedelta(days=90)
@@ -63,11 +64,12 @@ def _attributed(cached: bool, start: str = "start") -> str:
     return attributed_select(merged(("Purchase",), start=start), touches)
 
 
-def _lines(cached: bool) -> str:
-    """The content lines of the range's attributed purchases."""
+def _rollup(table: str, cached: bool) -> str:
+    """An attribution rollup of the range (``report_attribution[_lines]``)."""
     if cached:
-        return cache.attributed_lines_sql()
-    return lines_select(_attributed(cached), "day, event_time, currency, channels")
+        return cache.attribution_sql(table)
+    select = attribution_select if table == "report_attribution" else attribution_lines_select
+    return select(_attributed(cached))
 
 
 def _refunds(cached: bool) -> str:
@@ -94,41 +96,28 @@ LEFT JOIN
 """
 
 
-_MONEY = "toDecimal128({}, 4)"
+@functools.cache
+def sql(cached: bool) -> str:
+    """Purchases per (channel, currency): orders and revenue (level 1); per
+    (channel, currency, product): orders containing it, units and line
+    revenue (level 0). Refunds apart (:func:`refunds_sql`)."""
+    return f"""
+SELECT 1 AS level, channels[{{slot:UInt8}}] AS channel, currency, '' AS product,
+       sum(orders), sum(revenue), toUInt64(0), toDecimal128(0, 4)
+FROM ({_rollup("report_attribution", cached)})
+GROUP BY channel, currency
+UNION ALL
+SELECT 0, channels[{{slot:UInt8}}] AS channel, currency, product,
+       sum(orders), toDecimal128(0, 4), sum(units), sum(amount)
+FROM ({_rollup("report_attribution_lines", cached)})
+GROUP BY channel, currency, product
+"""
 
 
 @functools.cache
-def sql(cached: bool) -> str:
-    """Per (channel, currency): orders and revenue (level 1); per (channel,
-    currency, product): orders, units and line revenue (level 0). Refunds net
-    revenue out of their order's channel."""
-    refunds = _refunds(cached)
-    return f"""
-SELECT level, channel, currency, product, sum(orders), sum(product_orders), sum(revenue),
-       sum(units), sum(line_revenue)
-FROM
-(
-    SELECT 1 AS level, channels[{{slot:UInt8}}] AS channel, currency, '' AS product,
-           count() AS orders, toUInt64(0) AS product_orders,
-           {_MONEY.format("sum(ifNull(value, toDecimal64(0, 4)))")} AS revenue,
-           toUInt64(0) AS units, {_MONEY.format(0)} AS line_revenue
-    FROM ({_attributed(cached)}) GROUP BY channel, currency
-    UNION ALL
-    SELECT 0, channels[{{slot:UInt8}}] AS channel, currency, product, 0, countIf(first_of_product),
-           {_MONEY.format(0)}, sum(quantity), {_MONEY.format("sum(amount)")}
-    FROM ({_lines(cached)}) GROUP BY channel, currency, product
-    UNION ALL
-    SELECT 1, channel, currency, '', 0, 0,
-           {_MONEY.format("sum(ifNull(value, toDecimal64(0, 4)))")}, 0, {_MONEY.format(0)}
-    FROM ({refunds}) GROUP BY channel, currency
-    UNION ALL
-    SELECT 0, channel, currency, product, 0, 0, {_MONEY.format(0)}, 0,
-           {_MONEY.format("-sum(amount)")}
-    FROM ({lines_select(refunds, "channel, currency")}) GROUP BY channel, currency, product
-)
-GROUP BY level, channel, currency, product
-ORDER BY level DESC, channel, currency, product
-"""
+def refunds_sql(cached: bool) -> str:
+    """The range's refunds, with their order's channel: few rows, netted in Python."""
+    return f"SELECT channel, currency, value, ids, groups, qtys, prices FROM ({_refunds(cached)})"
 
 
 def run(client: Client, params: ReportParams, cached: bool = False) -> Report:
@@ -141,36 +130,51 @@ def run(client: Client, params: ReportParams, cached: bool = False) -> Report:
         slot=channel_slot(params.model, params.window),
     )
     channels: dict[tuple[str, str], dict[str, Any]] = {}
-    per_product: list[dict[str, Any]] = []
-    for (
-        level,
-        channel,
-        currency,
-        product,
-        orders,
-        product_orders,
-        revenue,
-        units,
-        line_revenue,
-    ) in rows(client, sql(cached), qp):
-        if level == 1:  # (channel, currency)
-            channels[(channel, currency)] = {
+    products: dict[tuple[str, str, str], dict[str, Any]] = {}
+
+    def channel_row(channel: str, currency: str) -> dict[str, Any]:
+        return channels.setdefault(
+            (channel, currency),
+            {"channel": channel, "currency": currency, "orders": 0, "revenue": Decimal(0)},
+        )
+
+    def product_row(channel: str, currency: str, product: str) -> dict[str, Any]:
+        return products.setdefault(
+            (channel, product, currency),
+            {
                 "channel": channel,
+                "product": product,
                 "currency": currency,
-                "orders": int(orders),
-                "revenue": money(revenue),
-            }
-        elif product:  # lines without a product (no contents) only count in the totals
-            per_product.append(
-                {
-                    "channel": channel,
-                    "product": product,
-                    "currency": currency,
-                    "orders": int(product_orders),
-                    "units": int(units),
-                    "revenue": money(line_revenue),
-                }
-            )
+                "orders": 0,
+                "units": 0,
+                "revenue": Decimal(0),
+            },
+        )
+
+    for level, channel, currency, product, orders, revenue, units, amount in rows(
+        client, sql(cached), qp
+    ):
+        if level == 1:
+            row = channel_row(channel, currency)
+            row["orders"] += int(orders)
+            row["revenue"] += money(revenue)
+        else:
+            row = product_row(channel, currency, product)
+            row["orders"] += int(orders)
+            row["units"] += int(units)
+            row["revenue"] += money(amount)
+    for channel, currency, value, ids, groups, qtys, prices in rows(
+        client, refunds_sql(cached), qp
+    ):
+        channel_row(channel, currency)["revenue"] += money(value)
+        for content_id, group, quantity, price in zip(ids, groups, qtys, prices, strict=True):
+            line = product_row(channel, currency, group or content_id)
+            line["revenue"] -= money(price) * quantity
+    for row in channels.values():
+        row["revenue"] = money(row["revenue"])
+    per_product = list(products.values())
+    for row in per_product:
+        row["revenue"] = money(row["revenue"])
     order = {c: i for i, c in enumerate(CHANNELS)}
     channel_rows = sorted(
         channels.values(), key=lambda r: (order.get(r["channel"], 9), r["currency"])

@@ -20,7 +20,13 @@ migration 0004. They are kept exact like this:
   changed, D is re-merged only when a copy inserted since D was built shares an
   identity with D's copies (``report_inserts``): new events of today leave
   yesterday alone. A rebuild writes a new *generation* of every table; readers
-  take each day's newest, and older generations are deleted asynchronously.
+  take each day's newest, and older generations are deleted asynchronously;
+* a day's purchases are attributed when it is built (``report_attributed``),
+  from the touches of the 28 days before it, so :func:`prepare` also merges
+  those days. Each day records a digest of its touches (``touches``) and of
+  the 28 digests its attribution used (``basis``); when a day before changes
+  its touches, the days after it are attributed again (a new ``attributed``
+  generation) without being re-merged.
 
 So a settled day costs two small queries to check, and the day being written
 to is re-merged when its copies changed (the price of exactness); the
@@ -44,7 +50,6 @@ from clickhouse_connect.driver.client import Client
 from pixel_server.reports import rollups
 from pixel_server.reports.rollups import (
     ATTRIBUTED_COLUMNS,
-    ATTRIBUTED_LINE_COLUMNS,
     ATTRIBUTION_LOOKBACK_DAYS,
     MERGED_COLUMNS,
     VISITOR,
@@ -234,13 +239,13 @@ def _basis(day: date, digests: dict[date, int]) -> int:
 def _late_twins(client: Client, pixel_id: str, day: date, since_ms: int) -> bool:
     """Whether a copy dated in the two days after ``day`` and inserted since
     ``since_ms`` belongs to an event with a copy in days day-2..day."""
+    # The recent inserts are few: they make the set, the days' copies are scanned.
     result = client.query(
-        "SELECT count() FROM report_inserts WHERE pixel_id = {p:String}"
-        " AND day >= {a:Date} AND day <= {b:Date}"
-        " AND inserted_at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC')"
-        " AND (event, event_id) IN (SELECT event, event_id FROM events"
-        "   WHERE pixel_id = {p:String} AND event_time >= {lo:DateTime64(3)}"
-        "   AND event_time < {hi:DateTime64(3)})",
+        "SELECT count() FROM events WHERE pixel_id = {p:String}"
+        " AND event_time >= {lo:DateTime64(3)} AND event_time < {hi:DateTime64(3)}"
+        " AND (event, event_id) IN (SELECT event, event_id FROM report_inserts"
+        "   WHERE pixel_id = {p:String} AND day >= {a:Date} AND day <= {b:Date}"
+        "   AND inserted_at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC'))",
         parameters={
             "p": pixel_id,
             "a": day + timedelta(days=1),
@@ -312,7 +317,7 @@ def _build(client: Client, pixel_id: str, days: list[date], wanted: dict[date, s
         client,
         pixel_id,
         days,
-        (EVENTS_TABLE, *rollups.ROLLUPS, ATTRIBUTED_TABLE, ATTRIBUTED_LINES_TABLE),
+        (EVENTS_TABLE, *rollups.ROLLUPS, *_ATTRIBUTION_TABLES),
         generation,
     )
 
@@ -340,7 +345,7 @@ def _attribute(
         ],
         column_names=_DAY_COLUMNS,
     )
-    _collect(client, pixel_id, days, (ATTRIBUTED_TABLE, ATTRIBUTED_LINES_TABLE), attributed)
+    _collect(client, pixel_id, days, _ATTRIBUTION_TABLES, attributed)
 
 
 def _before(days: list[date]) -> date:
@@ -386,13 +391,13 @@ WHERE pixel_id = {{pixel:String}} AND day >= {{before:Date}} AND day <= {{hi:Dat
         f"SELECT * FROM {ATTRIBUTED_TABLE} WHERE pixel_id = {{pixel:String}}"
         f" AND day >= {{lo:Date}} AND day <= {{hi:Date}} AND generation = {generation}"
     )
-    lines = ", ".join(ATTRIBUTED_LINE_COLUMNS)
-    client.command(
-        f"INSERT INTO {ATTRIBUTED_LINES_TABLE} (pixel_id, generation, {lines})"
-        f" SELECT {{pixel:String}}, {generation}, {lines}"
-        f" FROM ({rollups.lines_select(this, 'day, event_time, currency, channels')})",
-        parameters=parameters,
-    )
+    for table, columns, select in _ATTRIBUTION_ROLLUPS:
+        names = ", ".join(columns)
+        client.command(
+            f"INSERT INTO {table} (pixel_id, generation, {names})"
+            f" SELECT {{pixel:String}}, {generation}, {names} FROM ({select(this)})",
+            parameters=parameters,
+        )
 
 
 def _collect(
@@ -414,7 +419,15 @@ _THIS_GENERATION: Final = (
     " AND day >= {lo:Date} AND day <= {hi:Date} AND generation = {g:UInt64}"
 )
 ATTRIBUTED_TABLE: Final = "report_attributed"
-ATTRIBUTED_LINES_TABLE: Final = "report_attributed_lines"
+_ATTRIBUTION_ROLLUPS: Final = (
+    ("report_attribution", rollups.ATTRIBUTION_COLUMNS, rollups.attribution_select),
+    (
+        "report_attribution_lines",
+        rollups.ATTRIBUTION_LINE_COLUMNS,
+        rollups.attribution_lines_select,
+    ),
+)
+_ATTRIBUTION_TABLES: Final = (ATTRIBUTED_TABLE, *(t for t, _, _ in _ATTRIBUTION_ROLLUPS))
 
 # Readers take each day's current generation from a snapshot of report_days
 # passed as parameters (:func:`current`): a lookup per row, no subquery.
@@ -492,12 +505,14 @@ WHERE pixel_id = {{pixel:String}}
 """
 
 
-def attributed_lines_sql(start: str = "start", end: str = "end") -> str:
-    """Cached content lines of the attributed purchases in ``[{start}, {end})``."""
+def attribution_sql(table: str) -> str:
+    """Cached rows of an attribution rollup (``report_attribution``,
+    ``report_attribution_lines``) in ``[{start}, {end})``."""
+    columns = dict((t, c) for t, c, _ in _ATTRIBUTION_ROLLUPS)[table]
     return f"""
-SELECT {", ".join(ATTRIBUTED_LINE_COLUMNS)}
-FROM {ATTRIBUTED_LINES_TABLE}
+SELECT {", ".join(columns)}
+FROM {table}
 WHERE pixel_id = {{pixel:String}}
-  AND event_time >= {{{start}:DateTime64(3)}} AND event_time < {{{end}:DateTime64(3)}}
+  AND bucket >= {{start:DateTime64(3)}} AND bucket < {{end:DateTime64(3)}}
   AND {_ATTRIBUTED}
 """

@@ -240,16 +240,38 @@ FROM
 """
 
 
-ATTRIBUTED_LINE_COLUMNS: Final = (
+# Attributed purchases per bucket, currency and channels: orders and revenue;
+# their lines per product as well: orders containing it, units, line revenue.
+ATTRIBUTION_COLUMNS: Final = ("day", "bucket", "currency", "channels", "orders", "revenue")
+ATTRIBUTION_LINE_COLUMNS: Final = (
     "day",
-    "event_time",
+    "bucket",
     "currency",
     "channels",
     "product",
-    "quantity",
+    "orders",
+    "units",
     "amount",
-    "first_of_product",
 )
+
+
+def attribution_select(attributed: str) -> str:
+    return f"""
+SELECT toDate(bucket) AS day, {BUCKET} AS bucket, currency, channels, count() AS orders,
+       sum(ifNull(value, toDecimal64(0, 4))) AS revenue
+FROM ({attributed})
+GROUP BY bucket, currency, channels
+"""
+
+
+def attribution_lines_select(attributed: str) -> str:
+    lines = lines_select(attributed, "event_time, currency, channels")
+    return f"""
+SELECT toDate(bucket) AS day, {BUCKET} AS bucket, currency, channels, product,
+       countIf(first_of_product) AS orders, sum(quantity) AS units, sum(amount) AS amount
+FROM ({lines})
+GROUP BY bucket, currency, channels, product
+"""
 
 
 def lines_select(rows: str, keep: str) -> str:

@@ -227,21 +227,37 @@ ENGINE = MergeTree
 PARTITION BY toYYYYMM(day)
 ORDER BY (pixel_id, event_time)
 ;
--- Their content lines, one row each (product, quantity, price × quantity):
--- attribution per product.
-CREATE TABLE IF NOT EXISTS report_attributed_lines
+-- Attributed purchases per 15-minute bucket, currency and channels (orders,
+-- revenue), and their lines per product (orders containing it, units, line
+-- revenue): what an attribution report reads.
+CREATE TABLE IF NOT EXISTS report_attribution
 (
     pixel_id   LowCardinality(String),
     day        Date,
     generation UInt64,
-    event_time DateTime64(3, 'UTC'),
+    bucket     DateTime('UTC'),
     currency   LowCardinality(String),
     channels   Array(LowCardinality(String)),
-    product    String,
-    quantity   UInt32,
-    amount     Decimal(18, 4),
-    first_of_product Bool
+    orders     UInt64,
+    revenue    Decimal(38, 4)
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(day)
-ORDER BY (pixel_id, event_time)
+ORDER BY (pixel_id, bucket)
+;
+CREATE TABLE IF NOT EXISTS report_attribution_lines
+(
+    pixel_id   LowCardinality(String),
+    day        Date,
+    generation UInt64,
+    bucket     DateTime('UTC'),
+    currency   LowCardinality(String),
+    channels   Array(LowCardinality(String)),
+    product    String,
+    orders     UInt64,
+    units      UInt64,
+    amount     Decimal(38, 4)
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (pixel_id, bucket)
