@@ -275,7 +275,7 @@ def _build(client: Client, pixel_id: str, days: list[date], wanted: dict[date, s
     client.command(
         f"INSERT INTO {EVENTS_TABLE} (pixel_id, day, generation, {', '.join(MERGED_COLUMNS)})"
         f" SELECT pixel_id, toDate(event_time), {generation}, {merged_columns}, {VISITOR}"
-        f" FROM ({merged_events_sql(_IDENTITIES_IN_RANGE)})",
+        f" FROM ({merged_events_sql(_IDENTITIES_IN_RANGE, _MERGED_INPUTS)})",
         parameters={"pixel": pixel_id, "start": start, "end": end},
     )
     parameters = {"pixel": pixel_id, "lo": days[0], "hi": days[-1], "g": generation}
@@ -414,6 +414,8 @@ def _collect(
         )
 
 
+# The merged columns the cache keeps (the visitor is computed from anonymous_id).
+_MERGED_INPUTS: Final = tuple(c.strip("`") for c in MERGED_COLUMNS if c != "visitor")
 _THIS_GENERATION: Final = (
     f"SELECT {', '.join(MERGED_COLUMNS)} FROM {EVENTS_TABLE} WHERE pixel_id = {{pixel:String}}"
     " AND day >= {lo:Date} AND day <= {hi:Date} AND generation = {g:UInt64}"

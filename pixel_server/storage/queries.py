@@ -19,6 +19,8 @@ background merges have collapsed anything yet.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 WINDOW_SECONDS = 48 * 3600
 # Copies up to this long before the report's start still decide which
 # occurrence an in-range copy belongs to.
@@ -71,9 +73,13 @@ def _merged_columns() -> list[str]:
     ]
     for name, present in _ORDER_FIELDS.items():
         cols.append(f"argMax(c_{name}, {_ORDER_KEY.format(present=present)}) AS {name}")
+    # The content arrays come from one copy: one argMax of them all (an
+    # argMax per array copies every array once more, and costs a third of the merge).
     key = _ORDER_KEY.format(present="length(c_contents_content_id) > 0")
-    for name in _CONTENT_FIELDS:
-        cols.append(f"argMax(c_contents_{name}, {key}) AS `contents.{name}`")
+    lines = ", ".join(f"c_contents_{name}" for name in _CONTENT_FIELDS)
+    cols.append(f"argMax(({lines}), {key}) AS c_lines")
+    for i, name in enumerate(_CONTENT_FIELDS, 1):
+        cols.append(f"c_lines.{i} AS `contents.{name}`")
     for name in _IDENTITY_FIELDS:
         key = _IDENTITY_KEY.format(present=f"c_{name} != ''")
         cols.append(f"argMax(c_{name}, {key}) AS {name}")
@@ -82,15 +88,29 @@ def _merged_columns() -> list[str]:
     return cols
 
 
-def merged_events_sql(extra_where: str = "") -> str:
+def _output_name(column: str) -> str:
+    return column.rsplit(" AS ", 1)[1].strip("`")
+
+
+def merged_events_sql(extra_where: str = "", columns: Collection[str] | None = None) -> str:
     """A subquery yielding one merged row per event of ``{pixel:String}`` whose
     (merged) event time lies in ``[{start:DateTime64(3)}, {end:DateTime64(3)})``.
 
     ``extra_where`` narrows the copies read (e.g. ``event IN ('Purchase')``).
+    ``columns`` keeps only those merged columns (and the identity): each column
+    is an aggregate over every copy, so the fewer, the faster the merge.
     """
     narrow = f" AND ({extra_where})" if extra_where else ""
-    return f"""
-SELECT {", ".join(_merged_columns())}
+    merged = _merged_columns()
+    if columns is not None:
+        keep = {*columns, "pixel_id", "event", "event_id"}
+        unknown = keep - {_output_name(c) for c in merged}
+        assert not unknown, unknown
+        if any(name.startswith("contents.") for name in keep):
+            keep.add("c_lines")
+        merged = [c for c in merged if _output_name(c) in keep]
+    grouped = f"""
+SELECT {", ".join(merged)}
 FROM
 (
     SELECT {", ".join(_inner_columns())},
@@ -105,3 +125,6 @@ FROM
 GROUP BY c_pixel_id, c_event, c_event_id, c_occurrence
 HAVING min(c_event_time) >= {{start:DateTime64(3)}}
 """
+    if any(_output_name(c) == "c_lines" for c in merged):
+        return f"SELECT * EXCEPT (c_lines) FROM ({grouped})"
+    return grouped
