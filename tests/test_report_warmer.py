@@ -82,3 +82,24 @@ def test_the_background_thread_warms_after_an_insert(
         assert page.status_code == 200
         assert runtime.metrics.report_days_rebuilt.labels("request")._value.get() == 0
         assert b"pixel_report_days_rebuilt_total" in client.get("/metrics").content
+
+
+def test_a_pass_warms_changed_days_outside_the_dashboard_range(
+    tmp_path_factory: pytest.TempPathFactory, engine_dir: Path
+) -> None:
+    """Copies landing on an old day (a back-end import, late webhooks) are
+    merged by the warmer too, with the days they can affect."""
+    with app_client(shared_settings(tmp_path_factory, engine_dir)) as client:
+        runtime = runtime_of(client)
+        pixel = add_pixel(runtime, timezone=TZ)
+        today = datetime.now(UTC).date()
+        recent = generate(pixel_id=pixel["id"], tz=TZ, visitors=30, days=1, first_day=today)
+        runtime.insert_events(recent.records, "warm-recent")
+        assert runtime.warmer.run_once() == [pixel["id"]]  # first pass: the dashboard's range
+        old_day = today - timedelta(days=200)
+        old = generate(pixel_id=pixel["id"], tz="UTC", visitors=30, days=1, first_day=old_day)
+        runtime.insert_events(old.records, "warm-old")
+        assert runtime.warmer.run_once() == [pixel["id"]]
+        ch = runtime.database.client()
+        start = datetime.combine(old_day, datetime.min.time(), UTC)
+        assert cache.prepare(ch, pixel["id"], start, start + timedelta(days=1)) == []

@@ -4,12 +4,14 @@ Reports are exact because :func:`.cache.prepare` re-merges, before the report
 runs, every cached day whose copies changed. For a busy shop that costs
 seconds on the first view after new events arrive, and minutes on the very
 first view (every day of the range merged once). The warmer pays those costs
-ahead: every ``interval`` seconds it reads the per-pixel change summary
-ClickHouse keeps on every insert (``report_day_stats``) and, for each pixel
-whose copies changed since its last pass, prepares the range the dashboard
-opens with (the last 30 days, plus attribution's look-back), newest week
-first. A report arriving meanwhile waits only for the week being merged
-(the per-pixel lock in :mod:`.cache`), never for the whole pass.
+ahead: every ``interval`` seconds it reads the per-day change summary
+ClickHouse keeps on every insert (``report_day_stats``: copies and latest
+arrival per pixel and UTC day) and prepares, per pixel, the days whose copies
+changed since its last pass, with the days they can affect (two before: late
+twins; 28 after: attribution). The first pass after a start also prepares the
+range the dashboard opens with (the last 30 days and attribution's
+look-back). Work goes newest week first; a report arriving meanwhile waits
+only for the week being merged (the per-pixel lock in :mod:`.cache`).
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Final
 
 from clickhouse_connect.driver.client import Client
@@ -28,13 +31,15 @@ from pixel_server.metrics import Metrics
 from pixel_server.registry import PixelRegistry
 from pixel_server.reports import cache, needed_range
 from pixel_server.reports.base import WINDOWS, parse_params
+from pixel_server.reports.rollups import ATTRIBUTION_LOOKBACK_DAYS
 
 log = logging.getLogger(__name__)
 
 CHUNK: Final = timedelta(days=7)
+HORIZON: Final = timedelta(days=400)  # older days are left to the reports that ask
 _CHANGES: Final = """
-SELECT pixel_id, toString(countMerge(copies)) || '@' || toString(maxMerge(last_received))
-FROM report_day_stats WHERE day >= {lo:Date} GROUP BY pixel_id
+SELECT pixel_id, day, toString(countMerge(copies)) || '@' || toString(maxMerge(last_received))
+FROM report_day_stats WHERE day >= {lo:Date} GROUP BY pixel_id, day
 """
 
 
@@ -52,7 +57,8 @@ class Warmer:
         self._interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._seen: dict[str, str] = {}  # pixel -> change summary at its last complete pass
+        # pixel -> day -> change summary, as of its last complete pass
+        self._seen: dict[str, dict[date, str]] = {}
 
     def start(self) -> None:
         if self._interval <= 0:
@@ -76,31 +82,43 @@ class Warmer:
     def run_once(self) -> list[str]:
         """One pass: warm every pixel whose copies changed; returns the pixels warmed."""
         client = self._client()
-        lo = (datetime.now(UTC) - timedelta(days=400)).date()
-        changes = dict(client.query(_CHANGES, parameters={"lo": lo}).result_rows)
+        today = datetime.now(UTC).date()
+        result = client.query(_CHANGES, parameters={"lo": today - HORIZON})
+        changes: dict[str, dict[date, str]] = defaultdict(dict)
+        for pixel_id, day, summary in result.result_rows:
+            changes[pixel_id][day] = summary
         warmed = []
-        for pixel_id, summary in changes.items():
+        for pixel_id, days in changes.items():
             pixel = self._registry.get(pixel_id)
-            if pixel is None or self._seen.get(pixel_id) == summary:
+            seen = self._seen.get(pixel_id)
+            if pixel is None or seen == days:
                 continue
-            if self._warm(client, pixel_id, pixel.timezone):
-                self._seen[pixel_id] = summary
+            ranges = []
+            if seen is None:  # first pass: what the dashboard opens with
+                params = parse_params(pixel_id, {}, pixel.timezone)
+                ranges.append(needed_range("attribution", replace(params, window=max(WINDOWS))))
+            changed = sorted(d for d, summary in days.items() if (seen or {}).get(d) != summary)
+            if changed and seen is not None:
+                first = changed[0] - timedelta(days=cache.NEIGHBOURS)
+                last = min(changed[-1] + timedelta(days=ATTRIBUTION_LOOKBACK_DAYS), today)
+                ranges.append((_midnight(first), _midnight(last + timedelta(days=1))))
+            if self._warm(client, pixel_id, ranges):
+                self._seen[pixel_id] = days
                 warmed.append(pixel_id)
         return warmed
 
-    def _warm(self, client: Client, pixel_id: str, tz: str) -> bool:
-        """Prepare the dashboard's default range, newest week first; False if stopped."""
-        params = parse_params(pixel_id, {}, tz)
-        start, end = needed_range("attribution", replace(params, window=max(WINDOWS)))
+    def _warm(self, client: Client, pixel_id: str, ranges: list[tuple[datetime, datetime]]) -> bool:
+        """Prepare ``ranges``, newest week first; False if stopped midway."""
         started = time.perf_counter()
         rebuilt = 0
-        upper = end
-        while upper > start:
-            if self._stop.is_set():
-                return False
-            lower = max(start, upper - CHUNK)
-            rebuilt += len(cache.prepare(client, pixel_id, lower, upper))
-            upper = lower
+        for start, end in ranges:
+            upper = end
+            while upper > start:
+                if self._stop.is_set():
+                    return False
+                lower = max(start, upper - CHUNK)
+                rebuilt += len(cache.prepare(client, pixel_id, lower, upper))
+                upper = lower
         self._metrics.report_days_rebuilt.labels("warmer").inc(rebuilt)
         if rebuilt:
             log.info(
@@ -112,3 +130,7 @@ class Warmer:
                 },
             )
         return True
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time(), UTC)

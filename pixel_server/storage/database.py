@@ -22,6 +22,7 @@ class Database:
     def __init__(self, target: Target) -> None:
         self.target = target
         self._client: Client | None = None
+        self._readers: list[Client] = []
         self._lock = threading.Lock()
         self.last_error: str | None = None
 
@@ -49,6 +50,16 @@ class Database:
                 self.last_error = None
             return self._client
 
+    def readers(self, n: int) -> list[Client]:
+        """``n`` clients for reads that may run at once: the main client and
+        ``n - 1`` more, kept for reuse. A client runs one query at a time (the
+        embedded engine serialises calls per client, not per engine)."""
+        main = self.client()
+        with self._lock:
+            while len(self._readers) < n - 1:
+                self._readers.append(connect(self.target))
+            return [main, *self._readers[: n - 1]]
+
     def check(self) -> str | None:
         """None when ClickHouse answers and the schema is current, else the reason."""
         try:
@@ -65,9 +76,12 @@ class Database:
 
     def close(self) -> None:
         with self._lock:
-            if self._client is not None:
+            for client in [self._client, *self._readers]:
+                if client is None:
+                    continue
                 try:
-                    self._client.close()
+                    client.close()
                 except Exception:  # closing a broken connection is best effort
                     log.debug("error closing ClickHouse client", exc_info=True)
-                self._client = None
+            self._client = None
+            self._readers = []
