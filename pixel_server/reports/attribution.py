@@ -72,27 +72,25 @@ def _rollup(table: str, cached: bool) -> str:
     return select(_attributed(cached))
 
 
-def _refunds(cached: bool) -> str:
-    """The range's refunds with the channel of their order's first purchase
-    (up to 90 days before the range: ``{pstart}``); an order not found is direct."""
-    refunds = merged(("Refund",), cached=cached)
+@functools.cache
+def refunds_sql(cached: bool) -> str:
+    """The range's refunds: few rows, netted in Python."""
     return f"""
-SELECT r.value AS value, r.currency AS currency, r.ids AS ids, r.groups AS groups,
-       r.qtys AS qtys, r.prices AS prices, if(o.found = 1, o.channel, 'direct') AS channel
-FROM
-(
-    SELECT order_id, value, currency, `contents.content_id` AS ids,
-           `contents.item_group_id` AS groups, `contents.quantity` AS qtys,
-           `contents.price` AS prices
-    FROM ({refunds})
-) AS r
-LEFT JOIN
-(
-    SELECT order_id, argMin(channels[{{slot:UInt8}}], event_time) AS channel, toUInt8(1) AS found
-    FROM ({_attributed(cached, start="pstart")})
-    WHERE order_id != '' AND order_id IN (SELECT order_id FROM ({refunds}))
-    GROUP BY order_id
-) AS o ON r.order_id = o.order_id
+SELECT order_id, currency, value, `contents.content_id`, `contents.item_group_id`,
+       `contents.quantity`, `contents.price`
+FROM ({merged(("Refund",), cached=cached)})
+"""
+
+
+@functools.cache
+def orders_sql(cached: bool) -> str:
+    """The channel of each refunded order's first purchase, up to 90 days
+    before the range (``{pstart}``)."""
+    return f"""
+SELECT order_id, argMin(channels[{{slot:UInt8}}], event_time)
+FROM ({_attributed(cached, start="pstart")})
+WHERE order_id IN {{orders:Array(String)}}
+GROUP BY order_id
 """
 
 
@@ -112,12 +110,6 @@ SELECT 0, channels[{{slot:UInt8}}] AS channel, currency, product,
 FROM ({_rollup("report_attribution_lines", cached)})
 GROUP BY channel, currency, product
 """
-
-
-@functools.cache
-def refunds_sql(cached: bool) -> str:
-    """The range's refunds, with their order's channel: few rows, netted in Python."""
-    return f"SELECT channel, currency, value, ids, groups, qtys, prices FROM ({_refunds(cached)})"
 
 
 def run(client: Client, params: ReportParams, cached: bool = False) -> Report:
@@ -163,9 +155,11 @@ def run(client: Client, params: ReportParams, cached: bool = False) -> Report:
             row["orders"] += int(orders)
             row["units"] += int(units)
             row["revenue"] += money(amount)
-    for channel, currency, value, ids, groups, qtys, prices in rows(
-        client, refunds_sql(cached), qp
-    ):
+    refunds = rows(client, refunds_sql(cached), qp)
+    orders = sorted({r[0] for r in refunds if r[0]})
+    channel_of = dict(rows(client, orders_sql(cached), {**qp, "orders": orders})) if orders else {}
+    for order_id, currency, value, ids, groups, qtys, prices in refunds:
+        channel = channel_of.get(order_id, "direct")  # an order not found is direct
         channel_row(channel, currency)["revenue"] += money(value)
         for content_id, group, quantity, price in zip(ids, groups, qtys, prices, strict=True):
             line = product_row(channel, currency, group or content_id)

@@ -118,7 +118,7 @@ def prepare(client: Client, pixel_id: str, start: datetime, end: datetime) -> li
     """Make the cached days overlapping [start, end) current (merged and
     attributed); returns the days rebuilt or re-attributed."""
     with _pixel_lock(pixel_id):
-        return _prepare(client, pixel_id, start, end)
+        return _prepare(client, pixel_id, start, end)[0]
 
 
 @dataclass(frozen=True)
@@ -132,11 +132,15 @@ class _Day:
     attributed: int
 
 
-def _days_state(client: Client, pixel_id: str, first: date, last: date) -> dict[date, _Day]:
+def _days_state(
+    client: Client, pixel_id: str, first: date = date.min, last: date = date.max
+) -> dict[date, _Day]:
+    """The current row of each cached day (all of the pixel's by default: a few
+    hundred rows, and the reads' parameters come from them)."""
     result = client.query(
         f"SELECT day, generation, fingerprint, touches, basis, attributed FROM {DAYS_TABLE}"
         " FINAL WHERE pixel_id = {p:String} AND day >= {lo:Date} AND day <= {hi:Date}",
-        parameters={"p": pixel_id, "lo": first, "hi": last},
+        parameters={"p": pixel_id, "lo": max(first, _EPOCH), "hi": min(last, _LAST_DATE)},
     )
     return {
         r[0]: _Day(int(r[1]), str(r[2]).split("|"), int(r[3]), int(r[4]), int(r[5]))
@@ -144,7 +148,24 @@ def _days_state(client: Client, pixel_id: str, first: date, last: date) -> dict[
     }
 
 
-def _prepare(client: Client, pixel_id: str, start: datetime, end: datetime) -> list[date]:
+_EPOCH: Final = date(1970, 1, 1)
+_LAST_DATE: Final = date(2149, 6, 6)  # ClickHouse's Date ends here
+
+
+def _parameters(have: dict[date, _Day]) -> dict[str, list[Any]]:
+    """What cached reads take as parameters (see ``_CURRENT``)."""
+    days = sorted(have)
+    return {
+        "current_days": days,
+        "current_generations": [have[d].generation for d in days],
+        "attributed_generations": [have[d].attributed for d in days],
+    }
+
+
+def _prepare(
+    client: Client, pixel_id: str, start: datetime, end: datetime
+) -> tuple[list[date], dict[date, _Day]]:
+    """:func:`prepare`; also returns every cached day's current row."""
     # Taken before the stats: a copy they miss was inserted after this instant.
     now_ms = int(client.command("SELECT toUnixTimestamp64Milli(now64(3))"))
     first, last = utc_days(start, end)
@@ -152,7 +173,7 @@ def _prepare(client: Client, pixel_id: str, start: datetime, end: datetime) -> l
     first_merged = first - timedelta(days=ATTRIBUTION_LOOKBACK_DAYS)
     parts = fingerprints(client, pixel_id, first_merged, last)
     wanted = {d: f"{own}|{after}|{now_ms}" for d, (own, after, _) in parts.items()}
-    have = _days_state(client, pixel_id, first_merged, last)
+    have = _days_state(client, pixel_id)
     stale: list[date] = []
     recheck: list[tuple[date, _Day]] = []
     for day, (own, after, _) in parts.items():
@@ -188,7 +209,7 @@ def _prepare(client: Client, pixel_id: str, start: datetime, end: datetime) -> l
     for run in _runs(d for d in stale if d not in empty):
         _build(client, pixel_id, run, wanted)
     if stale or current:
-        have = _days_state(client, pixel_id, first_merged, last)
+        have = _days_state(client, pixel_id)
     # Then every day of the range is attributed from the touches now current.
     digests = {d: state.touches for d, state in have.items()}
     unattributed = [
@@ -196,7 +217,9 @@ def _prepare(client: Client, pixel_id: str, start: datetime, end: datetime) -> l
     ]
     for run in _runs(unattributed):
         _attribute(client, pixel_id, run, have, digests)
-    return sorted(set(stale) | set(unattributed))
+    if unattributed:
+        have = _days_state(client, pixel_id)
+    return sorted(set(stale) | set(unattributed)), have
 
 
 def _runs(days: Iterable[date]) -> list[list[date]]:
@@ -447,16 +470,7 @@ def current(client: Client, pixel_id: str) -> dict[str, list[Any]]:
     """The current generations of the pixel's cached days: the query parameters
     every cached read takes (``current_days``, ``current_generations``,
     ``attributed_generations``)."""
-    result = client.query(
-        f"SELECT day, generation, attributed FROM {DAYS_TABLE} FINAL WHERE pixel_id = {{p:String}}",
-        parameters={"p": pixel_id},
-    )
-    rows = result.result_rows
-    return {
-        "current_days": [r[0] for r in rows],
-        "current_generations": [int(r[1]) for r in rows],
-        "attributed_generations": [int(r[2]) for r in rows],
-    }
+    return _parameters(_days_state(client, pixel_id))
 
 
 @contextmanager
@@ -467,8 +481,8 @@ def reading(
     caller reads: yields the days rebuilt and the :func:`current` parameters,
     which stay valid inside the block (no build deletes their rows meanwhile)."""
     with _pixel_lock(pixel_id):
-        rebuilt = _prepare(client, pixel_id, start, end)
-        yield rebuilt, current(client, pixel_id)
+        rebuilt, have = _prepare(client, pixel_id, start, end)
+        yield rebuilt, _parameters(have)
 
 
 def merged_sql(where: str, start: str = "start", end: str = "end") -> str:

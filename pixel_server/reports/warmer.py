@@ -35,7 +35,9 @@ from pixel_server.reports.rollups import ATTRIBUTION_LOOKBACK_DAYS
 
 log = logging.getLogger(__name__)
 
-CHUNK: Final = timedelta(days=7)
+# Days prepared per call: the pixel's builds hold its lock that long, so a
+# report waits at most for one chunk; each call also checks the 28 days before.
+CHUNK: Final = timedelta(days=14)
 HORIZON: Final = timedelta(days=400)  # older days are left to the reports that ask
 _CHANGES: Final = """
 SELECT pixel_id, day, toString(countMerge(copies)) || '@' || toString(maxMerge(last_received))
@@ -100,7 +102,9 @@ class Warmer:
             changed = sorted(d for d, summary in days.items() if (seen or {}).get(d) != summary)
             if changed and seen is not None:
                 first = changed[0] - timedelta(days=cache.NEIGHBOURS)
-                last = min(changed[-1] + timedelta(days=ATTRIBUTION_LOOKBACK_DAYS), today)
+                last = min(
+                    changed[-1] + timedelta(days=ATTRIBUTION_LOOKBACK_DAYS), max(today, changed[-1])
+                )
                 ranges.append((_midnight(first), _midnight(last + timedelta(days=1))))
             if self._warm(client, pixel_id, ranges):
                 self._seen[pixel_id] = days
