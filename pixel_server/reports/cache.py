@@ -215,7 +215,17 @@ def _prepare(
     unattributed = [
         d for d in _days(first, last) if d in have and have[d].basis != _basis(d, digests)
     ]
-    for run in _runs(unattributed):
+    # A day without copies has no purchases: only its basis is brought up to date.
+    bare = [
+        _day_row(
+            pixel_id, d, replace(have[d], basis=_basis(d, digests)), "|".join(have[d].fingerprint)
+        )
+        for d in unattributed
+        if not parts[d][2]
+    ]
+    if bare:
+        client.insert(DAYS_TABLE, bare, column_names=_DAY_COLUMNS)
+    for run in _runs(d for d in unattributed if parts[d][2]):
         _attribute(client, pixel_id, run, have, digests)
     if unattributed:
         have = _days_state(client, pixel_id)
