@@ -10,8 +10,8 @@ arrival per pixel and UTC day) and prepares, per pixel, the days whose copies
 changed since its last pass, with the days they can affect (two before: late
 twins; 28 after: attribution). The first pass after a start also prepares the
 range the dashboard opens with (the last 30 days and attribution's
-look-back). Work goes newest week first; a report arriving meanwhile waits
-only for the week being merged (the per-pixel lock in :mod:`.cache`).
+look-back). Work goes newest days first, 14 days per call; a report arriving
+meanwhile waits only for the call under way (the per-pixel lock in :mod:`.cache`).
 """
 
 from __future__ import annotations
