@@ -170,10 +170,29 @@ def _prepare(
     now_ms = int(client.command("SELECT toUnixTimestamp64Milli(now64(3))"))
     first, last = utc_days(start, end)
     # Attributing a day reads the touches of the days before it: merge those too.
-    first_merged = first - timedelta(days=ATTRIBUTION_LOOKBACK_DAYS)
-    parts = fingerprints(client, pixel_id, first_merged, last)
-    wanted = {d: f"{own}|{after}|{now_ms}" for d, (own, after, _) in parts.items()}
+    parts = fingerprints(client, pixel_id, first - timedelta(days=ATTRIBUTION_LOOKBACK_DAYS), last)
     have = _days_state(client, pixel_id)
+    merged = _merge_changed(client, pixel_id, parts, have, now_ms)
+    if merged is not None:
+        have = _days_state(client, pixel_id)
+    # Then every day of the range is attributed from the touches now current.
+    with_copies = {d for d, (_, _, any_copy) in parts.items() if any_copy}
+    attributed = _attribute_changed(client, pixel_id, _days(first, last), have, with_copies)
+    if attributed:
+        have = _days_state(client, pixel_id)
+    return sorted(set(merged or []) | set(attributed)), have
+
+
+def _merge_changed(
+    client: Client,
+    pixel_id: str,
+    parts: dict[date, tuple[str, str, bool]],
+    have: dict[date, _Day],
+    now_ms: int,
+) -> list[date] | None:
+    """Re-merge the days whose copies changed; returns them, or None when no
+    day's row was written at all."""
+    wanted = {d: f"{own}|{after}|{now_ms}" for d, (own, after, _) in parts.items()}
     stale: list[date] = []
     recheck: list[tuple[date, _Day]] = []
     for day, (own, after, _) in parts.items():
@@ -208,28 +227,32 @@ def _prepare(
     # run's attribution finds the days before it current.
     for run in _runs(d for d in stale if d not in empty):
         _build(client, pixel_id, run, wanted)
-    if stale or current:
-        have = _days_state(client, pixel_id)
-    # Then every day of the range is attributed from the touches now current.
+    return stale if stale or current else None
+
+
+def _attribute_changed(
+    client: Client,
+    pixel_id: str,
+    days: list[date],
+    have: dict[date, _Day],
+    with_copies: set[date],
+) -> list[date]:
+    """Attribute again the ``days`` whose earlier days' touches changed; returns them."""
     digests = {d: state.touches for d, state in have.items()}
-    unattributed = [
-        d for d in _days(first, last) if d in have and have[d].basis != _basis(d, digests)
-    ]
+    changed = [d for d in days if d in have and have[d].basis != _basis(d, digests)]
     # A day without copies has no purchases: only its basis is brought up to date.
     bare = [
         _day_row(
             pixel_id, d, replace(have[d], basis=_basis(d, digests)), "|".join(have[d].fingerprint)
         )
-        for d in unattributed
-        if not parts[d][2]
+        for d in changed
+        if d not in with_copies
     ]
     if bare:
         client.insert(DAYS_TABLE, bare, column_names=_DAY_COLUMNS)
-    for run in _runs(d for d in unattributed if parts[d][2]):
+    for run in _runs(d for d in changed if d in with_copies):
         _attribute(client, pixel_id, run, have, digests)
-    if unattributed:
-        have = _days_state(client, pixel_id)
-    return sorted(set(stale) | set(unattributed)), have
+    return changed
 
 
 def _runs(days: Iterable[date]) -> list[list[date]]:
