@@ -132,24 +132,18 @@ class _Day:
     attributed: int
 
 
-def _days_state(
-    client: Client, pixel_id: str, first: date = date.min, last: date = date.max
-) -> dict[date, _Day]:
-    """The current row of each cached day (all of the pixel's by default: a few
-    hundred rows, and the reads' parameters come from them)."""
+def _days_state(client: Client, pixel_id: str) -> dict[date, _Day]:
+    """The current row of each of the pixel's cached days (a few hundred rows;
+    the reads' parameters come from them)."""
     result = client.query(
         f"SELECT day, generation, fingerprint, touches, basis, attributed FROM {DAYS_TABLE}"
-        " FINAL WHERE pixel_id = {p:String} AND day >= {lo:Date} AND day <= {hi:Date}",
-        parameters={"p": pixel_id, "lo": max(first, _EPOCH), "hi": min(last, _LAST_DATE)},
+        " FINAL WHERE pixel_id = {p:String}",
+        parameters={"p": pixel_id},
     )
     return {
         r[0]: _Day(int(r[1]), str(r[2]).split("|"), int(r[3]), int(r[4]), int(r[5]))
         for r in result.result_rows
     }
-
-
-_EPOCH: Final = date(1970, 1, 1)
-_LAST_DATE: Final = date(2149, 6, 6)  # ClickHouse's Date ends here
 
 
 def _parameters(have: dict[date, _Day]) -> dict[str, list[Any]]:
@@ -336,13 +330,8 @@ def _build(client: Client, pixel_id: str, days: list[date], wanted: dict[date, s
     )
     parameters = {"pixel": pixel_id, "lo": days[0], "hi": days[-1], "g": generation}
     for table, rollup in rollups.ROLLUPS.items():
-        columns = ", ".join(rollup.columns)
-        client.command(
-            f"INSERT INTO {table} (pixel_id, generation, {columns})"
-            f" SELECT {{pixel:String}}, {generation}, {columns}"
-            f" FROM ({rollup.select.format(source=_THIS_GENERATION)})",
-            parameters=parameters,
-        )
+        select = rollup.select.format(source=_THIS_GENERATION)
+        _insert(client, table, rollup.columns, select, generation, parameters)
     result = client.query(
         "SELECT day, groupBitXor(cityHash64(visitor, event_time, channel)), count()"
         " FROM report_touches WHERE pixel_id = {pixel:String} AND day >= {lo:Date}"
@@ -350,11 +339,11 @@ def _build(client: Client, pixel_id: str, days: list[date], wanted: dict[date, s
         parameters=parameters,
     )
     touched = {r[0]: _digest(int(r[1]), int(r[2])) for r in result.result_rows}
-    digests = {
-        d: s.touches for d, s in _days_state(client, pixel_id, _before(days), days[0]).items()
-    }
+    # Read now: an earlier run of the same prepare may have changed the days before.
+    state = _days_state(client, pixel_id)
+    digests = {d: s.touches for d, s in state.items() if d < days[0]}
     digests.update({d: touched.get(d, _digest(0, 0)) for d in days})
-    _insert_attributed(client, pixel_id, days, generation, new_generation=generation)
+    _insert_attributed(client, pixel_id, days, generation, state, new_generation=generation)
     client.insert(
         DAYS_TABLE,
         [
@@ -387,7 +376,7 @@ def _attribute(
 ) -> None:
     """Attribute the purchases of ``days`` again (touches before them changed)."""
     attributed = time.time_ns()
-    _insert_attributed(client, pixel_id, days, attributed, new_generation=None)
+    _insert_attributed(client, pixel_id, days, attributed, have, new_generation=None)
     client.insert(
         DAYS_TABLE,
         [
@@ -404,17 +393,18 @@ def _attribute(
     _collect(client, pixel_id, days, _ATTRIBUTION_TABLES, attributed)
 
 
-def _before(days: list[date]) -> date:
-    return days[0] - timedelta(days=ATTRIBUTION_LOOKBACK_DAYS)
-
-
 def _insert_attributed(
-    client: Client, pixel_id: str, days: list[date], generation: int, new_generation: int | None
+    client: Client,
+    pixel_id: str,
+    days: list[date],
+    generation: int,
+    state: dict[date, _Day],
+    new_generation: int | None,
 ) -> None:
     """Attribute the purchases of ``days`` into ``report_attributed`` as
     ``generation``. Merged rows and the touches of ``days`` come from
-    ``new_generation`` (being built) or else the current one; the touches of
-    the days before from the current generation."""
+    ``new_generation`` (being built) or else the current one (as in ``state``);
+    the touches of the days before from the current generation."""
     if new_generation is None:
         purchases = merged_sql("event = 'Purchase'", "start", "end")
         own_touches = _CURRENT
@@ -426,34 +416,41 @@ SELECT visitor, event_time, channel FROM report_touches
 WHERE pixel_id = {{pixel:String}} AND day >= {{before:Date}} AND day <= {{hi:Date}}
   AND if(day < {{lo:Date}}, {_CURRENT}, {own_touches})
   AND visitor IN (SELECT visitor FROM ({purchases}))"""
-    columns = ", ".join(ATTRIBUTED_COLUMNS)
     parameters = {
-        **current(client, pixel_id),
+        **_parameters(state),
         "pixel": pixel_id,
         "lo": days[0],
         "hi": days[-1],
-        "before": _before(days),
+        "before": days[0] - timedelta(days=ATTRIBUTION_LOOKBACK_DAYS),
         "g": new_generation or 0,
         "start": datetime.combine(days[0], datetime.min.time(), UTC),
         "end": datetime.combine(days[-1] + timedelta(days=1), datetime.min.time(), UTC),
     }
-    client.command(
-        f"INSERT INTO {ATTRIBUTED_TABLE} (pixel_id, generation, {columns})"
-        f" SELECT {{pixel:String}}, {generation}, {columns}"
-        f" FROM ({rollups.attributed_select(purchases, touches)})",
-        parameters=parameters,
-    )
+    attributed = rollups.attributed_select(purchases, touches)
+    _insert(client, ATTRIBUTED_TABLE, ATTRIBUTED_COLUMNS, attributed, generation, parameters)
     this = (
         f"SELECT * FROM {ATTRIBUTED_TABLE} WHERE pixel_id = {{pixel:String}}"
         f" AND day >= {{lo:Date}} AND day <= {{hi:Date}} AND generation = {generation}"
     )
     for table, columns, select in _ATTRIBUTION_ROLLUPS:
-        names = ", ".join(columns)
-        client.command(
-            f"INSERT INTO {table} (pixel_id, generation, {names})"
-            f" SELECT {{pixel:String}}, {generation}, {names} FROM ({select(this)})",
-            parameters=parameters,
-        )
+        _insert(client, table, columns, select(this), generation, parameters)
+
+
+def _insert(
+    client: Client,
+    table: str,
+    columns: Iterable[str],
+    select: str,
+    generation: int,
+    parameters: dict[str, Any],
+) -> None:
+    """Store ``select``'s ``columns`` in ``table`` as ``{pixel}``'s ``generation``."""
+    names = ", ".join(columns)
+    client.command(
+        f"INSERT INTO {table} (pixel_id, generation, {names})"
+        f" SELECT {{pixel:String}}, {generation}, {names} FROM ({select})",
+        parameters=parameters,
+    )
 
 
 def _collect(
@@ -518,50 +515,45 @@ def reading(
         yield rebuilt, _parameters(have)
 
 
-def merged_sql(where: str, start: str = "start", end: str = "end") -> str:
-    """Cached merged events of ``{pixel}`` in ``[{start}, {end})``, current generations only."""
+def _read_sql(
+    table: str,
+    columns: Iterable[str],
+    time_column: str,
+    current: str,
+    start: str,
+    end: str,
+    where: str = "",
+) -> str:
+    """Cached rows of ``table`` for ``{pixel}`` with ``time_column`` in
+    ``[{start}, {end})``, of the generations ``current`` picks."""
     narrow = f" AND ({where})" if where else ""
     return f"""
-SELECT {", ".join(MERGED_COLUMNS)}
-FROM {EVENTS_TABLE}
+SELECT {", ".join(columns)}
+FROM {table}
 WHERE pixel_id = {{pixel:String}}
-  AND event_time >= {{{start}:DateTime64(3)}} AND event_time < {{{end}:DateTime64(3)}}{narrow}
-  AND {_CURRENT}
+  AND {time_column} >= {{{start}:DateTime64(3)}} AND {time_column} < {{{end}:DateTime64(3)}}{narrow}
+  AND {current}
 """
+
+
+def merged_sql(where: str, start: str = "start", end: str = "end") -> str:
+    """Cached merged events of ``{pixel}`` in ``[{start}, {end})``, current generations only."""
+    return _read_sql(EVENTS_TABLE, MERGED_COLUMNS, "event_time", _CURRENT, start, end, where)
 
 
 def rollup_sql(table: str, start: str = "start", end: str = "end") -> str:
     """Cached rows of rollup ``table`` for ``{pixel}`` in ``[{start}, {end})``."""
     rollup = rollups.ROLLUPS[table]
-    time_column = rollup.time_column
-    return f"""
-SELECT {", ".join(rollup.columns)}
-FROM {table}
-WHERE pixel_id = {{pixel:String}}
-  AND {time_column} >= {{{start}:DateTime64(3)}} AND {time_column} < {{{end}:DateTime64(3)}}
-  AND {_CURRENT}
-"""
+    return _read_sql(table, rollup.columns, rollup.time_column, _CURRENT, start, end)
 
 
 def attributed_sql(start: str = "start", end: str = "end") -> str:
     """Cached attributed purchases of ``{pixel}`` in ``[{start}, {end})``."""
-    return f"""
-SELECT {", ".join(ATTRIBUTED_COLUMNS)}
-FROM {ATTRIBUTED_TABLE}
-WHERE pixel_id = {{pixel:String}}
-  AND event_time >= {{{start}:DateTime64(3)}} AND event_time < {{{end}:DateTime64(3)}}
-  AND {_ATTRIBUTED}
-"""
+    return _read_sql(ATTRIBUTED_TABLE, ATTRIBUTED_COLUMNS, "event_time", _ATTRIBUTED, start, end)
 
 
 def attribution_sql(table: str) -> str:
     """Cached rows of an attribution rollup (``report_attribution``,
     ``report_attribution_lines``) in ``[{start}, {end})``."""
-    columns = dict((t, c) for t, c, _ in _ATTRIBUTION_ROLLUPS)[table]
-    return f"""
-SELECT {", ".join(columns)}
-FROM {table}
-WHERE pixel_id = {{pixel:String}}
-  AND bucket >= {{start:DateTime64(3)}} AND bucket < {{end:DateTime64(3)}}
-  AND {_ATTRIBUTED}
-"""
+    columns = {t: c for t, c, _ in _ATTRIBUTION_ROLLUPS}[table]
+    return _read_sql(table, columns, "bucket", _ATTRIBUTED, "start", "end")
