@@ -47,9 +47,8 @@ from pixel_server.reports.base import (
 )
 from pixel_server.reports.rollups import (
     ATTRIBUTION_LOOKBACK_DAYS,
+    ATTRIBUTION_ROLLUPS,
     attributed_select,
-    attribution_lines_select,
-    attribution_select,
     channel_slot,
 )
 
@@ -68,8 +67,7 @@ def _rollup(table: str, cached: bool) -> str:
     """An attribution rollup of the range (``report_attribution[_lines]``)."""
     if cached:
         return cache.attribution_sql(table)
-    select = attribution_select if table == "report_attribution" else attribution_lines_select
-    return select(_attributed(cached))
+    return ATTRIBUTION_ROLLUPS[table].select.format(source=_attributed(cached))
 
 
 @functools.cache

@@ -432,8 +432,9 @@ WHERE pixel_id = {{pixel:String}} AND day >= {{before:Date}} AND day <= {{hi:Dat
         f"SELECT * FROM {ATTRIBUTED_TABLE} WHERE pixel_id = {{pixel:String}}"
         f" AND day >= {{lo:Date}} AND day <= {{hi:Date}} AND generation = {generation}"
     )
-    for table, columns, select in _ATTRIBUTION_ROLLUPS:
-        _insert(client, table, columns, select(this), generation, parameters)
+    for table, rollup in rollups.ATTRIBUTION_ROLLUPS.items():
+        select = rollup.select.format(source=this)
+        _insert(client, table, rollup.columns, select, generation, parameters)
 
 
 def _insert(
@@ -474,15 +475,7 @@ _THIS_GENERATION: Final = (
     " AND day >= {lo:Date} AND day <= {hi:Date} AND generation = {g:UInt64}"
 )
 ATTRIBUTED_TABLE: Final = "report_attributed"
-_ATTRIBUTION_ROLLUPS: Final = (
-    ("report_attribution", rollups.ATTRIBUTION_COLUMNS, rollups.attribution_select),
-    (
-        "report_attribution_lines",
-        rollups.ATTRIBUTION_LINE_COLUMNS,
-        rollups.attribution_lines_select,
-    ),
-)
-_ATTRIBUTION_TABLES: Final = (ATTRIBUTED_TABLE, *(t for t, _, _ in _ATTRIBUTION_ROLLUPS))
+_ATTRIBUTION_TABLES: Final = (ATTRIBUTED_TABLE, *rollups.ATTRIBUTION_ROLLUPS)
 
 # Readers take each day's current generation from a snapshot of report_days
 # passed as parameters (:func:`current`): a lookup per row, no subquery.
@@ -555,5 +548,5 @@ def attributed_sql(start: str = "start", end: str = "end") -> str:
 def attribution_sql(table: str) -> str:
     """Cached rows of an attribution rollup (``report_attribution``,
     ``report_attribution_lines``) in ``[{start}, {end})``."""
-    columns = {t: c for t, c, _ in _ATTRIBUTION_ROLLUPS}[table]
-    return _read_sql(table, columns, "bucket", _ATTRIBUTED, "start", "end")
+    rollup = rollups.ATTRIBUTION_ROLLUPS[table]
+    return _read_sql(table, rollup.columns, rollup.time_column, _ATTRIBUTED, "start", "end")

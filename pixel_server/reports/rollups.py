@@ -240,40 +240,6 @@ FROM
 """
 
 
-# Attributed purchases per bucket, currency and channels: orders and revenue;
-# their lines per product as well: orders containing it, units, line revenue.
-ATTRIBUTION_COLUMNS: Final = ("day", "bucket", "currency", "channels", "orders", "revenue")
-ATTRIBUTION_LINE_COLUMNS: Final = (
-    "day",
-    "bucket",
-    "currency",
-    "channels",
-    "product",
-    "orders",
-    "units",
-    "amount",
-)
-
-
-def attribution_select(attributed: str) -> str:
-    return f"""
-SELECT toDate(bucket) AS day, {BUCKET} AS bucket, currency, channels, count() AS orders,
-       sum(ifNull(value, toDecimal64(0, 4))) AS revenue
-FROM ({attributed})
-GROUP BY bucket, currency, channels
-"""
-
-
-def attribution_lines_select(attributed: str) -> str:
-    lines = lines_select(attributed, "event_time, currency, channels")
-    return f"""
-SELECT toDate(bucket) AS day, {BUCKET} AS bucket, currency, channels, product,
-       countIf(first_of_product) AS orders, sum(quantity) AS units, sum(amount) AS amount
-FROM ({lines})
-GROUP BY bucket, currency, channels, product
-"""
-
-
 def lines_select(rows: str, keep: str) -> str:
     """The content lines of ``rows`` (with ``ids``, ``groups``, ``qtys``,
     ``prices``), one row each: ``keep`` (columns of ``rows``), the line's
@@ -288,3 +254,24 @@ ARRAY JOIN arrayZip(products, qtys,
                     arrayMap((q, p) -> ifNull(p, toDecimal64(0, 4)) * q, qtys, prices),
                     arrayEnumerateUniq(products)) AS line
 """
+
+
+# Rollups of attributed purchases (``{source}``: rows of report_attributed):
+# per bucket, currency and channels, orders and revenue; their lines per
+# product as well: orders containing it, units, line revenue.
+ATTRIBUTION_ROLLUPS: Final[dict[str, Rollup]] = {
+    "report_attribution": Rollup(
+        ("day", "bucket", "currency", "channels", "orders", "revenue"),
+        f"""SELECT toDate(bucket) AS day, {BUCKET} AS bucket, currency, channels,
+       count() AS orders, sum(ifNull(value, toDecimal64(0, 4))) AS revenue
+FROM ({{source}})
+GROUP BY bucket, currency, channels""",
+    ),
+    "report_attribution_lines": Rollup(
+        ("day", "bucket", "currency", "channels", "product", "orders", "units", "amount"),
+        f"""SELECT toDate(bucket) AS day, {BUCKET} AS bucket, currency, channels, product,
+       countIf(first_of_product) AS orders, sum(quantity) AS units, sum(amount) AS amount
+FROM ({lines_select("{source}", "event_time, currency, channels")})
+GROUP BY bucket, currency, channels, product""",
+    ),
+}
