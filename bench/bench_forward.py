@@ -48,6 +48,7 @@ from pixel_server.sinks.tiktok import Forwarder
 from pixel_server.storage.client import parse_url
 from pixel_server.storage.database import Database
 from pixel_server.storage.pixels import Pixel
+from tests.standins.registry import StaticPixels
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -57,18 +58,6 @@ TARGET_EPS = 20_000.0
 TARGET_P95_S = 2.0
 WARMUP_S = 2.0
 RUN = uuid.uuid4().hex[:8]
-
-
-class StaticPixels:
-    """The registry the forwarder reads, without ClickHouse."""
-
-    loaded = True
-
-    def __init__(self, pixels: list[Pixel]) -> None:
-        self._by_id = {p.id: p for p in pixels}
-
-    def get(self, pixel_id: str) -> Pixel | None:
-        return self._by_id.get(pixel_id)
 
 
 def make_record(pixel_id: str, n: int, now: float) -> Record:

@@ -40,6 +40,7 @@ from pixel_server.storage import migrate
 from pixel_server.storage.pixels import Pixel
 from tests.conftest import UNLIMITED, free_port, subprocess_env
 from tests.ingest_helpers import metric, open_database
+from tests.standins.registry import StaticPixels
 from tests.standins.tiktok_api import Fault, TikTokStandIn
 
 ORIGIN = "https://shop.example.com"
@@ -660,13 +661,3 @@ def test_after_a_crash_spilled_events_the_log_hands_out_again_are_not_sent_twice
         forwarder.stop()
         wal.close()
     assert not list((tmp_path / "fw").rglob("*.chunk"))
-
-
-class StaticPixels:
-    loaded = True
-
-    def __init__(self, pixels: list[Pixel]) -> None:
-        self._by_id = {p.id: p for p in pixels}
-
-    def get(self, pixel_id: str) -> Pixel | None:
-        return self._by_id.get(pixel_id)
