@@ -129,6 +129,11 @@ _PIXEL_OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
     ("--tiktok-test-event-code", "tiktok_test_event_code", {}),
     ("--tiktok-api-base", "tiktok_api_base", {}),
     ("--webhook-secret", "webhook_secret", {}),
+    (
+        "--store-id",
+        "store_id",
+        {"help": "Ecwid store id, BigCommerce store hash, Shopify shop domain or Woo site URL"},
+    ),
     ("--store-api-base", "store_api_base", {}),
     ("--store-api-token", "store_api_token", {}),
     (

@@ -125,6 +125,45 @@ def test_registry_rejects_bad_settings(client: Client, changes: dict, words: str
         store.update(pixel.id, **changes)
 
 
+@pytest.mark.parametrize(
+    ("platform", "store_id", "stored"),
+    [
+        ("ecwid", "1003", "1003"),
+        ("bigcommerce", "ABC123def", "abc123def"),
+        ("shopify", "Acme-Shop.myshopify.com", "acme-shop.myshopify.com"),
+        ("woocommerce", "https://shop.example.com/", "https://shop.example.com"),
+    ],
+)
+def test_store_id_is_what_the_platform_calls_a_store(
+    client: Client, platform: str, store_id: str, stored: str
+) -> None:
+    migrate.apply(client)
+    store = PixelStore(client)
+    pixel, _, _ = store.add(name="Shop", platform=platform, store_id=store_id)
+    assert store.get(pixel.id).store_id == stored
+
+
+@pytest.mark.parametrize(
+    ("platform", "store_id", "words"),
+    [
+        ("ecwid", "shop-1", "Ecwid store id is digits"),
+        ("bigcommerce", "abc/123", "store hash"),
+        ("shopify", "acme.com", "myshopify.com"),
+        ("woocommerce", "shop.example.com", "site's URL"),
+        ("html", "anything", "no meaning for platform html"),
+    ],
+)
+def test_store_id_that_does_not_fit_the_platform_is_refused(
+    client: Client, platform: str, store_id: str, words: str
+) -> None:
+    migrate.apply(client)
+    store = PixelStore(client)
+    pixel, _, _ = store.add(name="Shop", platform=platform)
+    with pytest.raises(RegistryError, match=words):
+        store.update(pixel.id, store_id=store_id)
+    assert store.get(pixel.id).store_id == ""
+
+
 def test_unknown_pixel_is_a_404(client: Client) -> None:
     migrate.apply(client)
     with pytest.raises(RegistryError) as info:

@@ -26,6 +26,18 @@ PLATFORMS = ("ecwid", "bigcommerce", "shopify", "woocommerce", "html")
 ROLES = ("owner", "reader")
 SECRET_FIELDS = ("tiktok_access_token", "webhook_secret", "store_api_token")
 _TIKTOK_CODE = re.compile(r"^[A-Z0-9]{5,40}$")
+# What each platform calls a store (checked once platform and store id are both known).
+_STORE_ID_RULES: dict[str, tuple[re.Pattern[str], str]] = {
+    "ecwid": (re.compile(r"^[0-9]{1,12}$"), "an Ecwid store id is digits, e.g. 1003"),
+    "bigcommerce": (
+        re.compile(r"^[a-z0-9]{4,32}$"),
+        "a BigCommerce store hash is letters and digits, e.g. abc123def",
+    ),
+    "shopify": (
+        re.compile(r"^[a-z0-9][a-z0-9-]{0,60}\.myshopify\.com$"),
+        "a Shopify store id is its shop domain, e.g. acme.myshopify.com",
+    ),
+}
 
 
 class RegistryError(Exception):
@@ -54,6 +66,7 @@ class Pixel:
     tiktok_test_event_code: str = ""
     tiktok_api_base: str = "https://business-api.tiktok.com"
     webhook_secret: str = ""
+    store_id: str = ""  # Ecwid store id, BigCommerce store hash, Shopify domain, Woo site URL
     store_api_base: str = ""
     store_api_token: str = ""
     consent_mode: str = "granted"  # "hold": send nothing until ttq.grantConsent()
@@ -132,6 +145,11 @@ def validate_changes(changes: dict[str, Any]) -> dict[str, Any]:
                 raise RegistryError("tiktok_pixel_code must be letters and digits (e.g. C4A1B2)")
         elif key in ("tiktok_api_base", "store_api_base"):
             value = _http_url(key, str(value))
+        elif key == "store_id":
+            value = str(value).strip()
+            value = _http_url(key, value) if "://" in value else value.lower()
+            if len(value) > 255:
+                raise RegistryError("store_id must be at most 255 characters")
         elif key == "consent_mode":
             if value not in ("granted", "hold"):
                 raise RegistryError("consent_mode must be granted or hold")
@@ -152,6 +170,24 @@ def validate_changes(changes: dict[str, Any]) -> dict[str, Any]:
             value = str(value).strip()
         out[key] = value
     return out
+
+
+def check_store_id(pixel: Pixel) -> None:
+    """The store id must be what the pixel's platform calls a store."""
+    if not pixel.store_id:
+        return
+    if pixel.platform == "woocommerce":
+        if "://" not in pixel.store_id:
+            raise RegistryError(
+                "a WooCommerce store id is the site's URL, e.g. https://shop.example.com"
+            )
+        return
+    rule = _STORE_ID_RULES.get(pixel.platform)
+    if rule is None:
+        raise RegistryError(f"store_id has no meaning for platform {pixel.platform}")
+    pattern, hint = rule
+    if not pattern.match(pixel.store_id):
+        raise RegistryError(f"store_id {pixel.store_id[:64]!r} is not valid: {hint}")
 
 
 _COLUMNS = [f.name for f in fields(Pixel)]
@@ -242,6 +278,7 @@ class PixelStore:
                 api_key_hash=credentials.hash_secret(api_key),
                 **values,
             )
+            check_store_id(pixel)
             self._write(pixel)
         owner_token = self.add_token(pixel.id, "owner", label="created with the pixel")
         return pixel, api_key, owner_token
@@ -250,6 +287,7 @@ class PixelStore:
         values = validate_changes(changes)
         with self._lock:
             pixel = replace(self.get(pixel_id), **values, updated_at=time.time())
+            check_store_id(pixel)
             self._write(pixel)
         return pixel
 
