@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from pixel_server.app import Runtime, create_app
+from pixel_server.app import create_app
 from pixel_server.config import Settings, load_settings
+from pixel_server.runtime import Runtime
 from pixel_server.storage.queries import merged_events_sql
 from tests.conftest import UNLIMITED
 

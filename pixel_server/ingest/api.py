@@ -19,7 +19,7 @@ from pixel_server.pipeline.wal import LogFull
 from pixel_server.reports.openapi import report_components, report_paths
 
 if TYPE_CHECKING:
-    from pixel_server.app import Runtime
+    from pixel_server.runtime import Runtime
 
 MAX_BODY = 5 * 1024 * 1024
 MAX_EVENTS = 1000
