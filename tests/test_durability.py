@@ -1,5 +1,5 @@
 """Nothing lost, nothing counted twice: ClickHouse outages, the disk budget,
-torn log tails, and same-source / cross-source duplicates (DESIGN §1-2)."""
+torn log tails, and same-source / cross-source duplicates (docs/architecture.md §1-2)."""
 
 from __future__ import annotations
 
