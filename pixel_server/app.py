@@ -32,7 +32,7 @@ from pixel_server.errors import (
     unexpected_error_handler,
 )
 from pixel_server.events.schema import Limits
-from pixel_server.ingest import api, collect
+from pixel_server.ingest import api, collect, gateway
 from pixel_server.ingest.ratelimit import RateLimiter
 from pixel_server.ingest.service import Ingestor
 from pixel_server.ingest.webhooks import RetryPolicy, Webhooks
@@ -397,13 +397,17 @@ def create_app(settings: Settings, *, database: str | None = None) -> Starlette:
         finally:
             await runtime.stop()
 
+    intake = api.ServerIntake(
+        runtime.registry, lambda: runtime.ingestor, runtime.pixel_limiter, runtime.metrics
+    )
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/admin/v1/{op}", admin, methods=["POST"]),
         *collect.routes(),
-        *api.routes(),
+        *api.routes(intake, gateway.openapi_paths),
+        *gateway.routes(intake),
         *webhook_routes(),
         *snippet_route.routes(),
         *dashboard.routes(settings.demo),
@@ -419,5 +423,4 @@ def create_app(settings: Settings, *, database: str | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
-    app.state.openapi = None
     return app
