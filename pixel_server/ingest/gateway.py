@@ -18,7 +18,7 @@ forwarding (source ``server``; ``test_event_code`` is kept and passed on).
 Answers are TikTok's envelope ``{"code", "message", "request_id", "data"}``
 with **HTTP 200 whatever the code**, because that is what TikTok answers and
 what its SDK, RudderStack and Stape expect (TikTok's SDK raises on any other
-status, so a 4xx would reach its caller as an exception TikTok never causes):
+status, so a 4xx would reach its caller as another exception than TikTok's):
 
 =======  ==============================================================
 code     when
@@ -29,7 +29,8 @@ code     when
 40002    the body, or every event in it, is invalid; the message names the
          field TikTok's way: ``data.0.properties.currency: ...``
 40100    rate limited (also a ``Retry-After`` header)
-40105    ``Access-Token`` missing or not a key of ours
+40104    no ``Access-Token`` (TikTok's "empty access token")
+40105    ``Access-Token`` is not a key of ours
 =======  ==============================================================
 
 The one exception is a full write-ahead log: HTTP 503 with ``Retry-After``
@@ -75,13 +76,15 @@ PARTIAL: Final = 20001
 NO_PERMISSION: Final = 40001
 INVALID: Final = 40002
 TOO_MANY_REQUESTS: Final = 40100
+NO_TOKEN: Final = 40104
 BAD_TOKEN: Final = 40105
 UNAVAILABLE: Final = 50002
-CODES: Final = (OK, PARTIAL, NO_PERMISSION, INVALID, TOO_MANY_REQUESTS, BAD_TOKEN, UNAVAILABLE)
+CODES: Final = (OK, PARTIAL, NO_PERMISSION, INVALID, TOO_MANY_REQUESTS, NO_TOKEN, BAD_TOKEN,
+                 UNAVAILABLE)  # fmt: skip
 
 # Our refusals (ApiError codes) as TikTok's; anything else is 40002.
 _TIKTOK_CODES: Final = {
-    "missing_api_key": BAD_TOKEN,
+    "missing_api_key": NO_TOKEN,
     "invalid_api_key": BAD_TOKEN,
     "wrong_pixel": NO_PERMISSION,
     "pixel_disabled": NO_PERMISSION,
@@ -89,6 +92,7 @@ _TIKTOK_CODES: Final = {
     "log_full": UNAVAILABLE,
 }
 _MESSAGES: Final = {
+    NO_TOKEN: "Access token is null: send it in the Access-Token header.",
     BAD_TOKEN: "Access token is incorrect or has been revoked.",
     NO_PERMISSION: "No permission to operate pixel code: {source_id}.",
     TOO_MANY_REQUESTS: "Too many requests. Please retry in some time.",
