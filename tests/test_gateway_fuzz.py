@@ -8,12 +8,12 @@ mutated the same way for ``pixel/track/`` and ``pixel/batch/``. Schemathesis
 then generates requests from the gateway's part of ``/openapi.json``.
 """
 
+# ruff: noqa: F811 - fixtures imported from test_ingest_fuzz are requested by name
+
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,41 +22,31 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from schemathesis.config import SchemathesisConfig
 from schemathesis.generation.modes import GenerationMode
-from schemathesis.python import asgi as schemathesis_asgi
 from schemathesis.specs.openapi.checks import ignored_auth, negative_data_rejection
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from pixel_server.app import create_app
 from pixel_server.events.schema import ERROR_CODES
 from pixel_server.ingest.gateway import CODES, EVENT_TRACK, PIXEL_BATCH, PIXEL_TRACK
-from tests.ingest_helpers import add_pixel, app_client, runtime_of, shared_settings
-from tests.test_ingest_fuzz import (
+
+# The fixtures (an app per module, its pixel, the app schemathesis drives) too.
+from tests.test_ingest_fuzz import (  # noqa: F401 - fixtures
     ERROR_CODE,
-    FAST,
     SETTINGS,
     _paths,
     _replace,
+    api_app,
     api_bodies,
+    api_pixel,
+    client,
     encode,
     header_values,
     hostile,
     json_values,
+    pixel,
     raw_bytes,
     scalars,
 )
-
-
-@pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory, engine_dir: Path) -> Iterator[TestClient]:
-    with app_client(shared_settings(tmp_path_factory, engine_dir, **FAST)) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def pixel(client: TestClient) -> dict[str, Any]:
-    return add_pixel(runtime_of(client))
-
 
 RECENT = (datetime.now(UTC) - timedelta(hours=1)).isoformat()  # inside the time window
 
@@ -180,21 +170,6 @@ def test_hostile_headers(
 
 
 # -------------------------------------------------------------- schemathesis
-
-
-@pytest.fixture(scope="module")
-def api_app(tmp_path_factory: pytest.TempPathFactory, engine_dir: Path) -> Iterator[Starlette]:
-    app = create_app(shared_settings(tmp_path_factory, engine_dir, **FAST))
-    try:
-        yield app
-    finally:
-        schemathesis_asgi.shutdown_lifespans()
-
-
-@pytest.fixture(scope="module")
-def api_pixel(api_app: Starlette) -> dict[str, Any]:
-    schemathesis.openapi.from_asgi("/openapi.json", api_app)  # starts the app
-    return add_pixel(api_app.state.runtime)
 
 
 @pytest.fixture(scope="module")
