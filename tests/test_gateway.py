@@ -273,6 +273,13 @@ def test_rate_limited_requests_are_40100_with_retry_after(
         assert int(r.headers["retry-after"]) >= 1
 
 
+def test_the_v1_2_paths_older_tags_call_work_too(client: TestClient, pixel: dict[str, Any]) -> None:
+    body = {"pixel_code": pixel["id"], "event": "ViewContent", "event_id": "v12",
+            "timestamp": str(int(time.time() * 1000))}  # fmt: skip
+    path = PIXEL_TRACK.replace("v1.3", "v1.2")
+    assert tiktok(send(client, pixel["api_key"], body, path), 0)["data"]["accepted"] == 1
+
+
 def test_unknown_paths_and_methods_are_http_errors_as_at_tiktok(client: TestClient) -> None:
     assert client.post("/open_api/v1.3/event/nope/").status_code == 404
     assert client.get(EVENT_TRACK).status_code == 405
@@ -381,6 +388,8 @@ def test_the_1_0_mapping_moves_fields_and_keeps_values() -> None:
         ("1767261600", "1767261600"),
         ('"1767261600"', "1767261600"),
         ('"1767261600.5"', "1767261600.5"),
+        ('"1767261600123"', "1767261600.123"),  # milliseconds, as Stape's sGTM tag sends
+        ("1767261600000", "1767261600"),
         ('"soon"', '"soon"'),  # passed on: the event decoder refuses it
         ("true", "true"),
     ],

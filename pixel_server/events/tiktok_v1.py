@@ -25,7 +25,9 @@ into the 1.0 one the client sent (``data[0].user.ttclid`` ->
 What the rewrite does besides moving fields:
 
 * ``timestamp`` is ISO 8601 (``Z`` or an offset; without one it is UTC, as
-  TikTok reads it) or Unix seconds, as a number or a string of digits;
+  TikTok reads it) or Unix time as a number or a string of digits, in seconds
+  or, when it is that large, milliseconds (Stape's server-side GTM tag sends
+  a string of milliseconds);
 * properties in the older flat form (``content_id``, ``content_name``,
   ``content_category``, ``brand``, ``price``, ``quantity`` next to ``value``)
   become the one line of ``contents``, as TikTok reads them;
@@ -182,16 +184,21 @@ def _as_v2(sent: _Event, prefix: str) -> dict[str, Any]:
     return {k: v for k, v in event.items() if not isinstance(v, msgspec.Raw) or len(v)}
 
 
-_DIGITS: Final = re.compile(rb'"(\d{1,12}(?:\.\d+)?)"')
+_NUMBER: Final = re.compile(rb'"?(\d{1,16}(?:\.\d+)?)"?')
+_MILLISECONDS: Final = 1e11  # a Unix time this large is in milliseconds (until year 5138)
 
 
 def _event_time(raw: msgspec.Raw) -> msgspec.Raw:
-    """ISO 8601 with a zone (UTC if it has none) or Unix seconds; anything else
-    is passed on for the 2.0 decoder to refuse with its own message."""
+    """ISO 8601 with a zone (UTC if it has none) or Unix time, as a number or a
+    string of digits, in seconds or milliseconds (server-side GTM tags send
+    milliseconds); anything else is passed on for the 2.0 decoder to refuse."""
     text = bytes(raw)
-    digits = _DIGITS.fullmatch(text)
-    if digits:
-        return msgspec.Raw(digits.group(1))
+    number = _NUMBER.fullmatch(text)
+    if number:
+        seconds = float(number.group(1))
+        if seconds >= _MILLISECONDS:
+            seconds /= 1000
+        return msgspec.Raw(_ENCODER.encode(int(seconds) if seconds.is_integer() else seconds))
     if not text.startswith(b'"'):
         return raw
     try:

@@ -9,7 +9,8 @@ Paths, header and answers are TikTok's:
   (``pixel_code``, ``event``, ``timestamp``, ``context``, ``properties``),
   rewritten as 2.0 events by :mod:`pixel_server.events.tiktok_v1`;
 * ``Access-Token: <the pixel's API key>``; ``event_source_id`` / ``pixel_code``
-  is the pixel's TikTok pixel code or our pixel id.
+  is the pixel's TikTok pixel code or our pixel id;
+* the same three under ``/open_api/v1.2/``, which older tags still call.
 
 Events go through :class:`~pixel_server.ingest.api.ServerIntake`, like
 ``/api/v1/events``: same validation, hashing, write-ahead log, dedup and
@@ -66,6 +67,7 @@ from pixel_server.ingest.http import read_body
 from pixel_server.ingest.service import Outcome, Rejection
 
 BASE: Final = "/open_api/v1.3"
+OLDER_BASE: Final = "/open_api/v1.2"
 EVENT_TRACK: Final = f"{BASE}/event/track/"
 PIXEL_TRACK: Final = f"{BASE}/pixel/track/"
 PIXEL_BATCH: Final = f"{BASE}/pixel/batch/"
@@ -216,10 +218,17 @@ def _endpoint(intake: ServerIntake, handle: Handler) -> Callable[[Request], Awai
 
 
 def routes(intake: ServerIntake) -> list[Route]:
+    """The three paths under ``/open_api/v1.3/`` and, for integrations that
+    still call it (older server-side GTM tags), ``/open_api/v1.2/``."""
+    handlers = {
+        EVENT_TRACK: _endpoint(intake, _event_track),
+        PIXEL_TRACK: _endpoint(intake, _v1(decode_v1_track, "")),
+        PIXEL_BATCH: _endpoint(intake, _v1(decode_v1_batch, "batch")),
+    }
     return [
-        Route(EVENT_TRACK, _endpoint(intake, _event_track), methods=["POST"]),
-        Route(PIXEL_TRACK, _endpoint(intake, _v1(decode_v1_track, "")), methods=["POST"]),
-        Route(PIXEL_BATCH, _endpoint(intake, _v1(decode_v1_batch, "batch")), methods=["POST"]),
+        Route(path.replace(BASE, base), handler, methods=["POST"])
+        for base in (BASE, OLDER_BASE)
+        for path, handler in handlers.items()
     ]
 
 
