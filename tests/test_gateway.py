@@ -273,6 +273,43 @@ def test_rate_limited_requests_are_40100_with_retry_after(
         assert int(r.headers["retry-after"]) >= 1
 
 
+def test_a_full_event_log_is_http_503_with_retry_after_and_nothing_acked_is_lost(
+    tmp_path_factory: pytest.TempPathFactory, engine_dir: Path
+) -> None:
+    small = shared_settings(tmp_path_factory, engine_dir, PIXEL_WAL_MAX_MB="2",
+                            PIXEL_WAL_SEGMENT_MB="1")  # fmt: skip
+    with app_client(small) as client:
+        runtime = runtime_of(client)
+        pixel = add_pixel(runtime)
+        assert runtime.loader is not None
+        real_insert = runtime.loader.insert
+        blocked = {"on": True}
+
+        def down(batch: list[Any], token: str) -> None:
+            if blocked["on"]:
+                raise ConnectionError("injected")
+            real_insert(batch, token)
+
+        runtime.loader.insert = down  # the log cannot drain: it fills up
+        acked: list[str] = []
+        refused = None
+        for round_ in range(200):
+            data = [purchase(f"full-{round_}-{i}", properties={"description": "x" * 400})
+                    for i in range(40)]  # fmt: skip
+            r = send(client, pixel["api_key"], api_body(pixel["id"], data))
+            if r.status_code == 503:
+                refused = r
+                break
+            assert r.json()["code"] == 0
+            acked += [e["event_id"] for e in data]
+        assert refused is not None, "the budget was never reached"
+        body = refused.json()
+        assert (body["code"], body["data"]["error"]["code"]) == (50002, "log_full")
+        assert int(refused.headers["retry-after"]) >= 1
+        blocked["on"] = False
+        assert wait_for_rows(runtime, len(acked), pixel["id"]) == len(acked)
+
+
 def test_the_v1_2_paths_older_tags_call_work_too(client: TestClient, pixel: dict[str, Any]) -> None:
     body = {"pixel_code": pixel["id"], "event": "ViewContent", "event_id": "v12",
             "timestamp": str(int(time.time() * 1000))}  # fmt: skip

@@ -11,7 +11,7 @@ its own envelope (ours here, TikTok's in ``ingest/gateway.py``).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -98,7 +98,7 @@ class ServerIntake:
         except LogFull as exc:
             raise log_full(exc) from None
 
-    def rejected(self, route: str, exc: ApiError) -> None:
+    def count_refusal(self, route: str, exc: ApiError) -> None:
         self.metrics.requests_rejected.labels(route, exc.code).inc()
 
 
@@ -121,12 +121,12 @@ def _bearer(request: Request) -> str:
     return value.strip()
 
 
-def _events_endpoint(intake: ServerIntake) -> Callable[[Request], Any]:
+def _events_endpoint(intake: ServerIntake) -> Callable[[Request], Awaitable[Response]]:
     async def events(request: Request) -> Response:
         try:
             return await _events(intake, request)
         except ApiError as exc:
-            intake.rejected("api", exc)
+            intake.count_refusal("api", exc)
             raise
 
     return events
@@ -281,7 +281,9 @@ def openapi_document() -> dict[str, Any]:
     }
 
 
-def _openapi_endpoint(extra: Callable[[], dict[str, Any]]) -> Callable[[Request], Any]:
+def _openapi_endpoint(
+    extra: Callable[[], dict[str, Any]],
+) -> Callable[[Request], Awaitable[Response]]:
     cached: list[bytes] = []  # built on first use: the document is large
 
     async def openapi(request: Request) -> Response:

@@ -172,6 +172,9 @@ def _v1(decode: Callable[[bytes], V1Request], prefix: str) -> Handler:
             raise body_error(exc) from None
         request.state.source_id = sent.pixel_code
         intake.check_target(pixel, sent.pixel_code, "pixel_code")
+        for _, exc in sent.failed:  # refused before the ingestor saw them: count them here
+            intake.metrics.events_received.labels("server").inc()
+            intake.metrics.events_rejected.labels("server", exc.code).inc()
         outcome = await intake.ingest(
             pixel, sent.events, test_event_code=sent.test_event_code, prefix="data"
         )
@@ -210,7 +213,7 @@ def _endpoint(intake: ServerIntake, handle: Handler) -> Callable[[Request], Awai
         try:
             outcome = await handle(intake, request)
         except ApiError as exc:
-            intake.rejected(ROUTE, exc)
+            intake.count_refusal(ROUTE, exc)
             return _refusal(exc, request.state.source_id)
         return _outcome(outcome)
 
