@@ -30,6 +30,7 @@ from tests.ingest_helpers import (
     add_pixel,
     api_body,
     app_client,
+    block_loader,
     metric,
     runtime_of,
     select_dicts,
@@ -281,16 +282,7 @@ def test_a_full_event_log_is_http_503_with_retry_after_and_nothing_acked_is_lost
     with app_client(small) as client:
         runtime = runtime_of(client)
         pixel = add_pixel(runtime)
-        assert runtime.loader is not None
-        real_insert = runtime.loader.insert
-        blocked = {"on": True}
-
-        def down(batch: list[Any], token: str) -> None:
-            if blocked["on"]:
-                raise ConnectionError("injected")
-            real_insert(batch, token)
-
-        runtime.loader.insert = down  # the log cannot drain: it fills up
+        unblock = block_loader(runtime)  # the log cannot drain: it fills up
         acked: list[str] = []
         refused = None
         for round_ in range(200):
@@ -306,7 +298,7 @@ def test_a_full_event_log_is_http_503_with_retry_after_and_nothing_acked_is_lost
         body = refused.json()
         assert (body["code"], body["data"]["error"]["code"]) == (50002, "log_full")
         assert int(refused.headers["retry-after"]) >= 1
-        blocked["on"] = False
+        unblock()
         assert wait_for_rows(runtime, len(acked), pixel["id"]) == len(acked)
 
 
