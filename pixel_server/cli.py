@@ -54,7 +54,7 @@ def run_operation(settings: Settings, op: str, args: dict[str, Any]) -> Any:
 
 
 def _via_admin_api(settings: Settings, op: str, args: dict[str, Any]) -> Any:
-    from pixel_server.app import admin_files
+    from pixel_server.admin import admin_files
 
     deadline = time.monotonic() + 10
     while (found := admin_files(settings.data_dir.resolve())) is None:

@@ -18,8 +18,9 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from starlette.testclient import TestClient
 
-from pixel_server.app import Runtime, create_app
+from pixel_server.app import create_app
 from pixel_server.config import Settings, load_settings
+from pixel_server.runtime import Runtime
 from pixel_server.storage.client import connect, parse_url
 
 ORIGIN = "https://shop.example.com"

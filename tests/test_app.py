@@ -6,7 +6,8 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from pixel_server.app import ADMIN_SECRET_FILE, create_app
+from pixel_server.admin import ADMIN_SECRET_FILE
+from pixel_server.app import create_app
 from pixel_server.config import Settings, load_settings
 from tests.conftest import free_port
 

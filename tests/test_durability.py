@@ -1,5 +1,5 @@
 """Nothing lost, nothing counted twice: ClickHouse outages, the disk budget,
-torn log tails, and same-source / cross-source duplicates (DESIGN §1-2)."""
+torn log tails, and same-source / cross-source duplicates (docs/architecture.md §1-2)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from pixel_server.app import Runtime, create_app
+from pixel_server.app import create_app
 from pixel_server.config import Settings, load_settings
+from pixel_server.runtime import Runtime
 from pixel_server.storage.queries import merged_events_sql
 from tests.conftest import UNLIMITED
 from tests.ingest_helpers import block_loader

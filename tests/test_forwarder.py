@@ -27,12 +27,14 @@ import pytest
 from starlette.testclient import TestClient
 
 from pixel_server import cli
-from pixel_server.app import Runtime, admin_files, create_app
+from pixel_server.admin import admin_files
+from pixel_server.app import create_app
 from pixel_server.config import Settings
 from pixel_server.metrics import Metrics
 from pixel_server.pipeline import record as records
 from pixel_server.pipeline.record import Record
 from pixel_server.pipeline.wal import WriteAheadLog
+from pixel_server.runtime import Runtime
 from pixel_server.sinks.ledger import Ledger, dead_letters, load_records
 from pixel_server.sinks.spill import PixelSpill, SpillEntry, read_chunk, write_chunk
 from pixel_server.sinks.tiktok import Forwarder, RetryPolicy
@@ -74,8 +76,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float = WAIT) -> bool:
 
 @contextmanager
 def forwarding_app(settings: Settings, **options: Any) -> Iterator[TestClient]:
-    app = create_app(settings)
-    app.state.runtime.forwarder_options = {**FAST, **options}  # read at start
+    app = create_app(settings, forwarder_options={**FAST, **options})
     with TestClient(app, base_url="http://testserver") as client:
         yield client
 

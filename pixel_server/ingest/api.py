@@ -41,20 +41,21 @@ _BODY_STATUS = {"invalid_json": 400, "invalid_body": 400, "too_many_events": 413
 class ServerIntake:
     """Server events from a pixel's back end, whatever the envelope they came in.
 
-    ``ingestor`` is called per request: the ingestor exists once the server
-    has started (it owns the open write-ahead log).
+    It holds exactly the parts it needs: the pixel registry, the ingestor, the
+    per-pixel rate limiter and the metrics.
     """
 
     def __init__(
         self,
+        *,
         registry: PixelRegistry,
-        ingestor: Callable[[], Ingestor],
-        limiter: RateLimiter,
+        ingestor: Ingestor,
+        pixel_limiter: RateLimiter,
         metrics: Metrics,
     ) -> None:
         self.registry = registry
         self.ingestor = ingestor
-        self.limiter = limiter
+        self.limiter = pixel_limiter
         self.metrics = metrics
 
     def pixel_for_key(self, key: str) -> Pixel:
@@ -94,7 +95,7 @@ class ServerIntake:
         ctx = Context(pixel=pixel, source="server", now=time.time(),
                       test_event_code=test_event_code)  # fmt: skip
         try:
-            return await self.ingestor().ingest(raws, ctx, prefix)
+            return await self.ingestor.ingest(raws, ctx, prefix)
         except LogFull as exc:
             raise log_full(exc) from None
 

@@ -231,7 +231,8 @@ def put_event_id(work: Work, ctx: Context) -> None:
 
 
 def drop_duplicates(work: Work, ctx: Context) -> DropReason | None:
-    """Same-source copies within the window collapse (DESIGN §2); other sources merge later."""
+    """Same-source copies within the window collapse; other sources merge later
+    (docs/architecture.md §2)."""
     if ctx.seen is None or work.record.event_id_assigned:
         return None
     return "duplicate" if ctx.seen(work.record) else None

@@ -7,7 +7,7 @@ says otherwise), turned into UTC instants for ClickHouse. Days are bucketed
 with ``toDate(event_time, tz)``, so a day is the merchant's calendar day.
 
 Every report reads the merged view (:func:`pixel_server.storage.queries.merged_events_sql`:
-one row per event, browser/server/webhook copies merged, DESIGN §2), mostly
+one row per event, browser/server/webhook copies merged, docs/architecture.md §2), mostly
 through its 15-minute rollups (:mod:`.rollups`), stored by :mod:`.cache`.
 """
 

@@ -20,19 +20,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import Final, Protocol
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from pixel_server.errors import ApiError
 from pixel_server.ingest.http import read_body
 from pixel_server.ingest.webhooks import bigcommerce, ecwid, shopify, woocommerce
 from pixel_server.ingest.webhooks.common import PLATFORMS, Delivery, InvalidBody, Unauthorized
+from pixel_server.ingest.webhooks.service import Webhooks
+from pixel_server.metrics import Metrics
 from pixel_server.pipeline.wal import LogFull
-
-if TYPE_CHECKING:
-    from pixel_server.app import Runtime
+from pixel_server.registry import PixelRegistry
 
 log = logging.getLogger("pixel_server.webhooks")
 
@@ -53,60 +54,70 @@ HANDLERS: Final[dict[str, Platform]] = {
 assert tuple(sorted(HANDLERS)) == tuple(sorted(PLATFORMS))
 
 
-async def receive(request: Request) -> Response:
-    runtime: Runtime = request.app.state.runtime
-    name = request.path_params["platform"]
-    label = name if name in HANDLERS else "unknown"  # bounded label values
-    try:
-        return await _receive(runtime, request, name)
-    except ApiError as exc:
-        runtime.metrics.webhooks_rejected.labels(label, exc.code).inc()
-        raise
+class WebhookIntake:
+    """The webhook route, over the pixel registry, the webhook service and the metrics."""
 
+    def __init__(self, *, registry: PixelRegistry, webhooks: Webhooks, metrics: Metrics) -> None:
+        self._registry = registry
+        self._webhooks = webhooks
+        self._metrics = metrics
 
-async def _receive(runtime: Runtime, request: Request, name: str) -> Response:
-    platform = HANDLERS.get(name)
-    if platform is None:
-        raise ApiError(
-            404, "unknown_platform",
-            f"no webhooks for platform {name[:32]!r}; use one of {', '.join(PLATFORMS)}",
-            "platform",
-        )  # fmt: skip
-    pixel_id = request.path_params["pixel_id"]
-    pixel = runtime.registry.get(pixel_id)
-    if pixel is None:
-        raise ApiError(404, "unknown_pixel", f"no pixel {pixel_id[:64]!r}", "pixel_id")
-    if not pixel.enabled:
-        raise ApiError(403, "pixel_disabled", "this pixel is disabled", "pixel_id")
-    body = await read_body(request, MAX_BODY)
-    headers = request.headers
-    if platform is woocommerce and woocommerce.is_ping(headers, body):
-        runtime.metrics.webhook_deliveries.labels(name, "ping").inc()
-        return JSONResponse({"status": "ping"})
-    try:
-        platform.verify(headers, body, pixel.webhook_secret)
-    except Unauthorized as exc:
-        log.warning(
-            "webhook refused", extra={"platform": name, "pixel_id": pixel.id, "reason": exc.reason}
-        )
-        raise ApiError(401, exc.reason, exc.message) from None
-    except InvalidBody as exc:  # Ecwid: the signed fields could not be read
-        raise ApiError(exc.status, exc.code, exc.message, exc.field or None) from None
-    try:
-        delivery = platform.parse(headers, body)
-    except InvalidBody as exc:
-        raise ApiError(exc.status, exc.code, exc.message, exc.field or None) from None
-    try:
-        result = await runtime.webhooks.accept(pixel, name, delivery)
-    except LogFull as exc:
-        retry = str(max(1, round(exc.retry_after)))
-        raise ApiError(
-            503, "log_full", "the server's log is full; retry later",
-            headers={"retry-after": retry},
-        ) from None  # fmt: skip
-    if result.status == "in_progress":
-        raise ApiError(
-            409, "delivery_in_progress", "this delivery is being handled; retry later",
-            headers={"retry-after": "1"},
-        )  # fmt: skip
-    return JSONResponse(result.as_json(delivery))
+    def routes(self) -> list[Route]:
+        return [Route("/webhooks/{platform}/{pixel_id}", self.receive, methods=["POST"])]
+
+    async def receive(self, request: Request) -> Response:
+        name = request.path_params["platform"]
+        label = name if name in HANDLERS else "unknown"  # bounded label values
+        try:
+            return await self._receive(request, name)
+        except ApiError as exc:
+            self._metrics.webhooks_rejected.labels(label, exc.code).inc()
+            raise
+
+    async def _receive(self, request: Request, name: str) -> Response:
+        platform = HANDLERS.get(name)
+        if platform is None:
+            raise ApiError(
+                404, "unknown_platform",
+                f"no webhooks for platform {name[:32]!r}; use one of {', '.join(PLATFORMS)}",
+                "platform",
+            )  # fmt: skip
+        pixel_id = request.path_params["pixel_id"]
+        pixel = self._registry.get(pixel_id)
+        if pixel is None:
+            raise ApiError(404, "unknown_pixel", f"no pixel {pixel_id[:64]!r}", "pixel_id")
+        if not pixel.enabled:
+            raise ApiError(403, "pixel_disabled", "this pixel is disabled", "pixel_id")
+        body = await read_body(request, MAX_BODY)
+        headers = request.headers
+        if platform is woocommerce and woocommerce.is_ping(headers, body):
+            self._metrics.webhook_deliveries.labels(name, "ping").inc()
+            return JSONResponse({"status": "ping"})
+        try:
+            platform.verify(headers, body, pixel.webhook_secret)
+        except Unauthorized as exc:
+            log.warning(
+                "webhook refused",
+                extra={"platform": name, "pixel_id": pixel.id, "reason": exc.reason},
+            )
+            raise ApiError(401, exc.reason, exc.message) from None
+        except InvalidBody as exc:  # Ecwid: the signed fields could not be read
+            raise ApiError(exc.status, exc.code, exc.message, exc.field or None) from None
+        try:
+            delivery = platform.parse(headers, body)
+        except InvalidBody as exc:
+            raise ApiError(exc.status, exc.code, exc.message, exc.field or None) from None
+        try:
+            result = await self._webhooks.accept(pixel, name, delivery)
+        except LogFull as exc:
+            retry = str(max(1, round(exc.retry_after)))
+            raise ApiError(
+                503, "log_full", "the server's log is full; retry later",
+                headers={"retry-after": retry},
+            ) from None  # fmt: skip
+        if result.status == "in_progress":
+            raise ApiError(
+                409, "delivery_in_progress", "this delivery is being handled; retry later",
+                headers={"retry-after": "1"},
+            )  # fmt: skip
+        return JSONResponse(result.as_json(delivery))
