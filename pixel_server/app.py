@@ -22,7 +22,7 @@ from pixel_server.errors import (
     http_error_handler,
     unexpected_error_handler,
 )
-from pixel_server.ingest import api
+from pixel_server.ingest import api, gateway
 from pixel_server.ingest.collect import BrowserIntake
 from pixel_server.ingest.webhooks import RetryPolicy, WebhookIntake
 from pixel_server.logs import AccessLogMiddleware
@@ -58,6 +58,12 @@ def create_app(
         metrics=runtime.metrics,
         trusted_proxies=settings.trusted_proxies,
     )
+    intake = api.ServerIntake(
+        registry=runtime.registry,
+        ingestor=runtime.ingestor,
+        pixel_limiter=runtime.pixel_limiter,
+        metrics=runtime.metrics,
+    )
     webhooks = WebhookIntake(
         registry=runtime.registry, webhooks=runtime.webhooks, metrics=runtime.metrics
     )
@@ -65,7 +71,8 @@ def create_app(
         *health.routes(runtime.readiness, runtime.metrics),
         *AdminApi(runtime.management, runtime.admin_secret).routes(),
         *browser.routes(),
-        *api.routes(),
+        *api.routes(intake, gateway.openapi_paths),
+        *gateway.routes(intake),
         *webhooks.routes(),
         *snippet_route.routes(runtime.registry, settings.base_url),
         *dashboard.routes(),
@@ -87,5 +94,4 @@ def create_app(
     # Tests reach the parts through here; the dashboard still does too, until it
     # takes its parts as arguments like the other routes.
     app.state.runtime = runtime
-    app.state.openapi = None
     return app
