@@ -26,6 +26,7 @@ from pixel_server.ingest import api, gateway
 from pixel_server.ingest.collect import BrowserIntake
 from pixel_server.ingest.webhooks import RetryPolicy, WebhookIntake
 from pixel_server.logs import AccessLogMiddleware
+from pixel_server.request_limits import HeaderLimitMiddleware
 from pixel_server.runtime import Runtime
 
 
@@ -83,7 +84,10 @@ def create_app(
         ).routes()
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(AccessLogMiddleware, count=runtime.count_request)],
+        middleware=[
+            Middleware(AccessLogMiddleware, count=runtime.count_request),
+            Middleware(HeaderLimitMiddleware),
+        ],
         exception_handlers={
             ApiError: api_error_handler,
             HTTPException: http_error_handler,

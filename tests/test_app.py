@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from starlette.testclient import TestClient
 
 from pixel_server.admin import ADMIN_SECRET_FILE
@@ -87,3 +88,17 @@ def test_requests_are_counted_per_route_template(client: TestClient) -> None:
     assert 'pixel_http_requests_total{route="/healthz",status="200"} 1.0' in text
     assert 'pixel_http_requests_total{route="/p/{pixel_id}.js",status="200"} 2.0' in text
     assert 'route="unmatched",status="404"' in text
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/collect", "/api/v1/events", "/dashboard/px_x"])
+def test_request_headers_over_16_kb_are_431(client: TestClient, path: str) -> None:
+    answer = client.get(path, headers={"x-filler": "a" * (64 * 1024)})
+    assert answer.status_code == 431
+    assert answer.json()["error"]["code"] == "headers_too_large"
+    many = {f"x-h{i}": "b" * 100 for i in range(200)}  # many small ones add up too
+    assert client.get(path, headers=many).status_code == 431
+
+
+def test_ordinary_headers_pass(client: TestClient) -> None:
+    cookie = "; ".join(f"c{i}={'v' * 40}" for i in range(60))  # a heavy store's cookies, 3 KB
+    assert client.get("/healthz", headers={"cookie": cookie}).status_code == 200
