@@ -4,7 +4,7 @@ factories, the middleware and the error handlers."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from starlette.applications import Starlette
@@ -27,7 +27,7 @@ from pixel_server.ingest.collect import BrowserIntake
 from pixel_server.ingest.webhooks import RetryPolicy, WebhookIntake
 from pixel_server.logs import AccessLogMiddleware
 from pixel_server.request_limits import HeaderLimitMiddleware
-from pixel_server.runtime import Runtime
+from pixel_server.runtime import Runtime, is_loopback
 
 
 def create_app(
@@ -36,11 +36,18 @@ def create_app(
     database: str | None = None,
     webhook_policy: RetryPolicy | None = None,
     forwarder_options: Mapping[str, Any] | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> Starlette:
     """Build the application. ``database`` overrides the ClickHouse database
-    (tests give each case its own database on one embedded engine)."""
+    (tests give each case its own database on one embedded engine);
+    ``announce`` shows a line to the person who started the server (the demo's
+    login link), outside the logs."""
     runtime = Runtime(
-        settings, database, webhook_policy=webhook_policy, forwarder_options=forwarder_options
+        settings,
+        database,
+        webhook_policy=webhook_policy,
+        forwarder_options=forwarder_options,
+        announce=announce,
     )
 
     @contextlib.asynccontextmanager
@@ -80,7 +87,10 @@ def create_app(
     ]
     if settings.demo:
         routes += DemoStore(
-            registry=runtime.registry, management=runtime.management, base_url=settings.base_url
+            registry=runtime.registry,
+            management=runtime.management,
+            base_url=settings.base_url,
+            hand_out_owner=is_loopback(settings.host),
         ).routes()
     app = Starlette(
         routes=routes,

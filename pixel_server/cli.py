@@ -179,7 +179,7 @@ def cmd_serve(settings: Settings, ns: argparse.Namespace) -> int:
     # the handler found at start: make that a clean exit 0 instead of -15.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(EXIT_OK))
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, announce=lambda line: print(line, flush=True)),
         host=settings.host,
         port=settings.port,
         loop="uvloop",
@@ -197,6 +197,19 @@ def cmd_migrate(settings: Settings, ns: argparse.Namespace) -> int:
     result = run_operation(settings, "migrate", {})
     print(f"schema is current (migrations applied: {', '.join(map(str, result['applied']))})")
     return EXIT_OK
+
+
+def cmd_status(settings: Settings, ns: argparse.Namespace) -> int:
+    """The server's readiness with every detail (``/readyz`` shows states only)."""
+    result = run_operation(settings, "status", {})
+    if ns.json:
+        _print_json(result)
+    else:
+        print("ready" if result["ready"] else "not ready")
+        for name, value in result["checks"].items():
+            text = value if isinstance(value, str) else orjson.dumps(value).decode()
+            print(f"{name:12} {text}")
+    return EXIT_OK if result["ready"] else EXIT_FAILED
 
 
 def cmd_pixel(settings: Settings, ns: argparse.Namespace) -> int:
@@ -340,6 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     sub.add_parser("migrate", help="apply pending schema migrations").set_defaults(func=cmd_migrate)
+    status = sub.add_parser("status", help="the running server's readiness, with details")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
 
     pixel = sub.add_parser("pixel", help="manage pixels").add_subparsers(
         dest="pixel_command", required=True

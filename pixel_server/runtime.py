@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import anyio
@@ -62,8 +63,10 @@ class Runtime:
         *,
         webhook_policy: RetryPolicy | None = None,
         forwarder_options: Mapping[str, Any] | None = None,
+        announce: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
+        self._announce = announce
         self.data_dir = settings.data_dir.resolve()
         self.lock = DataDirLock(self.data_dir)
         self.database = Database(parse_url(settings.clickhouse_dsn, database))
@@ -71,7 +74,10 @@ class Runtime:
         self.metrics = Metrics()
         self.registry = PixelRegistry()
         self.management = Management(
-            self.database, on_change=self.refresh_registry, data_dir=self.data_dir
+            self.database,
+            on_change=self.refresh_registry,
+            data_dir=self.data_dir,
+            status=self.status,
         )
         self.admin_secret = secrets.token_urlsafe(32)
         self.ip_limiter = RateLimiter(settings.rate_limit_ip, settings.rate_limit_ip_burst)
@@ -118,7 +124,7 @@ class Runtime:
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         problem = self.database.check()
-        checks: dict[str, Any] = {"clickhouse": problem or "ok"}
+        checks: dict[str, Any] = {"clickhouse": f"unavailable: {problem}" if problem else "ok"}
         ready = problem is None
         if self.loader is not None:
             state = self.loader.state
@@ -138,6 +144,11 @@ class Runtime:
                 },
             }
         return ready, checks
+
+    def status(self) -> dict[str, Any]:
+        """Readiness with every detail, for operators (``pixel-server status``)."""
+        ready, checks = self.readiness()
+        return {"ready": ready, "checks": checks}
 
     def _log_metrics(self) -> list[GaugeMetricFamily]:
         if self.wal is None:
@@ -237,12 +248,16 @@ class Runtime:
             name=DEMO_PIXEL_NAME, origins=[self.settings.base_url], platform="html"
         )
         self.refresh_registry()
-        # The demo's owner token is printed once so a newcomer can open the dashboard.
-        log.warning(
-            "demo pixel created",
-            extra={"pixel_id": pixel.id, "dashboard": f"{self.settings.base_url}/login?token="
-                   + owner_token},
-        )  # fmt: skip
+        log.info("demo pixel created", extra={"pixel_id": pixel.id})
+        if not is_loopback(self.settings.host):
+            log.warning(
+                "demo mode on a non-loopback address: no owner access is handed out",
+                extra={"host": self.settings.host},
+            )
+        elif self._announce is not None:
+            # Once, on the terminal of whoever started the server; never in a log.
+            base = self.settings.base_url
+            self._announce(f"Demo store: {base}/demo   dashboard: {base}/login?token={owner_token}")
 
     async def _maintain(self) -> None:
         """Reconnect while ClickHouse is down; refresh the registry now and then."""
@@ -283,3 +298,13 @@ class Runtime:
         if host in ("0.0.0.0", "::", ""):
             host = "127.0.0.1"
         return f"http://{'[' + host + ']' if ':' in host else host}:{self.settings.port}"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a listening address) is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

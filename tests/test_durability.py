@@ -178,7 +178,10 @@ def test_clickhouse_outage_loses_nothing(app_client: TestClient) -> None:
     wait_until(lambda: failing["calls"] >= 2)
     ready = app_client.get("/readyz")
     assert ready.status_code == 503
-    assert "injected" in ready.json()["checks"]["loader"]
+    assert ready.json()["checks"]["loader"] == "degraded"  # public: the state only
+    assert "injected" not in ready.text
+    details = runtime.management.run("status", {})  # operators: every detail
+    assert "injected" in details["checks"]["loader"]
     assert ready.json()["checks"]["log"]["backlog"]["loader"]["bytes"] > 0
     assert 'pixel_log_backlog_bytes{reader="loader"}' in app_client.get("/metrics").text
     failing["on"] = False

@@ -16,7 +16,6 @@ from typing import Any
 
 from pixel_server.reports.base import Table
 
-
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
