@@ -13,7 +13,6 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from pixel_server import dashboard, health, snippet_route
-from pixel_server.admin import AdminApi
 from pixel_server.config import Settings
 from pixel_server.demo import DemoStore
 from pixel_server.errors import (
@@ -77,7 +76,6 @@ def create_app(
     )
     routes: list[BaseRoute] = [
         *health.routes(runtime.readiness, runtime.metrics),
-        *AdminApi(runtime.management, runtime.admin_secret).routes(),
         *browser.routes(),
         *api.routes(intake, gateway.openapi_paths),
         *gateway.routes(intake),

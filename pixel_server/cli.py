@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 
 from pixel_server.config import ConfigError, Settings, load_settings
@@ -54,30 +53,22 @@ def run_operation(settings: Settings, op: str, args: dict[str, Any]) -> Any:
 
 
 def _via_admin_api(settings: Settings, op: str, args: dict[str, Any]) -> Any:
-    from pixel_server.admin import admin_files
+    from pixel_server import admin
 
+    data_dir = settings.data_dir.resolve()
     deadline = time.monotonic() + 10
-    while (found := admin_files(settings.data_dir.resolve())) is None:
-        if time.monotonic() > deadline:
-            raise CommandError(
-                f"data directory {settings.data_dir} is in use by another pixel-server "
-                "process, and its admin API is not available"
-            )
-        time.sleep(0.2)
-    url, secret = found
-    try:
-        response = httpx.post(
-            f"{url}/admin/v1/{op}",
-            content=orjson.dumps(args),
-            headers={"x-admin-secret": secret, "content-type": "application/json"},
-            timeout=60,
-        )
-    except httpx.HTTPError as exc:
-        raise CommandError(f"the running server at {url} did not answer: {exc}") from None
-    body = response.json()
-    if response.status_code != 200:
-        raise CommandError(body.get("error", {}).get("message", response.text))
-    return body["result"]
+    while True:  # a server that is starting writes its admin files last
+        try:
+            return admin.call(data_dir, op, args)
+        except admin.AdminRefused as exc:
+            raise CommandError(str(exc)) from None
+        except admin.AdminUnavailable as exc:
+            if time.monotonic() > deadline:
+                raise CommandError(
+                    f"data directory {settings.data_dir} is in use by another pixel-server "
+                    f"process, and its admin API is not available ({exc})"
+                ) from None
+            time.sleep(0.2)
 
 
 # output ---------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any, Final
 import anyio
 from prometheus_client.core import GaugeMetricFamily
 
-from pixel_server.admin import remove_admin_files, write_admin_files
+from pixel_server.admin import AdminApi, AdminServer
 from pixel_server.config import Settings
 from pixel_server.events.schema import Limits
 from pixel_server.ingest.ratelimit import RateLimiter
@@ -80,6 +80,9 @@ class Runtime:
             status=self.status,
         )
         self.admin_secret = secrets.token_urlsafe(32)
+        self.admin = AdminServer(
+            AdminApi(self.management, self.admin_secret), self.data_dir, self.admin_secret
+        )
         self.ip_limiter = RateLimiter(settings.rate_limit_ip, settings.rate_limit_ip_burst)
         self.pixel_limiter = RateLimiter(settings.rate_limit_pixel, settings.rate_limit_pixel_burst)
         self.dedup = DedupIndex()
@@ -224,7 +227,7 @@ class Runtime:
         await self.webhooks.start()
         self.warmer.start()
         self._tasks.append(asyncio.create_task(self._maintain()))
-        write_admin_files(self.data_dir, self._admin_url(), self.admin_secret)
+        await self.admin.start()
 
     def insert_events(self, batch: list[Record], token: str) -> None:
         """The loader's way into ClickHouse (tests wrap it to inject failures)."""
@@ -274,6 +277,7 @@ class Runtime:
                 log.debug("reconnect failed", extra={"error": str(exc)})
 
     async def stop(self) -> None:
+        await self.admin.stop()  # first: no management change while parts stop
         await anyio.to_thread.run_sync(self.warmer.stop)
         await self.webhooks.stop()  # first: its fetches write to the event log
         if self.loader is not None:
@@ -289,15 +293,8 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        remove_admin_files(self.data_dir)
         await anyio.to_thread.run_sync(self.database.close)
         self.lock.release()
-
-    def _admin_url(self) -> str:
-        host = self.settings.host
-        if host in ("0.0.0.0", "::", ""):
-            host = "127.0.0.1"
-        return f"http://{'[' + host + ']' if ':' in host else host}:{self.settings.port}"
 
 
 def is_loopback(host: str) -> bool:

@@ -26,8 +26,8 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
+from pixel_server import admin as admin_api
 from pixel_server import cli
-from pixel_server.admin import admin_files
 from pixel_server.app import create_app
 from pixel_server.config import Settings
 from pixel_server.metrics import Metrics
@@ -530,13 +530,7 @@ def _healthy(proc: subprocess.Popen[bytes], port: int, log: Path) -> bool:
 
 
 def admin(data: Path, op: str, args: dict[str, Any]) -> Any:
-    found = admin_files(data)
-    assert found is not None
-    url, secret = found
-    answer = httpx.post(f"{url}/admin/v1/{op}", json=args, headers={"x-admin-secret": secret},
-                        timeout=30)  # fmt: skip
-    assert answer.status_code == 200, answer.text
-    return answer.json()["result"]
+    return admin_api.call(data, op, args, timeout=30)
 
 
 def test_sigkill_mid_batch_then_restart_delivers_everything(
