@@ -36,6 +36,7 @@ class CommandError(Exception):
 def run_operation(settings: Settings, op: str, args: dict[str, Any]) -> Any:
     """Run a management operation directly or through the running server."""
     from pixel_server.management import Management
+    from pixel_server.secretbox import SecretBox
     from pixel_server.storage.database import Database
     from pixel_server.storage.lock import DataDirLock
 
@@ -46,7 +47,8 @@ def run_operation(settings: Settings, op: str, args: dict[str, Any]) -> Any:
         return _via_admin_api(settings, op, args)
     database = Database(parse_url(settings.clickhouse_dsn))
     try:
-        return Management(database, data_dir=settings.data_dir.resolve()).run(op, args)
+        box = SecretBox(settings.secret_key_path.resolve())
+        return Management(database, data_dir=settings.data_dir.resolve(), box=box).run(op, args)
     finally:
         database.close()
         lock.release()
@@ -142,16 +144,48 @@ _PIXEL_FLAGS: list[tuple[str, str]] = [
 ]
 
 
+# Credentials may come from a file or standard input ("-"), so they need not
+# appear on a command line, where `ps` shows them to every user.
+_SECRET_OPTIONS: list[tuple[str, str]] = [
+    ("--tiktok-access-token-file", "tiktok_access_token"),
+    ("--webhook-secret-file", "webhook_secret"),
+    ("--store-api-token-file", "store_api_token"),
+]
+
+
 def _add_pixel_options(parser: argparse.ArgumentParser) -> None:
     for flag, dest, extra in _PIXEL_OPTIONS:
         parser.add_argument(flag, dest=dest, **extra)
+    for flag, dest in _SECRET_OPTIONS:
+        parser.add_argument(
+            flag, dest=f"{dest}_file", metavar="PATH", help="read it from PATH ('-': stdin)"
+        )
     for flag, dest in _PIXEL_FLAGS:
         parser.add_argument(f"--{flag}", dest=dest, action=argparse.BooleanOptionalAction)
 
 
 def _pixel_args(ns: argparse.Namespace) -> dict[str, Any]:
     keys = [dest for _, dest, _ in _PIXEL_OPTIONS] + [dest for _, dest in _PIXEL_FLAGS]
-    return {k: getattr(ns, k) for k in keys if getattr(ns, k, None) is not None}
+    args = {k: getattr(ns, k) for k in keys if getattr(ns, k, None) is not None}
+    for flag, dest in _SECRET_OPTIONS:
+        source = getattr(ns, f"{dest}_file", None)
+        if source is None:
+            continue
+        if dest in args:
+            raise CommandError(f"give {dest.replace('_', '-')} once: as a value or with {flag}")
+        args[dest] = _read_secret(source, flag)
+    return args
+
+
+def _read_secret(source: str, flag: str) -> str:
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CommandError(f"{flag}: cannot read {source!r}: {exc}") from None
+    value = text.strip()
+    if not value or "\n" in value:
+        raise CommandError(f"{flag}: expected one line holding the secret")
+    return value
 
 
 def cmd_serve(settings: Settings, ns: argparse.Namespace) -> int:
@@ -187,6 +221,16 @@ def cmd_serve(settings: Settings, ns: argparse.Namespace) -> int:
 def cmd_migrate(settings: Settings, ns: argparse.Namespace) -> int:
     result = run_operation(settings, "migrate", {})
     print(f"schema is current (migrations applied: {', '.join(map(str, result['applied']))})")
+    return EXIT_OK
+
+
+def cmd_rotate_secret_key(settings: Settings, ns: argparse.Namespace) -> int:
+    result = run_operation(settings, "secrets.rotate_key", {})
+    if ns.json:
+        _print_json(result)
+    else:
+        print(f"new secret key {result['new_key_id']} (was {result['old_key_id']}); "
+              f"{result['pixels_resealed']} pixels' credentials sealed with it")  # fmt: skip
     return EXIT_OK
 
 
@@ -344,6 +388,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     sub.add_parser("migrate", help="apply pending schema migrations").set_defaults(func=cmd_migrate)
+    rotate = sub.add_parser(
+        "rotate-secret-key", help="seal every stored credential with a new secret key"
+    )
+    rotate.add_argument("--json", action="store_true")
+    rotate.set_defaults(func=cmd_rotate_secret_key)
     status = sub.add_parser("status", help="the running server's readiness, with details")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)

@@ -69,10 +69,17 @@ class Settings:
     report_warm_interval_s: float = 30.0
     # Start with a demo pixel and the /demo storefront.
     demo: bool = False
+    # The key that seals stored credentials; empty means <data_dir>/secret.key.
+    # Hosts that share one ClickHouse server must share this file.
+    secret_key_file: Path | None = None
 
     @property
     def clickhouse_dsn(self) -> str:
         return self.clickhouse_url or f"chdb://{self.data_dir / 'clickhouse'}"
+
+    @property
+    def secret_key_path(self) -> Path:
+        return self.secret_key_file or self.data_dir / "secret.key"
 
     @property
     def base_url(self) -> str:
@@ -207,6 +214,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "rate_limit_pixel_burst": _int(1, 10**9),
     "report_warm_interval_s": _float(0.0, 86_400.0),
     "demo": _bool,
+    "secret_key_file": _path,
 }
 assert set(_PARSERS) == {f.name for f in fields(Settings)}
 

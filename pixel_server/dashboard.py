@@ -381,7 +381,7 @@ async def settings_page(request: Request) -> Response:
         pasted = paste_instructions(pixel.platform, script_url, snippet_settings(pixel, base))
     except (InstallError, ValueError):  # platforms with a theme file get the tag itself
         pasted = ""
-    store = PixelStore(runtime.database.client())
+    store = PixelStore(runtime.database.client(), runtime.box)
     try:
         tokens = [t.public() for t in await anyio.to_thread.run_sync(store.tokens, pixel_id)]
     except Exception:  # the list is a convenience; the page works without it

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pixel_server.secretbox import SecretBox
 from pixel_server.storage.database import Database
 from pixel_server.storage.pixels import PixelStore, RegistryError
 
@@ -25,15 +26,18 @@ class Management:
         on_change: Callable[[], None] | None = None,
         data_dir: Path | None = None,  # where the forwarder's retry store lives (replay)
         status: Callable[[], dict[str, Any]] | None = None,  # the running server's readiness
+        *,
+        box: SecretBox,
     ) -> None:
         self.database = database
+        self.box = box
         self.data_dir = data_dir
         self.status = status
         self._on_change = on_change or (lambda: None)
 
     @property
     def store(self) -> PixelStore:
-        return PixelStore(self.database.client())
+        return PixelStore(self.database.client(), self.box)
 
     def run(self, op: str, args: dict[str, Any]) -> Any:
         handler = OPERATIONS.get(op)
@@ -112,6 +116,15 @@ def _deliveries_replay(m: Management, args: dict[str, Any]) -> dict[str, Any]:
     return ledger.replay(m.database.client(), spill_root, args["pixel"], since)
 
 
+def _rotate_secret_key(m: Management, args: dict[str, Any]) -> dict[str, Any]:
+    """Seal every stored credential under a new key; the old key goes only after."""
+    old = m.box.current_key_id
+    new = m.box.begin_rotation()
+    resealed = m.store.reseal()
+    m.box.finish_rotation()
+    return {"old_key_id": old, "new_key_id": new, "pixels_resealed": resealed}
+
+
 def _status(m: Management, args: dict[str, Any]) -> dict[str, Any]:
     if m.status is not None:
         return m.status()
@@ -146,5 +159,6 @@ OPERATIONS: dict[str, Operation] = {
     "deliveries.list": _deliveries_list,
     "deliveries.replay": _deliveries_replay,
     "status": _status,
+    "secrets.rotate_key": _rotate_secret_key,
 }
 READ_ONLY = {"pixel.list", "pixel.show", "token.list", "migrate", "deliveries.list", "status"}

@@ -32,6 +32,7 @@ from pixel_server.pipeline.record import Record
 from pixel_server.pipeline.wal import WriteAheadLog
 from pixel_server.registry import PixelRegistry
 from pixel_server.reports.warmer import Warmer
+from pixel_server.secretbox import SecretBox
 from pixel_server.sinks import tiktok
 from pixel_server.sinks.clickhouse import Loader
 from pixel_server.sinks.ledger import Ledger
@@ -71,6 +72,7 @@ class Runtime:
         self.lock = DataDirLock(self.data_dir)
         self.database = Database(parse_url(settings.clickhouse_dsn, database))
         self.events = EventStore(self.database.client)
+        self.box = SecretBox(settings.secret_key_path.resolve())
         self.metrics = Metrics()
         self.registry = PixelRegistry()
         self.management = Management(
@@ -78,6 +80,7 @@ class Runtime:
             on_change=self.refresh_registry,
             data_dir=self.data_dir,
             status=self.status,
+            box=self.box,
         )
         self.admin_secret = secrets.token_urlsafe(32)
         self.admin = AdminServer(
@@ -111,6 +114,7 @@ class Runtime:
             self.database.client, self.registry, self.metrics, settings.report_warm_interval_s
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._resealed = False
         self.metrics.ready.set_function(lambda: 1.0 if self.readiness()[0] else 0.0)
         self.metrics.add_callback(self._log_metrics)
         self.metrics.add_callback(self._forwarder_metrics)
@@ -118,7 +122,7 @@ class Runtime:
     # registry ------------------------------------------------------------
 
     def refresh_registry(self) -> None:
-        self.registry.refresh(PixelStore(self.database.client()))
+        self.registry.refresh(PixelStore(self.database.client(), self.box))
 
     def count_request(self, route: str, status: int) -> None:
         self.metrics.http_requests.labels(route, str(status)).inc()
@@ -240,6 +244,11 @@ class Runtime:
 
     def _connect(self) -> None:
         self.database.client()
+        if not self._resealed:  # credentials stored before they were sealed
+            resealed = PixelStore(self.database.client(), self.box).reseal()
+            if resealed:
+                log.info("stored credentials sealed", extra={"pixels": resealed})
+            self._resealed = True
         self.refresh_registry()
         if self.settings.demo:
             self._ensure_demo_pixel()
@@ -247,7 +256,7 @@ class Runtime:
     def _ensure_demo_pixel(self) -> None:
         if any(p.name == DEMO_PIXEL_NAME for p in self.registry.all()):
             return
-        pixel, _, owner_token = PixelStore(self.database.client()).add(
+        pixel, _, owner_token = PixelStore(self.database.client(), self.box).add(
             name=DEMO_PIXEL_NAME, origins=[self.settings.base_url], platform="html"
         )
         self.refresh_registry()

@@ -17,10 +17,13 @@ import pytest
 from tests.conftest import free_port, subprocess_env
 
 
-def cli(data_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def cli(
+    data_dir: Path, *args: str, check: bool = True, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [sys.executable, "-m", "pixel_server", *args],
         env=subprocess_env(PIXEL_DATA_DIR=str(data_dir), PIXEL_LOG_LEVEL="warning"),
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=120,
@@ -183,3 +186,27 @@ def test_status_gives_operators_the_details_readyz_leaves_out(
     public = httpx.get(server.url + "/readyz", timeout=5).json()
     assert public["checks"]["clickhouse"] == "ok"
     assert public["checks"]["forwarder"] == "ok"  # a state word, no per-pixel details
+
+
+def test_credentials_from_stdin_or_a_file_are_sealed_and_survive_a_key_rotation(
+    server: Server, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    token, secret = "tt-access-from-stdin-8d1f", "whsec-from-file-3c9a"
+    (tmp_path / "wh.txt").write_text(secret + "\n")
+    pid = cli_json(data, "pixel", "add", "--name", "Shop", "--platform", "shopify")["id"]
+    cli(data, "pixel", "update", pid, "--tiktok-access-token-file", "-",
+        "--webhook-secret-file", str(tmp_path / "wh.txt"), stdin=token + "\n")  # fmt: skip
+    shown = cli_json(data, "pixel", "show", pid)
+    assert shown["tiktok_access_token"] is True and shown["webhook_secret"] is True
+    rotated = cli_json(data, "rotate-secret-key")
+    assert rotated["pixels_resealed"] == 1 and rotated["new_key_id"] != rotated["old_key_id"]
+    assert (data / "secret.key").stat().st_mode & 0o777 == 0o600
+    server.stop()  # the server used the secret it was given: check it back directly
+    both = cli(data, "pixel", "update", pid, "--webhook-secret", "a", "--webhook-secret-file",
+               str(tmp_path / "wh.txt"), check=False)  # fmt: skip
+    assert both.returncode != 0 and "once" in both.stderr
+    for f in data.rglob("*"):
+        if f.is_file():
+            blob = f.read_bytes()
+            assert token.encode() not in blob and secret.encode() not in blob, f

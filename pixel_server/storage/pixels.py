@@ -3,7 +3,9 @@
 Every change inserts a new version of the row (ReplacingMergeTree + FINAL), so
 an update is one insert. Secrets we issue (API key, report tokens) are stored
 as SHA-256 hashes only. Credentials we must *use* (TikTok access token, webhook
-secret, store API token) are stored as given, and never printed or logged.
+secret, store API token) are sealed with the server's secret key
+(:mod:`pixel_server.secretbox`) before they are written, opened when read, and
+never printed or logged.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from clickhouse_connect.driver.client import Client
 
 from pixel_server import credentials, zones
 from pixel_server.events.schema import ISO_4217_CODES
+from pixel_server.secretbox import SecretBox
 
 PLATFORMS = ("ecwid", "bigcommerce", "shopify", "woocommerce", "html")
 ROLES = ("owner", "reader")
@@ -191,16 +194,20 @@ def check_store_id(pixel: Pixel) -> None:
 _COLUMNS = [f.name for f in fields(Pixel)]
 
 
-def _row(pixel: Pixel, version: int) -> list[Any]:
+def _row(pixel: Pixel, version: int, box: SecretBox) -> list[Any]:
     values = asdict(pixel)
+    for name in SECRET_FIELDS:
+        values[name] = box.seal(values[name], f"{pixel.id}/{name}")
     values["origins"] = list(pixel.origins)
     values["created_at"] = int(pixel.created_at * 1000)
     values["updated_at"] = int(pixel.updated_at * 1000)
     return [version] + [values[c] for c in _COLUMNS]
 
 
-def _from_row(row: dict[str, Any]) -> Pixel:
+def _from_row(row: dict[str, Any], box: SecretBox) -> Pixel:
     values = {c: row[c] for c in _COLUMNS}
+    for name in SECRET_FIELDS:
+        values[name] = box.open(values[name], f"{values['id']}/{name}")
     values["origins"] = tuple(row["origins"])
     values["created_at"] = row["created_at"].timestamp()
     values["updated_at"] = row["updated_at"].timestamp()
@@ -234,8 +241,9 @@ class ReportToken:
 class PixelStore:
     """Reads and writes pixels and report tokens; thread-safe."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, box: SecretBox) -> None:
         self._client = client
+        self._box = box
         self._lock = threading.Lock()
         self._last_version = 0
 
@@ -246,14 +254,18 @@ class PixelStore:
 
     def _write(self, pixel: Pixel) -> None:
         self._client.insert(
-            "pixels", [_row(pixel, self._version())], column_names=["version", *_COLUMNS]
+            "pixels",
+            [_row(pixel, self._version(), self._box)],
+            column_names=["version", *_COLUMNS],
         )
 
     # pixels ---------------------------------------------------------------
 
     def list(self) -> list[Pixel]:
         result = self._client.query(f"SELECT {', '.join(_COLUMNS)} FROM pixels FINAL ORDER BY id")
-        return [_from_row(dict(zip(_COLUMNS, r, strict=True))) for r in result.result_rows]
+        return [
+            _from_row(dict(zip(_COLUMNS, r, strict=True)), self._box) for r in result.result_rows
+        ]
 
     def get(self, pixel_id: str) -> Pixel:
         result = self._client.query(
@@ -262,7 +274,7 @@ class PixelStore:
         )
         if not result.result_rows:
             raise RegistryError(f"no pixel with id {pixel_id!r}", status=404)
-        return _from_row(dict(zip(_COLUMNS, result.result_rows[0], strict=True)))
+        return _from_row(dict(zip(_COLUMNS, result.result_rows[0], strict=True)), self._box)
 
     def add(self, **settings: Any) -> tuple[Pixel, str, str]:
         """Create a pixel; returns it with its API key and owner token (shown once)."""
@@ -288,6 +300,24 @@ class PixelStore:
             check_store_id(pixel)
             self._write(pixel)
         return pixel
+
+    def reseal(self) -> int:
+        """Write anew every pixel with a secret in clear or under an old key, then
+        merge the old versions away; the number of pixels rewritten."""
+        columns = ", ".join(SECRET_FIELDS)
+        stale = [
+            pixel_id
+            for pixel_id, *values in self._client.query(
+                f"SELECT id, {columns} FROM pixels FINAL"
+            ).result_rows
+            if not all(self._box.sealed_with_current(v) for v in values)
+        ]
+        with self._lock:
+            for pixel_id in stale:
+                self._write(self.get(pixel_id))
+        if stale:
+            self._client.command("OPTIMIZE TABLE pixels FINAL")
+        return len(stale)
 
     def rotate_key(self, pixel_id: str) -> tuple[Pixel, str]:
         api_key = credentials.new_api_key()
