@@ -27,9 +27,10 @@ import gzip
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal
+from urllib.parse import quote
 
 import rjsmin
 
@@ -75,11 +76,13 @@ NOOP_CACHE_CONTROL: Final = "public, max-age=60"
 _MAX_CLICK_WINDOW_DAYS: Final = 365
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _ENDPOINT = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
+_URI_COMPONENT_SAFE: Final = "-_.!~*'()"  # what encodeURIComponent leaves as it is
 
 # The assembly. Strict mode and the double-load guard belong to the wrapper,
 # not to core.js, so core.js stays a plain readable file; the adapter gets its
-# own try so a broken adapter still leaves the ttq API working.
-_HEAD: Final = '!function(w,S){"use strict";try{if(w.ttq&&w.ttq._px)return;'
+# own try so a broken adapter still leaves the ttq API working. The guard is a
+# global of its own: with TikTok's pixel on the page, ttq is not ours.
+_HEAD: Final = '!function(w,S){"use strict";try{if(w._pxs)return;w._pxs=1;'
 _ADAPTER_OPEN: Final = "try{"
 _TAIL: Final = "}catch(e){}P.go()}catch(e){}}(self,"
 _END: Final = ");"
@@ -96,6 +99,9 @@ class SnippetSettings:
     consent: Literal["granted", "hold"] = "granted"
     tiktok_pixel_code: str | None = None  # also load TikTok's browser pixel
     currency: str | None = None  # ISO 4217 fallback where the platform has none (Ecwid)
+    # With TikTok's own pixel on the page: also feed it our adapters' events
+    # (same event_ids). Off, it gets only what the page itself calls.
+    mirror_to_tiktok_pixel: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.pixel_id, str) or not self.pixel_id:
@@ -117,6 +123,8 @@ class SnippetSettings:
             raise ValueError("tiktok_pixel_code must be a non-empty string or None")
         if self.currency is not None and not _CURRENCY.fullmatch(str(self.currency)):
             raise ValueError("currency must be an ISO 4217 code such as 'USD'")
+        if not isinstance(self.mirror_to_tiktok_pixel, bool):
+            raise ValueError("mirror_to_tiktok_pixel must be true or false")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,15 +151,32 @@ class SnippetAsset:
 
 
 def settings_json(settings: SnippetSettings) -> str:
-    """The settings as a JS-safe JSON literal.
+    """The settings as a JS-safe JSON literal, with the short keys core.js reads.
+
+    Every byte here is downloaded by every shopper, so keys are one letter and
+    settings at their default (false, None) are left out: ``i`` pixel id,
+    ``u`` the collect URL (endpoint without its trailing slash, ``/collect?p=``
+    and the pixel id, encoded as ``encodeURIComponent`` would), ``d`` click
+    window days, ``h`` consent held, ``t`` TikTok pixel code, ``m`` mirror to
+    TikTok's pixel, ``c`` currency. The platform is not sent: it chose the
+    adapter already.
 
     ``ensure_ascii`` escapes every non-ASCII character, U+2028/U+2029 (line
     terminators in older JS) included; ``<``, ``>`` and ``&`` are escaped too,
     so nothing in a setting can close a ``<script>`` element or open a comment
     when the snippet is inlined in HTML.
     """
-    data = asdict(settings)
-    data["endpoint"] = settings.endpoint.rstrip("/")  # the snippet appends "/collect"
+    endpoint = settings.endpoint.rstrip("/")
+    data: dict[str, Any] = {
+        "i": settings.pixel_id,
+        "u": f"{endpoint}/collect?p={quote(settings.pixel_id, safe=_URI_COMPONENT_SAFE)}",
+        "d": settings.click_window_days,
+        "h": 1 if settings.consent == "hold" else None,
+        "t": settings.tiktok_pixel_code,
+        "m": 1 if settings.mirror_to_tiktok_pixel else None,
+        "c": settings.currency,
+    }
+    data = {k: v for k, v in data.items() if v is not None}
     text = json.dumps(data, ensure_ascii=True, separators=(",", ":"))
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 

@@ -7,9 +7,11 @@
  *     catch (e) {} P.go() } catch (e) {} }(self, SETTINGS)
  *
  * `w` is the global object (window, or the sandbox's global on Shopify) and
- * `S` the pixel's settings: {pixel_id, endpoint, platform, click_window_days,
- * consent: "granted"|"hold", tiktok_pixel_code, currency}. The adapter runs
- * after this file, in the same scope, and talks to `P`.
+ * `S` the pixel's settings, with short keys (pixel_server/snippets.py,
+ * `settings_json`): i pixel id, u collect URL, d click window days, h consent
+ * held, t TikTok pixel code, m mirror to TikTok's pixel, c currency; a false
+ * or empty setting is left out. The adapter runs after this file, in the same
+ * scope, and talks to `P`.
  *
  * House rules, because this runs inside other people's stores:
  * - nothing may throw into the page: every entry point goes through `safe`;
@@ -24,13 +26,15 @@ var d = w.document,
   noop = () => {},
   // Every method of TikTok's base-code stub: our ttq answers all of them.
   M = "page track identify instances debug on off once ready alias group enableCookie disableCookie holdConsent revokeConsent grantConsent".split(" "),
-  queue = [], // events waiting for identity, consent or the next flush
+  Q = [], // events waiting for identity, consent or the next flush
   user = {}, // ttq.identify() fields, copied into every later event
-  consent = S.consent == "hold" ? 1 : 0, // 0 granted, 1 held (queued), 2 revoked (dropped)
+  cs = S.h ? 1 : 0, // 0 granted, 1 held (queued), 2 revoked (dropped)
   ids, // {anonymous_id, ttclid, ttp} once storage has answered
-  clickId, // ttclid of this landing URL, stored once consent allows
+  ck, // ttclid of this landing URL, stored once consent allows
   due, // a flush is scheduled
-  tt, // TikTok's own pixel queue (tiktok.js), fed the same event_ids
+  tq, // the page's ttq: TikTok's, or ours until TikTok's base code adopts it
+  tt, // a TikTok pixel fed the same event_ids: ours (tiktok.js) or, mirroring, tq
+  H = 0, // > 0 while a tq method runs: calls nested in it are not the page's
   un; // undefined: JSON.stringify leaves such fields out
 
 function safe(f) {
@@ -70,7 +74,7 @@ var hex = (n) => [].map.call(w.crypto.getRandomValues(new Uint8Array(n)), (b) =>
     // Purchases with an order_id share their event_id with the server's
     // webhook copy: purchase:<order id>, a Shopify GID cut to its numeric tail.
     track(name, props, id, page, at, o) {
-      if (consent > 1 || !name) return;
+      if (cs > 1 || !name) return;
       o = (props = props || {}).order_id;
       if (o != un && /^(Purchase|CompletePayment)$/.test(name)) {
         o = props.order_id = ("" + o).trim().replace(/^gid:[^?]*\/([^/?]+).*/, "$1");
@@ -78,7 +82,7 @@ var hex = (n) => [].map.call(w.crypto.getRandomValues(new Uint8Array(n)), (b) =>
       }
       id = id ? "" + id : hex(16);
       page = page || P.loc();
-      queue.push({
+      Q.push({
         event: "" + name,
         event_id: id,
         event_time: (at || Date.now()) / 1e3,
@@ -87,8 +91,8 @@ var hex = (n) => [].map.call(w.crypto.getRandomValues(new Uint8Array(n)), (b) =>
         page, // {url, referrer}
         consent: "granted",
       });
-      tt && (name == "PageView" ? tt.page() : tt.track(name, props, { event_id: id }));
-      due = due || Promise.resolve().then(flush); // one batch per task
+      name == "PageView" ? fd("page") : fd("track", name, props, { event_id: id });
+      due = due || Promise.resolve().then(fl); // one batch per task
     },
 
     page: (page, at) => P.track("PageView", {}, 0, page, at),
@@ -97,32 +101,32 @@ var hex = (n) => [].map.call(w.crypto.getRandomValues(new Uint8Array(n)), (b) =>
       o = o || {};
       v = { email: o.email, phone: o.phone_number || o.phone, external_id: o.external_id };
       for (k in v) if (v[k] || v[k] === 0) user[k] = "" + v[k]; // the server normalises and hashes
-      tt && tt.identify(o);
+      fd("identify", o);
     },
   };
 
 // Send what may be sent: at most 50 events and 64 KB per request.
-var flush = safe(() => {
+var fl = safe(() => {
   due = 0;
-  if (!ids || consent) return;
+  if (!ids || cs) return;
   var t = P.store.get("_ttp"), // TikTok's pixel may have set it since we started
-    head = '{"pixel_id":' + JSON.stringify(S.pixel_id) + ',"events":[',
+    head = '{"pixel_id":' + JSON.stringify(S.i) + ',"events":[',
     batch = [],
     used = 0,
     ev, s, n;
   if (t && !t.then) ids.ttp = t;
-  while ((ev = queue.shift()))
+  while ((ev = Q.shift()))
     try {
       Object.assign(ev.user, ids);
       n = new Blob([(s = JSON.stringify(ev))]).size + 1; // throws on odd properties: drops that event
-      if (batch.length > 49 || used + n > 63e3) send(head, batch), (batch = []), (used = 0);
+      if (batch.length > 49 || used + n > 63e3) snd(head, batch), (batch = []), (used = 0);
       if (n < 63e3) batch.push(s), (used += n); // 63 KB of events + head < 64 KB
     } catch (e) {}
-  send(head, batch);
+  snd(head, batch);
 });
 
-var send = safe((head, batch) => {
-  var url = S.endpoint + "/collect?p=" + encodeURIComponent(S.pixel_id), // endpoint: no trailing slash
+var snd = safe((head, batch) => {
+  var url = S.u,
     body = head + batch + "]}", // an array joins with commas
     post = (keepalive) => fetch(url, { method: "POST", body, keepalive, mode: "cors", credentials: "omit" }),
     ok;
@@ -136,70 +140,119 @@ var send = safe((head, batch) => {
 });
 
 // Identifiers are written only while consent allows it.
-function persist() {
-  if (consent || !ids) return;
+function keep() {
+  if (cs || !ids) return;
   P.store.set("_px_aid", ids.anonymous_id, 395); // 13 months, renewed on every page
-  clickId && P.store.set("_px_ttclid", clickId, S.click_window_days);
-  clickId = 0;
+  ck && P.store.set("_px_ttclid", ck, S.d);
+  ck = 0;
 }
 
-function setConsent(c) {
-  consent = c;
-  if (c > 1) queue = [];
-  persist();
-  flush();
-  tt && tt[["grantConsent", "holdConsent", "revokeConsent"][c]]();
+function setC(c) {
+  cs = c;
+  if (c > 1) Q = [];
+  keep();
+  fl();
+  fd(["grantConsent", "holdConsent", "revokeConsent"][c]);
 }
 
-// The ttq API that store code written for TikTok's pixel calls.
-var api = {};
-M.forEach((m) => (api[m] = noop));
-Object.assign(api, {
-  load: noop,
-  instance: () => api,
-  page: () => P.page(),
-  track: (name, props, opts) => P.track(name, Object.assign({}, props), opts && opts.event_id),
-  identify: P.identify,
-  holdConsent: () => setConsent(1),
-  grantConsent: () => setConsent(0),
-  revokeConsent: () => setConsent(2),
-  // Through our own table: TikTok's base code, pasted after us, would replace
-  // the methods with stubs that push.
-  push: (a) => a[0] != "push" && own[a[0]].apply(api, [].slice.call(a, 1)),
-});
-for (var m in api) api[m] = safe(api[m]);
-var own = Object.assign({}, api);
-api._px = 1;
+// Calls into the TikTok pixel we feed; tq must not take our own calls for
+// the page's, nor get back what the page gave it.
+function fd(m, ...a) {
+  if (tt && !(H && tt == tq))
+    try {
+      H++;
+      tt[m](...a);
+    } finally {
+      H--;
+    }
+}
 
-P.go = safe((old, calls) => {
+// What a ttq call means to us.
+var rp = safe((a) => Array.isArray(a) && a[0] != "push" && O[a[0]] && O[a[0]](...a.slice(1))),
+  O = {
+    page: () => P.page(),
+    track: (name, props, opts) => P.track(name, Object.assign({}, props), opts && opts.event_id),
+    identify: P.identify,
+    holdConsent: () => setC(1),
+    grantConsent: () => setC(0),
+    revokeConsent: () => setC(2),
+    push: (...a) => a.forEach(rp),
+  },
+  sn = new WeakSet();
+for (var m in O) O[m] = safe(O[m]);
+
+// We never take ttq: we watch it. Each method becomes an accessor whose setter
+// keeps what is assigned (the base code's stubs, TikTok's live methods later)
+// and whose getter gives one wrapper: it records the call with us, then calls
+// the current function with the same this and arguments and returns what it
+// returns (or throws what it throws). Calls nested in one, and our mirroring,
+// are not recorded. instance() objects are watched the same way.
+var W = safe(
+  (o) =>
+    sn.has(o) ||
+    (sn.add(o),
+    M.concat("instance", "push").forEach((m, f, g) => {
+      f = o[m];
+      g = function (r) {
+        if (H) return f.apply(this, arguments);
+        try {
+          H++;
+          O[m] && O[m].apply(0, arguments);
+          r = f.apply(this, arguments);
+          m == "instance" && W(r);
+          return r;
+        } finally {
+          H--;
+        }
+      };
+      Object.defineProperty(o, m, { configurable: true, enumerable: true, get: () => f && g, set: (v) => (f = v) });
+    }))
+);
+
+P.go = safe((n, cl) => {
   // Identity; the landing URL's ttclid wins over the stored one.
   try {
-    clickId = new URL(P.loc().url).searchParams.get("ttclid");
+    ck = new URL(P.loc().url).searchParams.get("ttclid");
   } catch (e) {}
-  Promise.all([P.store.get("_px_aid"), clickId || P.store.get("_px_ttclid"), P.store.get("_ttp")])
+  Promise.all([P.store.get("_px_aid"), ck || P.store.get("_px_ttclid"), P.store.get("_ttp")])
     .catch(noop)
     .then(
       safe((v) => {
         v = v || [];
         ids = { anonymous_id: v[0] || "a_" + hex(16), ttclid: v[1] || un, ttp: v[2] || un };
-        persist();
-        flush();
+        keep();
+        fl();
       })
     );
 
-  // Take over TikTok's base-code queue: replay what the page called before we
-  // loaded, in order, and make the old stub forward to us.
-  old = w.ttq || [];
-  calls = [].filter.call(old, Array.isArray);
-  w.ttq = api;
-  try {
-    Object.assign(old, api);
-  } catch (e) {}
+  // TikTok's base code ran before us: its global and queue stay as they are.
+  // Otherwise ttq is a queue of ours in TikTok's shape (our tag's stub, or a
+  // new one) whose methods do nothing but get recorded; TikTok's base code,
+  // should it come later, adopts it (`w[t] = w[t] || []`) and puts its own
+  // methods in, which we keep watching.
+  n = w.TiktokAnalyticsObject;
+  tq = w[n || "ttq"];
+  if (!(n || (tq && (tq.methods || tq._i)))) {
+    P.tk && P.tk();
+    tq = w.ttq = Array.isArray(tq) ? tq : [];
+    M.forEach((m) => (tq[m] = noop));
+    tq.instance = () => tq;
+    tq.load = noop;
+    n = 0;
+  }
+  // What the page called before we loaded, in order, read and left in place:
+  // the queue, then its instances' queues.
+  cl = [].filter.call(tq, Array.isArray);
+  for (var k in tq._i) cl = cl.concat([].filter.call(tq._i[k] || [], Array.isArray));
+  n || (tq.length = 0); // our own queue: done with
+  W(tq);
   // The automatic PageView first: the page loaded before its code called us.
-  P.auto && !calls.some((a) => a[0] == "page") && P.page();
-  calls.forEach(api.push);
+  P.auto && !cl.some((a) => a[0] == "page") && P.page();
+  cl.forEach(rp);
+  // Mirroring our adapters' events into TikTok's pixel, when asked.
+  n && S.m && (tt = tq);
 
-  w.addEventListener("pagehide", flush);
-  d && d.addEventListener("visibilitychange", () => d.hidden && flush());
+  w.addEventListener("pagehide", fl);
+  d && d.addEventListener("visibilitychange", () => d.hidden && fl());
   safe(P.run)();
 });

@@ -55,14 +55,11 @@ def test_every_platform_renders_core_adapter_and_settings(platform: str) -> None
     assert body.startswith(b'!function(w,S){"use strict";')
     assert b"P.go()" in body
     assert minified_source(platform).encode() in body
+    # Short keys, defaults left out (the platform chose the adapter already).
     assert json.loads(settings_literal(body)) == {
-        "pixel_id": "px_abc",
-        "endpoint": "https://px.example.com",
-        "platform": platform,
-        "click_window_days": 7,
-        "consent": "granted",
-        "tiktok_pixel_code": None,
-        "currency": None,
+        "i": "px_abc",
+        "u": "https://px.example.com/collect?p=px_abc",
+        "d": 7,
     }
     assert b"/*" not in body and b"\n  " not in body  # minified: no comments, no indentation
 
@@ -95,15 +92,36 @@ def test_hostile_settings_cannot_break_out_of_the_script(field: str) -> None:
     assert "<!--" not in body.decode()
     for char in "<>&\u2028\u2029":
         assert char not in literal
-    assert json.loads(literal)[field] == hostile  # escaped, not altered
+    data = json.loads(literal)
+    assert (data["i"] if field == "pixel_id" else data["u"].split("/collect?")[0]) == hostile
     assert "\\u003c/script\\u003e" in literal
     assert field == "endpoint" or "\\u2028\\u2029" in literal
 
 
-def test_settings_json_strips_the_endpoints_trailing_slash() -> None:
+def test_settings_json_builds_the_collect_url_from_the_endpoint() -> None:
     data = json.loads(settings_json(replace(BASE, endpoint="https://px.example.com/base/")))
+    odd = json.loads(settings_json(replace(BASE, pixel_id="px a/b?&é")))
 
-    assert data["endpoint"] == "https://px.example.com/base"
+    assert data["u"] == "https://px.example.com/base/collect?p=px_abc"
+    assert odd["u"] == "https://px.example.com/collect?p=px%20a%2Fb%3F%26%C3%A9"  # encodeURIComponent
+    assert odd["i"] == "px a/b?&é"
+
+
+def test_settings_json_carries_every_setting_that_is_not_a_default() -> None:
+    settings = replace(
+        BASE, consent="hold", tiktok_pixel_code="C123ABC", mirror_to_tiktok_pixel=True,
+        currency="EUR", click_window_days=30,
+    )  # fmt: skip
+
+    assert json.loads(settings_json(settings)) == {
+        "i": "px_abc",
+        "u": "https://px.example.com/collect?p=px_abc",
+        "d": 30,
+        "h": 1,
+        "t": "C123ABC",
+        "m": 1,
+        "c": "EUR",
+    }
 
 
 @pytest.mark.parametrize(
@@ -118,6 +136,7 @@ def test_settings_json_strips_the_endpoints_trailing_slash() -> None:
         ({"consent": "denied"}, "consent"),
         ({"tiktok_pixel_code": ""}, "tiktok_pixel_code"),
         ({"currency": "usd"}, "currency"),
+        ({"mirror_to_tiktok_pixel": 1}, "mirror_to_tiktok_pixel"),
     ],
 )
 def test_settings_are_validated(change: dict[str, object], message: str) -> None:

@@ -308,9 +308,9 @@ class Tab:
     errors: list[str]  # uncaught exceptions, unhandled rejections, console errors
     failed_loads: list[str]  # "Failed to load resource" console lines (network)
 
-    def goto(self, url: str, ready: str | None = "window.ttq && window.ttq._px") -> None:
+    def goto(self, url: str, ready: str | None = "window._pxs && window.ttq") -> None:
         """Load ``url``; then wait until ``ready`` (JS) is true: by default,
-        until the snippet has taken over ``ttq``."""
+        until the snippet has run and ``ttq`` is there."""
         self.page.goto(url, wait_until="load")
         if ready:
             self.page.wait_for_function(ready, timeout=10_000)

@@ -308,7 +308,7 @@ def test_hostile_settings_stay_data(tab: Tab, store: Store, collector: Collector
     tab.page.set_content(
         "<html><head><script>" + render_snippet(settings).body.decode() + "</script></head></html>"
     )
-    tab.page.wait_for_function("window.ttq && window.ttq._px")
+    tab.page.wait_for_function("window._pxs && window.ttq")
     tab.page.wait_for_timeout(300)
 
     assert tab.page.evaluate("window.pwned") is None and dialogs == []
