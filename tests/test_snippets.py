@@ -103,7 +103,9 @@ def test_settings_json_builds_the_collect_url_from_the_endpoint() -> None:
     odd = json.loads(settings_json(replace(BASE, pixel_id="px a/b?&é")))
 
     assert data["u"] == "https://px.example.com/base/collect?p=px_abc"
-    assert odd["u"] == "https://px.example.com/collect?p=px%20a%2Fb%3F%26%C3%A9"  # encodeURIComponent
+    assert (
+        odd["u"] == "https://px.example.com/collect?p=px%20a%2Fb%3F%26%C3%A9"
+    )  # encodeURIComponent
     assert odd["i"] == "px a/b?&é"
 
 

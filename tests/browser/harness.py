@@ -42,6 +42,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PAGES = Path(__file__).resolve().parent / "pages"
+# The stand-in for TikTok's events.js (what it models: see the file).
+TIKTOK_EVENTS_DOUBLE = Path(__file__).resolve().parent / "tiktok_events_double.js"
 MAX_BODY = 64 * 1024
 MAX_EVENTS = 50
 
@@ -291,9 +293,13 @@ def store_app(store: Store) -> Starlette:
         code = paste_instructions("shopify", store.script_url(pixel_id), settings)
         return Response(code, media_type="text/javascript")
 
+    async def tiktok_events(request: Request) -> Response:
+        return Response(TIKTOK_EVENTS_DOUBLE.read_bytes(), media_type="text/javascript")
+
     return Starlette(
         routes=[
             Route("/p/{pixel_id}.js", snippet),
+            Route("/tiktok/events.js", tiktok_events),
             Route("/pages/{name}", page),
             Route("/shopify/custom-pixel.js", shopify_custom_pixel),
         ]
