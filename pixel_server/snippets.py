@@ -1,9 +1,11 @@
 """The per-pixel JavaScript snippet served at ``GET /p/{pixel_id}.js``.
 
 A snippet is ``snippets/core.js`` plus the pixel's platform adapter
-(``snippets/adapters/<platform>.js``); store adapters also get the helpers in
-``snippets/commerce.js``, and ``snippets/tiktok.js`` is added when the pixel
-also loads TikTok's own browser pixel. All of it is minified with rjsmin,
+(``snippets/adapters/<platform>.js``); every platform but Shopify (whose pixel
+sandbox shares no ``ttq`` with the page) gets the ttq API in
+``snippets/ttq.js``, store adapters the helpers in ``snippets/commerce.js``,
+and ``snippets/tiktok.js`` is added when the pixel also loads TikTok's own
+browser pixel. All of it is minified with rjsmin,
 wrapped in one function that receives the pixel's settings as an escaped JSON
 object, and pre-compressed (gzip, and brotli when available) with a strong ETag.
 
@@ -187,7 +189,8 @@ def _read(name: str) -> str:
 
 @functools.lru_cache(maxsize=2 * len(PLATFORMS) + 1)
 def minified_source(platform: str | None = None, tiktok: bool = False) -> str:
-    """Minified core (``platform=None``), or core + one adapter, unwrapped.
+    """Minified core (``platform=None``), or core + one adapter (and the
+    modules that platform gets), unwrapped.
 
     ``tiktok`` adds the module that loads TikTok's own browser pixel (never
     for Shopify, whose sandbox cannot host it). Read and minified once per
@@ -198,6 +201,8 @@ def minified_source(platform: str | None = None, tiktok: bool = False) -> str:
         return core
     if platform not in PLATFORMS:
         raise ValueError(f"unknown platform {platform!r}")
+    if platform != "shopify":  # the sandbox shares no ttq with the page
+        core += "\n" + rjsmin.jsmin(_read("ttq.js"))
     if tiktok and platform != "shopify":
         core += "\n" + rjsmin.jsmin(_read("tiktok.js"))
     if platform != "html":  # item/props/wait helpers, for the store adapters

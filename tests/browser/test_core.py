@@ -91,7 +91,7 @@ def test_calls_queued_before_the_script_loaded_are_replayed_in_order(
     page_view, viewed, purchase = journey.next("PageView", "ViewContent", "CompletePayment")
     tab.page.evaluate(
         """ttq.instance('CTESTPIXEL0000000000').track('AddToCart', {value: 8, currency: 'USD'});
-           ttq.load('CTESTPIXEL0000000000'); ttq.push(['track', 'Contact']);
+           ttq.load('CTESTPIXEL0000000000'); ttq.track('Contact');
            ttq.enableCookie(); ttq.debug(); ttq.ready(function () {});"""
     )
     added, contact = journey.next("AddToCart", "Contact")

@@ -59,7 +59,8 @@ class TikTokLibrary:
 # The theme's calls, in three groups, and what each is as a call.
 BEFORE = """
 ttq.identify({email: "alice@example.com"});
-ttq.track("ViewContent", {value: 8, currency: "USD", contents: [{content_id: "SKU-1", quantity: 1}]},
+ttq.track("ViewContent",
+          {value: 8, currency: "USD", contents: [{content_id: "SKU-1", quantity: 1}]},
           {event_id: "vc-1"});
 ttq.instance("CTESTPIXEL0000000000").track("AddToWishlist", {value: 3, currency: "USD"});
 """

@@ -1,0 +1,76 @@
+/* pixel-server snippet: the ttq API (every platform but Shopify, whose pixel
+ * sandbox shares no ttq with the page).
+ *
+ * Bundled after core.js, same scope. We never take `ttq` from TikTok's pixel:
+ *
+ * - TikTok's base code ran before us (`TiktokAnalyticsObject` set, or a ttq
+ *   with TikTok's `methods` / `_i`): its global and queues stay as they are.
+ *   We read what the page queued so far (the queue, then each pixel's queue
+ *   in `_i`) without removing anything, and watch the object from then on.
+ * - It did not: `ttq` becomes a queue of ours in TikTok's shape (our tag's
+ *   stub, or a new array), whose methods do nothing but are watched. Should
+ *   TikTok's base code come later, it adopts it (`w[t] = w[t] || []`), puts
+ *   its own methods in through our setters and makes it its queue; our own
+ *   TikTok pixel (tiktok.js, `P.tk`) is only loaded in this case.
+ *
+ * Watching: each method we care about becomes an accessor. Its setter keeps
+ * what is assigned (the base code's stubs, later the live methods of TikTok's
+ * library); its getter gives one wrapper that records the call with us, then
+ * calls the current function with the same this and arguments and returns
+ * what it returns (or throws what it throws). Calls nested in one (TikTok's
+ * code calling itself, our mirroring through `fd`) are not recorded;
+ * instance() objects are watched the same way. Mirroring our adapters' events
+ * into TikTok's pixel happens only with the `m` setting.
+ */
+var O = {
+    page: () => P.page(),
+    track: (n, p, o) => P.track(n, Object.assign({}, p), o && o.event_id),
+    identify: P.identify,
+    instance: noop, // its objects are watched instead
+  },
+  sn = new WeakSet(), // objects watched already
+  W = safe(
+    (o) =>
+      sn.has(o) ||
+      (sn.add(o),
+      Object.keys(O).forEach((m, f, g) => {
+        f = o[m];
+        g = function (r) {
+          if (H) return f.apply(this, arguments);
+          try {
+            H++;
+            safe(O[m])(...arguments);
+            r = f.apply(this, arguments);
+            m == "instance" && W(r);
+            return r;
+          } finally {
+            H--;
+          }
+        };
+        Object.defineProperty(o, m, { configurable: 1, get: () => f && g, set: (v) => (f = v) });
+      }))
+  ),
+  // The calls queued in a TikTok queue (entries are arrays; other fields are not).
+  queued = (q) => [].filter.call(q || [], Array.isArray);
+C.forEach((m, c) => (O[m] = () => setC(c))); // holdConsent() and the others
+
+P.tq = (n, cl) => {
+  n = w.TiktokAnalyticsObject;
+  tq = w[n || "ttq"];
+  if (!(n || (tq && (tq.methods || tq._i)))) {
+    P.tk && P.tk();
+    tq = w.ttq = Array.isArray(tq) ? tq : [];
+    for (var m in O) tq[m] = noop;
+    tq.instance = () => tq;
+    tq.load = noop;
+    n = 0;
+  }
+  cl = queued(tq);
+  for (var k in tq._i) cl = cl.concat(queued(tq._i[k]));
+  n || (tq.length = 0); // our own queue: done with
+  W(tq);
+  // The automatic PageView first: the page loaded before its code called us.
+  P.auto && !cl.some((a) => a[0] == "page") && P.page();
+  cl.forEach((a) => O[a[0]] && safe(O[a[0]])(...a.slice(1)));
+  n && S.m && (tt = tq);
+};
