@@ -7,7 +7,8 @@ sandbox shares no ``ttq`` with the page) gets the ttq API in
 and ``snippets/tiktok.js`` is added when the pixel also loads TikTok's own
 browser pixel. All of it is minified with rjsmin,
 wrapped in one function that receives the pixel's settings as an escaped JSON
-object, and pre-compressed (gzip, and brotli when available) with a strong ETag.
+object, and pre-compressed (gzip by zopfli, and brotli when available) with a
+strong ETag.
 
 Serving it (the route lives in the app; this module stays pure):
 
@@ -25,7 +26,6 @@ Serving it (the route lives in the app; this module stays pure):
 from __future__ import annotations
 
 import functools
-import gzip
 import hashlib
 import json
 import re
@@ -35,6 +35,7 @@ from typing import Any, Final, Literal
 from urllib.parse import quote
 
 import rjsmin
+import zopfli.gzip
 
 try:  # brotli is an extra encoding; gzip always works without it
     import brotli
@@ -56,6 +57,7 @@ __all__ = [
     "SnippetAsset",
     "SnippetSettings",
     "choose_encoding",
+    "gzip_body",
     "minified_source",
     "render_snippet",
     "settings_json",
@@ -79,6 +81,7 @@ _MAX_CLICK_WINDOW_DAYS: Final = 365
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _ENDPOINT = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
 _URI_COMPONENT_SAFE: Final = "-_.!~*'()"  # what encodeURIComponent leaves as it is
+_ZOPFLI_ITERATIONS: Final = 5  # more buys a few bytes at several times the time
 
 # The assembly. Strict mode and the double-load guard belong to the wrapper,
 # not to core.js, so core.js stays a plain readable file; the adapter gets its
@@ -224,11 +227,21 @@ def render_snippet(settings: SnippetSettings) -> SnippetAsset:
     return _asset(text.encode("utf-8"))
 
 
+def gzip_body(body: bytes) -> bytes:
+    """The gzip representation the server sends (and the size budget counts).
+
+    Zopfli: a gzip stream any client reads, about 1.5% smaller than zlib's
+    level 9, for ~10 ms once per asset. Its header carries no time, so the
+    same body always gives the same bytes.
+    """
+    return zopfli.gzip.compress(body, numiterations=_ZOPFLI_ITERATIONS)
+
+
 def _asset(body: bytes) -> SnippetAsset:
     digest = hashlib.sha256(body).hexdigest()[:32]
     return SnippetAsset(
         body=body,
-        gzip=gzip.compress(body, compresslevel=9, mtime=0),  # mtime=0: same bytes every time
+        gzip=gzip_body(body),
         br=brotli.compress(body, quality=11) if brotli is not None else None,
         etag=f'"{digest}"',
     )

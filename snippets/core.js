@@ -22,11 +22,11 @@
  * - ES2017 syntax at most (no ?. or ??): old phones shop too.
  */
 var d = w.document,
-  nav = w.navigator || {},
+  nav = w.navigator, // in a worker too (Shopify), without sendBeacon
   noop = () => {},
   Q = [], // events waiting for identity, consent or the next flush
   user = {}, // ttq.identify() fields, copied into every later event
-  cs = S.h ? 1 : 0, // 0 granted, 1 held (queued), 2 revoked (dropped)
+  cs = S.h | 0, // 0 granted, 1 held (queued), 2 revoked (dropped)
   ids, // {anonymous_id, ttclid, ttp} once storage has answered
   ck, // ttclid of this landing URL, stored once consent allows
   due, // a flush is scheduled
@@ -97,7 +97,6 @@ var hex = () => [].map.call(w.crypto.getRandomValues(new Uint8Array(16)), (b) =>
     page: (page, at) => P.track("PageView", {}, 0, page, at),
 
     identify(o, v, k) {
-      o = o || {};
       v = { email: o.email, phone: o.phone_number || o.phone, external_id: o.external_id };
       for (k in v) if (v[k] || v[k] === 0) user[k] = "" + v[k]; // the server normalises and hashes
       fd("identify", o);
@@ -182,7 +181,8 @@ P.go = safe(() => {
   // queued ttq.page() stands for it.
   P.tq ? P.tq() : P.auto && P.page();
 
-  w.addEventListener("pagehide", fl);
-  d && d.addEventListener("visibilitychange", () => d.hidden && fl());
+  // Leaving, or hidden (mobiles may never fire pagehide): send what is queued.
+  // visibilitychange bubbles from the document to the window.
+  ["pagehide", "visibilitychange"].forEach((e) => w.addEventListener(e, fl));
   safe(P.run)();
 });

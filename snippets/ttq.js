@@ -36,16 +36,14 @@ var O = {
       Object.keys(O).forEach((m, f, g) => {
         f = o[m];
         g = function (r) {
-          if (H) return f.apply(this, arguments);
           try {
-            H++;
-            safe(O[m])(...arguments);
+            H++ || safe(O[m])(...arguments); // the outermost call only, recorded while H is up
             r = f.apply(this, arguments);
-            m == "instance" && W(r);
-            return r;
           } finally {
             H--;
           }
+          m == "instance" && W(r);
+          return r;
         };
         Object.defineProperty(o, m, { configurable: 1, get: () => f && g, set: (v) => (f = v) });
       }))
@@ -54,23 +52,22 @@ var O = {
   queued = (q) => [].filter.call(q || [], Array.isArray);
 C.forEach((m, c) => (O[m] = () => setC(c))); // holdConsent() and the others
 
-P.tq = (n, cl) => {
+P.tq = (n, cl, k) => {
   n = w.TiktokAnalyticsObject;
-  tq = w[n || "ttq"];
-  if (!(n || (tq && (tq.methods || tq._i)))) {
+  tq = w[n || "ttq"] || [];
+  n = n || tq.methods || tq._i; // TikTok's base code ran before us
+  cl = queued(tq);
+  for (k in tq._i) cl = cl.concat(queued(tq._i[k]));
+  if (!n) {
     P.tk && P.tk();
     tq = w.ttq = Array.isArray(tq) ? tq : [];
-    for (var m in O) tq[m] = noop;
+    tq.length = 0; // our own queue: its calls are in cl
+    for (k in O) tq[k] = noop;
     tq.instance = () => tq;
-    tq.load = noop;
-    n = 0;
   }
-  cl = queued(tq);
-  for (var k in tq._i) cl = cl.concat(queued(tq._i[k]));
-  n || (tq.length = 0); // our own queue: done with
   W(tq);
   // The automatic PageView first: the page loaded before its code called us.
   P.auto && !cl.some((a) => a[0] == "page") && P.page();
-  cl.forEach((a) => O[a[0]] && safe(O[a[0]])(...a.slice(1)));
-  n && S.m && (tt = tq);
+  cl.forEach((a) => safe(O[a[0]])(...a.slice(1))); // calls we do not know: nothing
+  n && S.m && (tt = tq); // mirroring our adapters' events, when asked
 };
