@@ -31,6 +31,7 @@ var d = w.document,
   ck, // ttclid of this landing URL, stored once consent allows
   due, // a flush is scheduled
   tq, // the page's ttq (ttq.js)
+  tk, // tq is TikTok's pixel's (ttq.js)
   tt, // a TikTok pixel fed the same event_ids: ours (tiktok.js) or, mirroring, tq
   H = 0, // > 0 while a tq method runs (ttq.js): calls nested in it are not the page's
   C = ["grantConsent", "holdConsent", "revokeConsent"], // ttq's names for consent 0, 1, 2
@@ -52,21 +53,19 @@ var hex = () => [].map.call(w.crypto.getRandomValues(new Uint8Array(16)), (b) =>
     // The page an event belongs to; Shopify's sandbox replaces this.
     loc: () => ({ url: w.location.href, referrer: d.referrer }),
 
-    // localStorage keeps "value|expiry ms"; cookies carry their own max-age.
-    pack: (v, t) => v + "|" + (Date.now() + t * 864e5),
-    unpack: (s) => ((s = /(.*)\|(\d+)$/.exec(s)) && s[2] > Date.now() ? s[1] : ""),
-    cookie: (k, v, t) => k + "=" + encodeURIComponent(v) + "; max-age=" + t * 86400 + "; path=/; SameSite=Lax",
-
-    // First-party storage: a cookie, and localStorage as the second copy.
-    // get() may return a Promise (Shopify's browser.* APIs are asynchronous).
+    // First-party storage: a cookie, and localStorage as the second copy,
+    // which keeps "value|expiry ms" (cookies carry their own max-age).
+    // get() may return a Promise (Shopify's adapter replaces the store with
+    // its sandbox's asynchronous browser.* APIs, in the same formats).
     store: {
-      get: safe((k) => {
-        var m = d.cookie.match("(^|; )" + k + "=([^;]*)");
-        return m ? decodeURIComponent(m[2]) : P.unpack(w.localStorage.getItem(k));
-      }),
+      get: safe((k, m) =>
+        (m = d.cookie.match("(^|; )" + k + "=([^;]*)"))
+          ? decodeURIComponent(m[2])
+          : (m = /(.*)\|(\d+)$/.exec(w.localStorage.getItem(k))) && m[2] > Date.now() ? m[1] : ""
+      ),
       set: safe((k, v, t) => {
-        d.cookie = P.cookie(k, v, t);
-        w.localStorage.setItem(k, P.pack(v, t));
+        d.cookie = k + "=" + encodeURIComponent(v) + "; max-age=" + t * 86400 + "; path=/; SameSite=Lax";
+        w.localStorage.setItem(k, v + "|" + (Date.now() + t * 864e5));
       }),
     },
 
@@ -79,7 +78,9 @@ var hex = () => [].map.call(w.crypto.getRandomValues(new Uint8Array(16)), (b) =>
         o = p.order_id = ("" + o).trim().replace(/^gid:[^?]*\/([^/?]+).*/, "$1");
         id = id || (o && "purchase:" + o);
       }
-      id = id ? "" + id : hex();
+      // Our id for a call the page made on TikTok's own pixel (which sent
+      // its own copy) is marked: the server never forwards it to TikTok.
+      id = id ? "" + id : (H && tk ? "ttq:" : "") + hex();
       page = page || P.loc();
       Q.push({
         event: "" + nm,
@@ -111,7 +112,7 @@ var fl = safe(() => {
     bt = [],
     us = 0,
     ev, s, n;
-  if (t && !t.then) ids.ttp = t;
+  t && !t.then && (ids.ttp = t);
   while ((ev = Q.shift()))
     try {
       Object.assign(ev.user, ids);
@@ -164,9 +165,7 @@ function fd(m, ...a) {
 
 P.go = safe(() => {
   // Identity; the landing URL's ttclid wins over the stored one.
-  try {
-    ck = new URL(P.loc().url).searchParams.get("ttclid");
-  } catch (e) {}
+  ck = safe(() => new URL(P.loc().url).searchParams.get("ttclid"))();
   Promise.all(["_px_aid", "_px_ttclid", "_ttp"].map(P.store.get))
     .catch(noop)
     .then(

@@ -45,20 +45,21 @@ var O = {
           m == "instance" && W(r);
           return r;
         };
-        Object.defineProperty(o, m, { configurable: 1, get: () => f && g, set: (v) => (f = v) });
+        // Assigned after we watch: TikTok's base code has adopted our queue.
+        Object.defineProperty(o, m, { configurable: 1, get: () => f && g, set: (v) => ((f = v), (tk = 1)) });
       }))
   ),
   // The calls queued in a TikTok queue (entries are arrays; other fields are not).
   queued = (q) => [].filter.call(q || [], Array.isArray);
 C.forEach((m, c) => (O[m] = () => setC(c))); // holdConsent() and the others
 
-P.tq = (n, cl, k) => {
-  n = w.TiktokAnalyticsObject;
-  tq = w[n || "ttq"] || [];
-  n = n || tq.methods || tq._i; // TikTok's base code ran before us
+P.tq = (cl, k) => {
+  tk = w.TiktokAnalyticsObject;
+  tq = w[tk || "ttq"] || [];
+  tk = tk || tq.methods || tq._i; // TikTok's base code ran before us
   cl = queued(tq);
-  for (k in tq._i) cl = cl.concat(queued(tq._i[k]));
-  if (!n) {
+  for (k in tq._i) cl.push(...queued(tq._i[k]));
+  if (!tk) {
     P.tk && P.tk();
     tq = w.ttq = Array.isArray(tq) ? tq : [];
     tq.length = 0; // our own queue: its calls are in cl
@@ -68,6 +69,8 @@ P.tq = (n, cl, k) => {
   W(tq);
   // The automatic PageView first: the page loaded before its code called us.
   P.auto && !cl.some((a) => a[0] == "page") && P.page();
+  H++; // the page's calls, as if made now
   cl.forEach((a) => safe(O[a[0]])(...a.slice(1))); // calls we do not know: nothing
-  n && S.m && (tt = tq); // mirroring our adapters' events, when asked
+  H--;
+  tk && S.m && (tt = tq); // mirroring our adapters' events, when asked
 };

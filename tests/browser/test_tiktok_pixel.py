@@ -146,6 +146,11 @@ def test_both_pixels_get_every_call_exactly_once(
     assert by_name["CompletePayment"]["event_id"] == "purchase:1001"
     assert props(by_name["CompletePayment"]) == {"value": 16, "currency": "USD", "order_id": "1001"}
     assert by_name["Contact"]["user"]["email"] == "alice@example.com"
+    # Calls TikTok's pixel sent under its own ids get ids of ours marked
+    # "ttq:" (never forwarded to TikTok); the automatic PageView is ours alone.
+    generated = [e for e in events if e["event"] not in ("ViewContent", "CompletePayment")]
+    unmarked = [e["event"] for e in generated if not e["event_id"].startswith("ttq:")]
+    assert unmarked == (["PageView"] if steps[0] == "us" else [])
     assert tab.errors == []
 
 
@@ -189,6 +194,8 @@ def test_adapter_events_reach_tiktoks_pixel_only_when_mirrored(
 
     queue = tab.page.evaluate("JSON.parse(JSON.stringify(Array.from(ttq)))")  # as sent
     assert purchase["event_id"] == "purchase:10045"
+    assert journey.all[1]["event_id"].startswith("ttq:")  # the theme's Contact
+    assert not added["event_id"].startswith("ttq:")  # the adapter's own
     ours = [
         ["track", "AddToCart", props(added), {"event_id": added["event_id"]}],
         ["track", "Purchase", props(purchase), {"event_id": "purchase:10045"}],
