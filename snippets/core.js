@@ -3,8 +3,8 @@
  * Assembled by pixel_server/snippets.py as
  *
  *   !function (w, S) { "use strict"; try { if (already loaded) return;
- *     <core.js> [<tiktok.js>] [<commerce.js>] try { <adapters/PLATFORM.js> }
- *     catch (e) {} P.go() } catch (e) {} }(self, SETTINGS)
+ *     <core.js> [<ttq.js>] [<tiktok.js>] [<commerce.js>]
+ *     try { <adapters/PLATFORM.js> } catch (e) {} P.go() } catch (e) {} }(self, SETTINGS)
  *
  * `w` is the global object (window, or the sandbox's global on Shopify) and
  * `S` the pixel's settings, with short keys (pixel_server/snippets.py,
@@ -18,7 +18,8 @@
  * - nothing leaves the browser, and nothing is written to cookies or storage,
  *   while consent is held or revoked;
  * - small: rjsmin only strips whitespace and comments, so the code itself is
- *   terse. Budget: core <= 2 KB gzipped (docs/benchmarks.md, "Snippet size");
+ *   terse. Budgets: core <= 2 KB gzipped, the served script <= 3 KB
+ *   (docs/benchmarks.md, "Snippet size");
  * - ES2017 syntax at most (no ?. or ??): old phones shop too.
  */
 var d = w.document,
@@ -33,7 +34,7 @@ var d = w.document,
   tq, // the page's ttq (ttq.js)
   tk, // tq is TikTok's pixel's (ttq.js)
   tt, // a TikTok pixel fed the same event_ids: ours (tiktok.js) or, mirroring, tq
-  H = 0, // > 0 while a tq method runs (ttq.js): calls nested in it are not the page's
+  H = 0, // > 0 while the page's ttq call is handled (ttq.js): calls nested in it are not the page's
   C = ["grantConsent", "holdConsent", "revokeConsent"], // ttq's names for consent 0, 1, 2
   un; // undefined: JSON.stringify leaves such fields out
 

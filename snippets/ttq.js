@@ -21,6 +21,11 @@
  * code calling itself, our mirroring through `fd`) are not recorded;
  * instance() objects are watched the same way. Mirroring our adapters' events
  * into TikTok's pixel happens only with the `m` setting.
+ *
+ * `tk` says that tq is TikTok's pixel's: then the ids core.js makes for the
+ * page's calls (H up) are marked "ttq:", because TikTok's pixel sent those
+ * events itself and the server must not forward our copies to TikTok.
+ * docs/tiktok-pixel.md has the whole picture.
  */
 var O = {
     page: () => P.page(),
