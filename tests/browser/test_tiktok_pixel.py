@@ -203,3 +203,38 @@ def test_adapter_events_reach_tiktoks_pixel_only_when_mirrored(
     # The page's own calls once each, never fed back; ours only when mirrored.
     assert queue == [["page"], ["track", "Contact"]] + (ours if mirror else [])
     assert tab.errors == []
+
+
+@pytest.mark.parametrize("first", ["TikTok's library", "us"])
+def test_tiktoks_library_loaded_without_its_base_code(
+    tab: Tab, store: Store, collector: Collector, first: str
+) -> None:
+    # Some sites load events.js?sdkid=...&lib=ttq directly: the library makes
+    # (or adopts) the ttq queue itself.
+    store.configure(SnippetSettings(collector.pixel_id, collector.endpoint, "html"))
+    library = TikTokLibrary(tab, store, "serve")
+    tab.goto(store.url("tiktok.html", collector.pixel_id), ready="window.themeLoaded")
+    page = tab.page
+
+    def load_library() -> None:
+        page.add_script_tag(url=EVENTS_JS.rstrip("*") + f"?sdkid={CODE}&lib=ttq")
+        page.wait_for_function("window.tiktokLibrary")
+
+    def load_us() -> None:
+        page.add_script_tag(url=store.script_url(collector.pixel_id))
+        page.wait_for_function("window._pxs")
+
+    for step in (load_library, load_us) if first != "us" else (load_us, load_library):
+        step()
+    page.evaluate(MIDDLE + LATE)
+
+    late_calls = THEME_CALLS[3:]  # CompletePayment, page(), Contact
+    assert _sorted(library.calls()) == _sorted(late_calls)
+    journey = Journey(collector)
+    _, purchase, page_view, contact = journey.next(
+        "PageView", "CompletePayment", "PageView", "Contact"
+    )
+    journey.end()
+    assert purchase["event_id"] == "purchase:1001"
+    assert page_view["event_id"].startswith("ttq:") and contact["event_id"].startswith("ttq:")
+    assert tab.errors == []
