@@ -5,6 +5,16 @@ script and TikTok's library (the double in tiktok_events_double.js, routed in
 place of TikTok's events.js) arrive in every order a store can produce. TikTok's
 pixel must stay whole (its global, its queue, every call exactly once with its
 arguments as given) and our server must get every call exactly once too.
+
+The double models what TikTok's loader does with the base code's structures:
+it finds its queue as window[TiktokAnalyticsObject || "ttq"] (or makes one),
+marks its pixel code in _i, replays the queued calls (the queue's, then each
+pixel's in _i) by handling them itself, leaves the queues as they are, and
+then assigns live methods (and a live instance()) on the same object; it
+records every call it handles, arguments as received. Not modelled: what
+TikTok's library sends, its cookies, its second (main) script, its consent
+handling, events it fires by itself, and whether the real one empties its
+queue. The file itself says the same in more detail.
 """
 
 from __future__ import annotations
