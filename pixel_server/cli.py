@@ -141,6 +141,7 @@ _PIXEL_FLAGS: list[tuple[str, str]] = [
     ("ip-truncation", "ip_truncation"),
     ("forward-browser", "forward_browser"),
     ("load-tiktok-pixel", "load_tiktok_pixel"),
+    ("mirror-to-tiktok-pixel", "mirror_to_tiktok_pixel"),
 ]
 
 

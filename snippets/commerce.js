@@ -26,7 +26,7 @@ Object.assign(P, {
       contents,
       content_type: "product",
       value: num(value) == un ? num(Math.round(sum * 100) / 100) : num(value),
-      currency: currency || S.currency || un,
+      currency: currency || S.c || un,
       order_id,
     };
   },

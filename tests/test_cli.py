@@ -89,8 +89,9 @@ def pixel_round_trip(data_dir: Path) -> dict[str, object]:
     assert shown == listed[0]
     updated = cli_json(data_dir, "pixel", "update", str(pid), "--name", "Acme EU",
                        "--tiktok-access-token", "tt-secret-123",
-                       "--timezone", "Europe/Paris")  # fmt: skip
+                       "--timezone", "Europe/Paris", "--mirror-to-tiktok-pixel")  # fmt: skip
     assert updated["name"] == "Acme EU" and updated["tiktok_access_token"] is True
+    assert updated["mirror_to_tiktok_pixel"] is True and created["mirror_to_tiktok_pixel"] is False
     assert cli_json(data_dir, "pixel", "disable", str(pid))["enabled"] is False
     assert cli_json(data_dir, "pixel", "enable", str(pid))["enabled"] is True
     rotated = cli_json(data_dir, "pixel", "rotate-key", str(pid))

@@ -140,7 +140,7 @@ def test_reader_cannot_open_settings(server: dict[str, Any], browser: Any) -> No
 def test_demo_store_fills_the_dashboard(server: dict[str, Any], browser: Any) -> None:
     page, errors = open_page(browser, viewport={"width": 1200, "height": 900})
     page.goto(f"{server['base']}/demo?ttclid=E.C.P.browser-demo")
-    page.wait_for_function("window.ttq && window.ttq._px")  # the snippet has loaded
+    page.wait_for_function("window._pxs && window.ttq")  # the snippet has loaded
     card = page.locator(".product[data-product=hoodie]")
     card.locator("button.view").click()
     card.locator("button.add").click()

@@ -223,6 +223,19 @@ def test_browser_copies_go_in_server_only_mode_once_per_source(
     assert sorted(r["source"] for r in rows) == ["browser", "server"]
 
 
+def test_browser_copies_of_calls_on_tiktoks_own_pixel_never_go(
+    client: TestClient, api: TikTokStandIn
+) -> None:
+    # The snippet marks (ttq:) the ids it gave calls the page made on TikTok's
+    # own pixel: TikTok has those under its own ids already.
+    pixel = tiktok_pixel(client, api, forward_browser=True)
+    post_browser(client, pixel, [event("AddToCart", event_id="ttq:4f2a9c"),
+                                 event("AddToCart", event_id="ours-1")])  # fmt: skip
+    assert wait_for(lambda: settled(client))
+    assert api.event_ids(pixel["code"]) == ["ours-1"]
+    assert metric(client, "pixel_forward_skipped_total", reason="browser_copy") == 1
+
+
 def test_test_event_code_goes_at_the_top_level(client: TestClient, api: TikTokStandIn) -> None:
     pixel = tiktok_pixel(client, api, tiktok_test_event_code="TEST12345")
     post_server(client, pixel, [event(event_id="t1")])

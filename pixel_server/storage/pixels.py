@@ -62,6 +62,8 @@ class Pixel:
     ip_truncation: bool = False
     forward_browser: bool = False
     load_tiktok_pixel: bool = False
+    # TikTok's own pixel is on the store's pages: feed it our adapters' events too.
+    mirror_to_tiktok_pixel: bool = False
     api_key_hash: str = ""
     tiktok_pixel_code: str = ""
     tiktok_access_token: str = ""
@@ -165,7 +167,10 @@ def validate_changes(changes: dict[str, Any]) -> dict[str, Any]:
                 raise RegistryError("click_window_days must be a whole number") from None
             if not 1 <= value <= 90:
                 raise RegistryError("click_window_days must be between 1 and 90")
-        elif key in ("enabled", "ip_truncation", "forward_browser", "load_tiktok_pixel"):
+        elif key in (
+            "enabled", "ip_truncation", "forward_browser", "load_tiktok_pixel",
+            "mirror_to_tiktok_pixel",
+        ):  # fmt: skip
             value = bool(value)
         else:
             value = str(value).strip()
