@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 
 from pixel_server import dashboard, snippet_route
 from pixel_server.config import Settings
+from pixel_server.console import Console
 from pixel_server.errors import (
     ApiError,
     api_error_handler,
@@ -388,6 +389,8 @@ def create_app(settings: Settings, *, database: str | None = None) -> Starlette:
     """Build the application. ``database`` overrides the ClickHouse database
     (tests give each case its own database on one embedded engine)."""
     runtime = Runtime(settings, database)
+    console = Console(runtime.registry, runtime.management.run, runtime.database.client,
+                      runtime.data_dir, settings.base_url)  # fmt: skip
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -406,7 +409,8 @@ def create_app(settings: Settings, *, database: str | None = None) -> Starlette:
         *api.routes(),
         *webhook_routes(),
         *snippet_route.routes(),
-        *dashboard.routes(settings.demo),
+        *dashboard.routes(console.gate, console.pages, settings.demo),
+        *console.routes(),
     ]
     app = Starlette(
         routes=routes,

@@ -112,8 +112,8 @@ def test_owner_sees_charts_tables_and_settings(server: dict[str, Any], browser: 
     assert page.locator("#attribution tbody tr").count() >= 2
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
-    settings = page.goto(f"{server['base']}/dashboard/{pixel['id']}/settings")
-    assert settings.status == 200
+    install = page.goto(f"{server['base']}/install/{pixel['id']}")
+    assert install.status == 200
     assert f"/p/{pixel['id']}.js" in page.locator("#script-tag").inner_text()
     assert errors == []
 

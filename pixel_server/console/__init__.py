@@ -1,0 +1,59 @@
+"""The merchant console: log in, settings, team, TikTok check, live events.
+
+Each module is one page or one concept and exposes a route factory over the
+narrow dependencies it needs; :class:`Console` builds the shared parts (the
+session store, the gate, the page renderer) and hands them out. The reports
+dashboard itself is :mod:`pixel_server.dashboard`, which uses the same gate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+from starlette.routing import BaseRoute
+
+from pixel_server.console import home, install_page, login, settings_page, team, tiktok_check
+from pixel_server.console.access import Gate, Registry
+from pixel_server.console.pages import Pages
+from pixel_server.console.sessions import FILE_NAME, SessionStore
+from pixel_server.storage import audit
+from pixel_server.storage.pixels import Pixel
+
+Run = Callable[[str, dict[str, Any]], Any]
+
+
+class Console:
+    def __init__(
+        self,
+        registry: Registry,
+        run: Run,
+        client: Callable[[], Client],
+        data_dir: Path,
+        base_url: str,
+    ) -> None:
+        self.run = run
+        self.client = client
+        self.base_url = base_url
+        self.sessions = SessionStore(data_dir / FILE_NAME)
+        self.gate = Gate(registry, self.sessions)
+        self.pages = Pages()
+
+    def _record(self, pixel_id: str, actor: str, action: str, changes: dict[str, Any]) -> None:
+        audit.record(self.client(), pixel_id, actor, action, changes)
+
+    def _settings_extra(self, pixel: Pixel) -> dict[str, Any]:
+        return {}
+
+    def routes(self) -> list[BaseRoute]:
+        gate, pages = self.gate, self.pages
+        return [
+            *login.routes(gate, pages, https=self.base_url.startswith("https:")),
+            *home.routes(gate, pages, self.client),
+            *settings_page.routes(gate, pages, self.run, self._settings_extra),
+            *tiktok_check.routes(gate, pages, self._record),
+            *team.routes(gate, pages, self.run, self.base_url),
+            *install_page.routes(gate, pages, self.base_url),
+        ]
