@@ -8,7 +8,7 @@ import contextlib
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,7 @@ class Runtime:
         # Order webhooks: delivery ledger + order fetcher (tests shorten the retry policy).
         self.webhook_policy = RetryPolicy()
         self._webhooks: Webhooks | None = None
+        self.on_loaded: Callable[[list[Record]], None] = lambda batch: None  # the live view
         self.warmer = Warmer(
             self.database.client, self.registry, self.metrics, settings.report_warm_interval_s
         )
@@ -239,6 +240,7 @@ class Runtime:
             column_oriented=True,
             settings={"insert_deduplication_token": token},
         )
+        self.on_loaded(batch)
 
     def _rebuild_dedup(self) -> None:
         """Seed the index with the last 48 h of copies already in ClickHouse."""
@@ -391,6 +393,7 @@ def create_app(settings: Settings, *, database: str | None = None) -> Starlette:
     runtime = Runtime(settings, database)
     console = Console(runtime.registry, runtime.management.run, runtime.database.client,
                       runtime.data_dir, settings.base_url)  # fmt: skip
+    runtime.on_loaded = console.live.publish
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -3,11 +3,19 @@ the CSRF token off a page, and the pages' inline-script check."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import uvicorn
 from starlette.testclient import TestClient
 
+from pixel_server.app import Runtime, create_app
+from pixel_server.config import Settings
 from pixel_server.console.access import COOKIE
 
 _LOGIN_CSRF = re.compile(r'name="login_csrf" value="([^"]+)"')
@@ -46,3 +54,25 @@ def csrf_of_page(client: TestClient, url: str) -> str:
 
 def session_cookie(client: TestClient) -> str:
     return client.cookies.get(COOKIE) or ""
+
+
+@contextmanager
+def running_server(settings: Settings) -> Iterator[tuple[str, Runtime]]:
+    """The real app on uvicorn in a thread (lifespan on): (base URL, runtime).
+    Needed for server-sent events, which the in-process test client buffers."""
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=settings.port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{settings.port}", app.state.runtime
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

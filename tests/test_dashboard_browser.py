@@ -5,18 +5,15 @@ Screenshots go to ``test-artifacts/`` (git-ignored)."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
-from pixel_server.app import create_app
 from tests.conftest import ROOT, free_port
+from tests.console_helpers import running_server
 from tests.datagen import generate
 from tests.ingest_helpers import add_pixel, shared_settings
 
@@ -50,28 +47,16 @@ def server(tmp_path_factory: pytest.TempPathFactory, engine_dir: Path) -> Iterat
         PIXEL_PORT=str(port),
         PIXEL_WAL_FSYNC="false",
     )
-    app = create_app(settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=lambda: asyncio.run(srv.serve()), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    runtime = app.state.runtime
+    with running_server(settings) as (base, runtime):
+        yield from _dataset(base, runtime)
+
+
+def _dataset(base: str, runtime: Any) -> Iterator[dict[str, Any]]:
     pixel = add_pixel(runtime, timezone="Europe/Berlin", name="Browser shop")
     reader = runtime.management.run("token.add", {"pixel": pixel["id"], "role": "reader"})
     ds = generate(pixel_id=pixel["id"], tz="Europe/Berlin", visitors=120)
     runtime.insert_events(ds.records, "browser-test")
-    yield {
-        "base": f"http://127.0.0.1:{port}",
-        "pixel": pixel,
-        "reader": reader["token"],
-        "runtime": runtime,
-    }
-    srv.should_exit = True
-    thread.join(timeout=30)
+    yield {"base": base, "pixel": pixel, "reader": reader["token"], "runtime": runtime}
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,15 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 from starlette.routing import BaseRoute
 
-from pixel_server.console import home, install_page, login, settings_page, team, tiktok_check
+from pixel_server.console import (
+    home,
+    install_page,
+    live,
+    login,
+    settings_page,
+    team,
+    tiktok_check,
+)
 from pixel_server.console.access import Gate, Registry
 from pixel_server.console.pages import Pages
 from pixel_server.console.sessions import FILE_NAME, SessionStore
@@ -40,6 +48,7 @@ class Console:
         self.sessions = SessionStore(data_dir / FILE_NAME)
         self.gate = Gate(registry, self.sessions)
         self.pages = Pages()
+        self.live = live.LiveFeed(registry.get)  # fed with every stored batch
 
     def _record(self, pixel_id: str, actor: str, action: str, changes: dict[str, Any]) -> None:
         audit.record(self.client(), pixel_id, actor, action, changes)
@@ -56,4 +65,5 @@ class Console:
             *tiktok_check.routes(gate, pages, self._record),
             *team.routes(gate, pages, self.run, self.base_url),
             *install_page.routes(gate, pages, self.base_url),
+            *live.routes(gate, pages, self.live, self.client),
         ]
