@@ -412,7 +412,7 @@ def create_app(settings: Settings, *, database: str | None = None) -> Starlette:
         *api.routes(),
         *webhook_routes(),
         *snippet_route.routes(),
-        *dashboard.routes(console.gate, console.pages, settings.demo),
+        *dashboard.routes(console.gate, console.pages, console.setup_steps, settings.demo),
         *console.routes(),
     ]
     app = Starlette(

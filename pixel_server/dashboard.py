@@ -40,11 +40,13 @@ from starlette.staticfiles import StaticFiles
 
 from pixel_server import demo, reports
 from pixel_server.console.access import Access, Denied, Gate
+from pixel_server.console.checklist import Step
 from pixel_server.console.pages import DASHBOARDS_DIR, STATIC_PREFIX, Pages
 from pixel_server.errors import ApiError
 from pixel_server.reports import charts
 from pixel_server.reports.base import CHANNELS, MODELS, WINDOWS, ParamError, ReportParams
 from pixel_server.reports.export import to_csv
+from pixel_server.storage.pixels import Pixel
 
 if TYPE_CHECKING:
     from pixel_server.app import Runtime
@@ -205,7 +207,10 @@ def _denied_page(pages: Pages, exc: Denied, pixel_id: str) -> HTMLResponse:
     )
 
 
-async def dashboard(gate: Gate, pages: Pages, request: Request) -> Response:
+Checklist = Callable[[Pixel], list[Step]]
+
+
+async def dashboard(gate: Gate, pages: Pages, checklist: Checklist, request: Request) -> Response:
     pixel_id = request.path_params["pixel_id"]
     try:
         access = gate.authorize(request, pixel_id)
@@ -224,6 +229,10 @@ async def dashboard(gate: Gate, pages: Pages, request: Request) -> Response:
     except ApiError as exc:
         return pages.message(exc.status, "Reports unavailable", exc.message, pixel_id=pixel_id)
     data = {n: r.data for n, r in done.items()}
+    try:
+        setup = await anyio.to_thread.run_sync(checklist, access.pixel)
+    except Exception:  # the checklist is a help, never a reason for the page to fail
+        setup = []
     query = params.as_json()
     query.pop("pixel_id")
     return pages.render(
@@ -232,6 +241,7 @@ async def dashboard(gate: Gate, pages: Pages, request: Request) -> Response:
         role=access.role,
         csrf=access.viewer.csrf,
         agency=len(access.viewer.token.pixels) > 1,
+        setup=setup,
         params=params,
         error=error,
         data=data,
@@ -251,10 +261,12 @@ async def dashboard(gate: Gate, pages: Pages, request: Request) -> Response:
     )
 
 
-def routes(gate: Gate, pages: Pages, settings_demo: bool = False) -> list[BaseRoute]:
+def routes(
+    gate: Gate, pages: Pages, checklist: Checklist, settings_demo: bool = False
+) -> list[BaseRoute]:
     out: list[BaseRoute] = [
         Route("/api/v1/reports/{pixel_id}/{report}", partial(report_api, gate), methods=["GET"]),
-        Route("/dashboard/{pixel_id}", partial(dashboard, gate, pages), methods=["GET"]),
+        Route("/dashboard/{pixel_id}", partial(dashboard, gate, pages, checklist), methods=["GET"]),
         Mount(STATIC_PREFIX, app=StaticFiles(directory=DASHBOARDS_DIR / "static"), name="static"),
     ]
     if settings_demo:

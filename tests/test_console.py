@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,15 @@ from tests.console_helpers import (
     login,
     session_cookie,
 )
-from tests.ingest_helpers import add_pixel, app_client, runtime_of, shared_settings
+from tests.ingest_helpers import (
+    BROWSER_UA,
+    ORIGIN,
+    add_pixel,
+    app_client,
+    runtime_of,
+    shared_settings,
+    wait_for_rows,
+)
 from tests.standins.tiktok_api import TikTokStandIn
 
 TIKTOK_TOKEN = "tt-access-token-console-1"
@@ -362,3 +371,43 @@ def test_agency_token_home_lists_exactly_its_pixels(env: dict[str, Any]) -> None
     assert c.get(f"/dashboard/{other['id']}").status_code == 200
     assert c.get(f"/dashboard/{third['id']}").status_code == 403
     assert c.get(f"/dashboard/{pixel['id']}/settings").status_code == 403
+
+
+# --------------------------------------------------------------- checklist
+
+
+def steps_of(page: str) -> dict[str, bool]:
+    return {
+        title: state == "done"
+        for state, title in re.findall(r'<li class="(done|todo)" data-step="([^"]+)">', page)
+    }
+
+
+def test_setup_checklist_follows_what_arrives(env: dict[str, Any], api: TikTokStandIn) -> None:
+    c, runtime = env["client"], env["runtime"]
+    pixel = add_pixel(runtime, name="Checklist shop", tiktok_api_base=api.base_url)
+    login(c, pixel["owner_token"])
+    url = f"/dashboard/{pixel['id']}"
+    first = steps_of(c.get(url).text)
+    assert first and not any(first.values())
+    assert 'href="/install/' + pixel["id"] + '"' in c.get(url).text  # a link to fix it
+    now = time.time()
+    event = {"event": "PageView", "event_id": "pv-check-1", "event_time": now,
+             "page": {"url": ORIGIN + "/"}}  # fmt: skip
+    r = c.post(f"/collect?p={pixel['id']}", json={"events": [event]},
+               headers={"origin": ORIGIN, "user-agent": BROWSER_UA})  # fmt: skip
+    assert r.status_code == 202
+    assert wait_for_rows(runtime, 1, pixel["id"]) == 1
+    runtime.management.run(
+        "pixel.update",
+        {"id": pixel["id"], "tiktok_pixel_code": TIKTOK_CODE, "tiktok_access_token": TIKTOK_TOKEN},
+    )
+    csrf = csrf_of_page(c, f"{url}/settings")
+    c.post(f"{url}/settings/tiktok-check", data={"csrf": csrf})
+    steps = steps_of(c.get(url).text)
+    assert steps["Snippet seen on the storefront"] and steps["PageView seen"]
+    assert not steps["Purchase seen"] and not steps["Order webhook received"]
+    assert steps["TikTok credentials verified"]
+    # A new access token is not verified until checked again.
+    runtime.management.run("pixel.update", {"id": pixel["id"], "tiktok_access_token": "other"})
+    assert not steps_of(c.get(url).text)["TikTok credentials verified"]

@@ -16,6 +16,7 @@ from clickhouse_connect.driver.client import Client
 from starlette.routing import BaseRoute
 
 from pixel_server.console import (
+    checklist,
     home,
     install_page,
     live,
@@ -52,6 +53,9 @@ class Console:
 
     def _record(self, pixel_id: str, actor: str, action: str, changes: dict[str, Any]) -> None:
         audit.record(self.client(), pixel_id, actor, action, changes)
+
+    def setup_steps(self, pixel: Pixel) -> list[checklist.Step]:
+        return checklist.steps(self.client(), pixel)
 
     def _settings_extra(self, pixel: Pixel) -> dict[str, Any]:
         return {}
