@@ -49,6 +49,7 @@ from pixel_server.pipeline.wal import WriteAheadLog
 from pixel_server.registry import PixelRegistry
 from pixel_server.reports.warmer import Warmer
 from pixel_server.sinks import tiktok
+from pixel_server.sinks.backfill import Backfill
 from pixel_server.sinks.clickhouse import Loader
 from pixel_server.sinks.ledger import Ledger
 from pixel_server.storage.client import DataDirInUse, StorageError, parse_url
@@ -92,6 +93,7 @@ class Runtime:
         # TikTok forwarder; tests pass constructor options (short backoffs, timeouts).
         self.forwarder: tiktok.Forwarder | None = None
         self.forwarder_options: dict[str, Any] = {}
+        self.backfill: Backfill | None = None  # stored events, once TikTok is set up
         self._ingestor: Ingestor | None = None
         # Order webhooks: delivery ledger + order fetcher (tests shorten the retry policy).
         self.webhook_policy = RetryPolicy()
@@ -104,6 +106,7 @@ class Runtime:
         self.metrics.ready.set_function(lambda: 1.0 if self.readiness()[0] else 0.0)
         self.metrics.add_callback(self._log_metrics)
         self.metrics.add_callback(self._forwarder_metrics)
+        self.metrics.add_callback(lambda: self.backfill.collect_metrics() if self.backfill else [])
 
     # registry ------------------------------------------------------------
 
@@ -218,6 +221,14 @@ class Runtime:
             **self.forwarder_options,
         )
         self.forwarder.start()
+        wal, forwarder_log = self.wal, self.wal.reader(tiktok.READER_NAME)
+        self.backfill = Backfill(
+            self.database.client, self.registry.get, self.data_dir,
+            self.data_dir / tiktok.SPILL_DIR, lambda: wal.durable_end,
+            lambda: forwarder_log.committed, max_age_s=s.backfill_max_age_days * 86_400,
+            fsync=s.wal_fsync,
+        )  # fmt: skip
+        self.backfill.start()
         self._webhooks = Webhooks(
             self.data_dir / "webhooks",
             ingestor=self._ingestor,
@@ -290,6 +301,8 @@ class Runtime:
         await anyio.to_thread.run_sync(self.warmer.stop)
         if self._webhooks is not None:  # first: its fetches write to the event log
             await self._webhooks.stop()
+        if self.backfill is not None:
+            await anyio.to_thread.run_sync(self.backfill.stop)
         if self.loader is not None:
             await anyio.to_thread.run_sync(self.loader.stop)
         if self.forwarder is not None:

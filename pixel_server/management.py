@@ -7,6 +7,7 @@ asked the running server to do the work.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,6 +65,11 @@ def _pixel_update(m: Management, args: dict[str, Any]) -> dict[str, Any]:
     before = m.store.get(pixel_id)
     after = m.store.update(pixel_id, **changes)
     audit.record_settings(m.database.client(), actor, before, after)
+    if m.data_dir is not None:  # first TikTok credentials: send what was stored meanwhile
+        from pixel_server.sinks import backfill
+
+        backfill.request(m.database.client(), m.data_dir / backfill.JOBS_DIR, before, after,
+                         time.time())  # fmt: skip
     return after.public()
 
 

@@ -28,6 +28,7 @@ from pixel_server.console import (
 from pixel_server.console.access import Gate, Registry
 from pixel_server.console.pages import Pages
 from pixel_server.console.sessions import FILE_NAME, SessionStore
+from pixel_server.sinks import backfill
 from pixel_server.storage import audit
 from pixel_server.storage.pixels import Pixel
 
@@ -44,6 +45,7 @@ class Console:
         base_url: str,
     ) -> None:
         self.run = run
+        self.data_dir = data_dir
         self.client = client
         self.base_url = base_url
         self.sessions = SessionStore(data_dir / FILE_NAME)
@@ -58,7 +60,17 @@ class Console:
         return checklist.steps(self.client(), pixel)
 
     def _settings_extra(self, pixel: Pixel) -> dict[str, Any]:
-        return {}
+        job = backfill.load(self.data_dir / backfill.JOBS_DIR, pixel.id)
+        if job is None:
+            return {"backfill": None}
+        p = job.progress()
+        if p["done"]:
+            text = f"{p['queued']} stored events queued for TikTok (all sent once the queue drains)"
+        elif job.total < 0:
+            text = "starting: waiting for the forwarder to catch up"
+        else:
+            text = f"{p['queued']} of {p['total']} stored events queued for TikTok"
+        return {"backfill": {**p, "text": text}}
 
     def routes(self) -> list[BaseRoute]:
         gate, pages = self.gate, self.pages
