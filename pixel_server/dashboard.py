@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
@@ -208,6 +208,25 @@ def _denied_page(pages: Pages, exc: Denied, pixel_id: str) -> HTMLResponse:
 
 
 Checklist = Callable[[Pixel], list[Step]]
+# The ranges merchants pick most: (label, days back from today; 0: month to date).
+PRESETS: Final = (("Today", 1), ("7 days", 7), ("28 days", 28), ("90 days", 90),
+                  ("Month to date", 0))  # fmt: skip
+
+
+def presets(params: ReportParams, pixel_id: str) -> list[dict[str, Any]]:
+    """Links for the preset ranges, ending today in the report's zone."""
+    today = datetime.now(params.zone).date()
+    keep = {"tz": params.tz, "window": params.window, "model": params.model}
+    out = []
+    for label, days in PRESETS:
+        first = today.replace(day=1) if days == 0 else today - timedelta(days=days - 1)
+        out.append({
+            "label": label,
+            "href": f"/dashboard/{pixel_id}?" + urlencode(
+                {"from": first.isoformat(), "to": today.isoformat(), **keep}),
+            "current": (params.first, params.last) == (first, today),
+        })  # fmt: skip
+    return out
 
 
 async def dashboard(gate: Gate, pages: Pages, checklist: Checklist, request: Request) -> Response:
@@ -242,6 +261,7 @@ async def dashboard(gate: Gate, pages: Pages, checklist: Checklist, request: Req
         csrf=access.viewer.csrf,
         agency=len(access.viewer.token.pixels) > 1,
         setup=setup,
+        presets=presets(params, pixel_id),
         params=params,
         error=error,
         data=data,

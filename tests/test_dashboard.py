@@ -5,14 +5,17 @@ sent through /collect and /api/v1/events counted once end to end."""
 from __future__ import annotations
 
 import html
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from pixel_server.console.pages import amount
 from tests.datagen import generate
 from tests.ingest_helpers import (
     BROWSER_UA,
@@ -207,3 +210,29 @@ def test_events_through_the_ingest_path_count_once(env: dict[str, Any]) -> None:
     assert [(r["sources"], r["events"]) for r in dedup] == [("browser+server", 1)]
     counters = ops.json()["process_counters"]["pixel_duplicates_collapsed_total"]
     assert counters["browser"] >= 1
+
+
+def test_charts_are_readable_and_ranges_one_click_away(env: dict[str, Any]) -> None:
+    c, pixel = env["client"], env["pixel"]
+    h = bearer(pixel["owner_token"])
+    page = c.get(f"/dashboard/{pixel['id']}?{RANGE}", headers=h).text
+    assert "Mar 2" in page and "..." not in page.split('id="chart-overview"')[1][:20000]
+    labels = re.findall(r'<a href="([^"]+)"(?: class="current"[^>]*)?>([^<]+)</a>', page)
+    presets = {label: href for href, label in labels if "from=" in href}
+    assert set(presets) >= {"Today", "7 days", "28 days", "90 days", "Month to date"}
+    # The link's range is the pixel's today (Europe/Berlin), and following it marks it current.
+    today = datetime.now(ZoneInfo("Europe/Berlin")).date().isoformat()
+    week = html.unescape(presets["7 days"])
+    assert f"to={today}" in week and "tz=Europe%2FBerlin" in week
+    assert 'aria-current="true">7 days</a>' in c.get(week, headers=h).text
+    # Amounts in the currency's own format, as the report computed them.
+    totals = c.get(f"/api/v1/reports/{pixel['id']}/purchases?{RANGE}", headers=h).json()["totals"]
+    for t in totals:
+        assert amount(t["revenue"], t["currency"]) in page
+
+
+def test_an_empty_range_gets_small_notes_not_empty_charts(env: dict[str, Any]) -> None:
+    c, other = env["client"], env["other"]
+    page = c.get(f"/dashboard/{other['id']}?{RANGE}", headers=bearer(other["owner_token"])).text
+    assert page.count('class="empty"') == 4 and "pygal-chart" not in page
+    assert "No visitors in this range yet." in page
