@@ -96,6 +96,9 @@ def test_events_stored_before_tiktok_was_set_up_are_sent_once(
         assert metric(c, "pixel_backfill_events", pixel_id=pixel["id"], state="queued") == len(
             young
         )
+        page = c.get(f"/dashboard/{pixel['id']}/settings",
+                     headers={"authorization": f"Bearer {pixel['owner_token']}"})  # fmt: skip
+        assert f"{len(young)} stored events queued for TikTok" in page.text
         # Setting the same credentials again (or other settings) queues nothing more.
         runtime.management.run("pixel.update", {"id": pixel["id"], "name": "Renamed"})
         time.sleep(1.5)
