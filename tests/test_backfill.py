@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -20,7 +18,7 @@ import pytest
 from pixel_server.pipeline import record as records
 from pixel_server.sinks import backfill
 from pixel_server.sinks.spill import read_chunk
-from tests.conftest import free_port, subprocess_env
+from tests.conftest import free_port
 from tests.ingest_helpers import (
     add_pixel,
     api_body,
@@ -31,6 +29,7 @@ from tests.ingest_helpers import (
     wait_for_rows,
 )
 from tests.standins.tiktok_api import Fault, TikTokStandIn
+from tests.test_cli import cli_json
 from tests.test_crash import start_server
 from tests.test_forwarder import forwarding_app
 from tests.test_forwarder import wait_for as wait
@@ -156,20 +155,12 @@ def test_queueing_cut_short_resumes_without_duplicates(
 # ------------------------------------------------------------------- kill -9
 
 
-def cli(data: Path, *args: str) -> Any:
-    out = subprocess.run(
-        [sys.executable, "-m", "pixel_server", *args, "--json"],
-        env=subprocess_env(PIXEL_DATA_DIR=str(data)), capture_output=True, check=True,
-    )  # fmt: skip
-    return json.loads(out.stdout)
-
-
 def test_kill_9_mid_backfill_still_sends_each_event_once(tmp_path: Path) -> None:
     data, log = tmp_path / "data", tmp_path / "server.log"
     port = free_port()
     env = {"PIXEL_BACKFILL_MAX_AGE_DAYS": str(MAX_AGE_DAYS)}
     with TikTokStandIn({TOKEN: {CODE}}) as api:
-        pixel = cli(data, "pixel", "add", "--name", "Kill", "--tiktok-api-base", api.base_url)
+        pixel = cli_json(data, "pixel", "add", "--name", "Kill", "--tiktok-api-base", api.base_url)
         proc = start_server(data, port, log, **env)
         try:
             bodies, young, old = events(time.time())
@@ -179,7 +170,7 @@ def test_kill_9_mid_backfill_still_sends_each_event_once(tmp_path: Path) -> None
             assert r.status_code == 200, r.text
             # TikTok fails for now: the backfill is queued on disk, nothing is taken.
             api.inject(Fault("http_5xx", status=503))
-            cli(data, "pixel", "update", pixel["id"], "--tiktok-pixel-code", CODE,
+            cli_json(data, "pixel", "update", pixel["id"], "--tiktok-pixel-code", CODE,
                 "--tiktok-access-token", TOKEN)  # fmt: skip
             job_file = data / backfill.JOBS_DIR / f"{pixel['id']}.json"
             assert wait(lambda: job_file.exists() and json.loads(job_file.read_text())["done"], 60)

@@ -36,6 +36,7 @@ from tests.ingest_helpers import (
     wait_for_rows,
 )
 from tests.standins.tiktok_api import TikTokStandIn
+from tests.test_cli import cli, cli_json
 
 TIKTOK_TOKEN = "tt-access-token-console-1"
 TIKTOK_CODE = "CONSOLE1PIXEL"
@@ -411,3 +412,17 @@ def test_setup_checklist_follows_what_arrives(env: dict[str, Any], api: TikTokSt
     # A new access token is not verified until checked again.
     runtime.management.run("pixel.update", {"id": pixel["id"], "tiktok_access_token": "other"})
     assert not steps_of(c.get(url).text)["TikTok credentials verified"]
+
+
+def test_cli_issues_agency_and_expiring_tokens(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = cli_json(data, "pixel", "add", "--name", "A")["id"]
+    second = cli_json(data, "pixel", "add", "--name", "B")["id"]
+    token = cli_json(data, "token", "add", "--pixels", f"{first},{second}", "--role", "reader",
+                     "--label", "Agency", "--expires", "2099-01-01")  # fmt: skip
+    assert token["pixel_ids"] == [first, second] and token["expires_at"] > 4e9
+    listed = {t["id"]: t for t in cli_json(data, "token", "list", "--pixel", second)}
+    agency = next(t for t in listed.values() if t["label"] == "Agency")
+    assert agency["pixel_ids"] == [first, second] and agency["role"] == "reader"
+    bad = cli(data, "token", "add", "--pixels", f"{first},px_nope", check=False)
+    assert bad.returncode != 0 and "px_nope" in bad.stderr
