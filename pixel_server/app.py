@@ -407,6 +407,7 @@ def create_app(settings: Settings, *, database: str | None = None) -> Starlette:
     console = Console(runtime.registry, runtime.management.run, runtime.database.client,
                       runtime.data_dir, settings.base_url)  # fmt: skip
     runtime.on_loaded = console.live.publish
+    reports = dashboard.Reports(runtime.database.readers, runtime.metrics)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -425,7 +426,7 @@ def create_app(settings: Settings, *, database: str | None = None) -> Starlette:
         *api.routes(),
         *webhook_routes(),
         *snippet_route.routes(),
-        *dashboard.routes(console.gate, console.pages, console.setup_steps, settings.demo),
+        *dashboard.routes(console.gate, console.pages, console.setup_steps, reports, settings.demo),
         *console.routes(),
     ]
     app = Starlette(

@@ -22,11 +22,11 @@ import queue
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 from urllib.parse import urlencode
 
 import anyio
@@ -43,13 +43,11 @@ from pixel_server.console.access import Access, Denied, Gate
 from pixel_server.console.checklist import Step
 from pixel_server.console.pages import DASHBOARDS_DIR, STATIC_PREFIX, Pages
 from pixel_server.errors import ApiError
+from pixel_server.metrics import Metrics
 from pixel_server.reports import charts
 from pixel_server.reports.base import CHANNELS, MODELS, WINDOWS, ParamError, ReportParams
 from pixel_server.reports.export import to_csv
 from pixel_server.storage.pixels import Pixel
-
-if TYPE_CHECKING:
-    from pixel_server.app import Runtime
 
 # Reports of one page run at once on this many ClickHouse clients (the
 # embedded engine runs one query per client; two keep two cores busy).
@@ -58,17 +56,20 @@ _COUNTERS: Final = ("pixel_duplicates_collapsed_total", "pixel_events_missing_ev
 _SOURCES: Final = ("browser", "server", "webhook")
 
 
-def _runtime(request: Request) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
+@dataclass(frozen=True)
+class Reports:
+    """What running a page's reports needs: ClickHouse readers and the metrics."""
+
+    readers: Callable[[int], list[Client]]
+    metrics: Metrics
 
 
 # ------------------------------------------------------------------- running
 
 
-def _counters(runtime: Runtime) -> dict[str, dict[str, float]]:
+def _counters(metrics: Metrics) -> dict[str, dict[str, float]]:
     # From the two counters themselves: collecting the whole registry would run
     # every scrape-time callback (log backlog, forwarder state) for two numbers.
-    metrics = runtime.metrics
     out: dict[str, dict[str, float]] = {name: dict.fromkeys(_SOURCES, 0.0) for name in _COUNTERS}
     for counter in (metrics.duplicates_collapsed, metrics.missing_event_id):
         for family in counter.collect():
@@ -98,7 +99,7 @@ assert set(_PAGE_ORDER) == set(reports.REPORTS)
 
 
 async def _run(
-    runtime: Runtime, names: tuple[str, ...], params: ReportParams, *, draw: bool = False
+    deps: Reports, names: tuple[str, ...], params: ReportParams, *, draw: bool = False
 ) -> tuple[dict[str, reports.Report], dict[str, str]]:
     """Run reports in a worker thread (and draw their charts if ``draw``); the
     cache is checked once for all of them."""
@@ -111,14 +112,14 @@ async def _run(
         return report
 
     def work() -> dict[str, reports.Report]:
-        clients = runtime.database.readers(min(REPORT_READERS, len(names)))
+        clients = deps.readers(min(REPORT_READERS, len(names)))
         start = min(reports.needed_range(n, params)[0] for n in names)
         with reports.cache.reading(clients[0], params.pixel_id, start, params.end) as (
             rebuilt,
             state,
         ):
-            runtime.metrics.report_days_rebuilt.labels("request").inc(len(rebuilt))
-            counters = _counters(runtime)
+            deps.metrics.report_days_rebuilt.labels("request").inc(len(rebuilt))
+            counters = _counters(deps.metrics)
             held = replace(params, cache_state=state)
             if len(clients) == 1:
                 return {n: one(clients[0], n, held, counters) for n in names}
@@ -161,7 +162,7 @@ class JSONBody(Response):
 # ----------------------------------------------------------------- API routes
 
 
-async def report_api(gate: Gate, request: Request) -> Response:
+async def report_api(gate: Gate, deps: Reports, request: Request) -> Response:
     pixel_id = request.path_params["pixel_id"]
     name = request.path_params["report"]
     csv = name.endswith(".csv")
@@ -178,7 +179,7 @@ async def report_api(gate: Gate, request: Request) -> Response:
         raise ApiError(exc.status, exc.code, exc.message, headers=headers) from None
     except ParamError as exc:
         raise ApiError(exc.status, "invalid_parameter", exc.message, exc.param) from None
-    report = (await _run(_runtime(request), (name,), params))[0][name]
+    report = (await _run(deps, (name,), params))[0][name]
     headers = {"cache-control": "private, no-store"}
     if not csv:
         return JSONBody(report.as_json(), headers=headers)
@@ -229,7 +230,9 @@ def presets(params: ReportParams, pixel_id: str) -> list[dict[str, Any]]:
     return out
 
 
-async def dashboard(gate: Gate, pages: Pages, checklist: Checklist, request: Request) -> Response:
+async def dashboard(
+    gate: Gate, pages: Pages, checklist: Checklist, deps: Reports, request: Request
+) -> Response:
     pixel_id = request.path_params["pixel_id"]
     try:
         access = gate.authorize(request, pixel_id)
@@ -241,10 +244,9 @@ async def dashboard(gate: Gate, pages: Pages, checklist: Checklist, request: Req
     except ParamError as exc:
         params = reports.parse_params(access.pixel.id, {}, access.pixel.timezone)
         error = f"{exc.param}: {exc.message}"
-    runtime = _runtime(request)
     started = time.perf_counter()
     try:
-        done, drawn = await _run(runtime, _PAGE_ORDER, params, draw=True)
+        done, drawn = await _run(deps, _PAGE_ORDER, params, draw=True)
     except ApiError as exc:
         return pages.message(exc.status, "Reports unavailable", exc.message, pixel_id=pixel_id)
     data = {n: r.data for n, r in done.items()}
@@ -282,11 +284,17 @@ async def dashboard(gate: Gate, pages: Pages, checklist: Checklist, request: Req
 
 
 def routes(
-    gate: Gate, pages: Pages, checklist: Checklist, settings_demo: bool = False
+    gate: Gate, pages: Pages, checklist: Checklist, deps: Reports, settings_demo: bool = False
 ) -> list[BaseRoute]:
     out: list[BaseRoute] = [
-        Route("/api/v1/reports/{pixel_id}/{report}", partial(report_api, gate), methods=["GET"]),
-        Route("/dashboard/{pixel_id}", partial(dashboard, gate, pages, checklist), methods=["GET"]),
+        Route(
+            "/api/v1/reports/{pixel_id}/{report}", partial(report_api, gate, deps), methods=["GET"]
+        ),
+        Route(
+            "/dashboard/{pixel_id}",
+            partial(dashboard, gate, pages, checklist, deps),
+            methods=["GET"],
+        ),
         Mount(STATIC_PREFIX, app=StaticFiles(directory=DASHBOARDS_DIR / "static"), name="static"),
     ]
     if settings_demo:
