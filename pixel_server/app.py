@@ -407,6 +407,7 @@ def create_app(settings: Settings, *, database: str | None = None) -> Starlette:
     console = Console(runtime.registry, runtime.management.run, runtime.database.client,
                       runtime.data_dir, settings.base_url)  # fmt: skip
     runtime.on_loaded = console.live.publish
+    runtime.metrics.add_callback(console.collect_metrics)
     reports = dashboard.Reports(runtime.database.readers, runtime.metrics)
 
     @contextlib.asynccontextmanager

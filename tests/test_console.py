@@ -31,6 +31,7 @@ from tests.ingest_helpers import (
     ORIGIN,
     add_pixel,
     app_client,
+    metric,
     runtime_of,
     shared_settings,
     wait_for_rows,
@@ -85,6 +86,7 @@ def test_login_opens_a_session_with_a_strict_cookie(env: dict[str, Any]) -> None
     assert "HttpOnly" in cookie and "samesite=strict" in cookie.lower()
     assert "Secure" not in cookie and "Max-Age=" in cookie
     assert c.get(f"/dashboard/{pixel['id']}").status_code == 200  # the cookie is enough
+    assert metric(c, "pixel_console_sessions") >= 1
     assert login(c, "prt_wrong").status_code == 401
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
+from prometheus_client.core import GaugeMetricFamily
 from starlette.routing import BaseRoute
 
 from pixel_server.console import (
@@ -71,6 +72,14 @@ class Console:
         else:
             text = f"{p['queued']} of {p['total']} stored events queued for TikTok"
         return {"backfill": {**p, "text": text}}
+
+    def collect_metrics(self) -> list[GaugeMetricFamily]:
+        """Gauges read at scrape time (registered by the runtime)."""
+        sessions = GaugeMetricFamily("pixel_console_sessions", "Open console sessions.")
+        sessions.add_metric([], self.sessions.count())
+        viewers = GaugeMetricFamily("pixel_live_viewers", "Open live-events streams.")
+        viewers.add_metric([], self.live.viewers())
+        return [sessions, viewers]
 
     def routes(self) -> list[BaseRoute]:
         gate, pages = self.gate, self.pages

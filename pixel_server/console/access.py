@@ -68,10 +68,6 @@ class Access:
     role: str  # owner | reader
     viewer: Viewer
 
-    @property
-    def owner(self) -> bool:
-        return self.role == "owner"
-
     def chrome(self) -> dict[str, Any]:
         """What every pixel page's header needs (navigation by role, logout form)."""
         return {

@@ -125,7 +125,7 @@ class LiveFeed:
     def __init__(self, pixels: Callable[[str], Pixel | None]) -> None:
         self._pixels = pixels
         self._lock = threading.Lock()
-        self._recent: dict[str, deque[dict[str, Any]]] = {}
+        self._recent: dict[str, deque[tuple[Record, tuple[str, ...]]]] = {}
         self._sources: dict[str, OrderedDict[tuple[str, str], list[str]]] = {}
         self._subscribers: dict[str, set[Subscriber]] = {}
 
@@ -137,32 +137,41 @@ class LiveFeed:
             log.exception("live view: publishing a batch failed")
 
     def _publish(self, records: Iterable[Record]) -> None:
+        # On the loader's thread, for every stored event: only a deque append and
+        # a dict update per event; the item for a page is built only when
+        # someone watches the pixel.
         with self._lock:
             for record in records:
                 pixel_id = record.pixel_id
-                if pixel_id not in self._recent:
+                recent = self._recent.get(pixel_id)
+                if recent is None:
                     if self._pixels(pixel_id) is None:
                         continue
-                    self._recent[pixel_id] = deque(maxlen=RECENT)
+                    recent = self._recent[pixel_id] = deque(maxlen=RECENT)
                     self._sources[pixel_id] = OrderedDict()
                 keys = self._sources[pixel_id]
                 key = (record.event, record.event_id)
-                sources = keys.pop(key, [])
+                sources = keys.pop(key, None) or []
                 if record.source not in sources:
                     sources.append(record.source)
                 keys[key] = sources
                 if len(keys) > KEYS:
                     keys.popitem(last=False)
-                item = item_of(record, self._pixels(pixel_id), sources)
-                self._recent[pixel_id].append(item)
-                for subscriber in self._subscribers.get(pixel_id, ()):
-                    subscriber.offer(item)
+                recent.append((record, tuple(sources)))
+                watching = self._subscribers.get(pixel_id)
+                if watching:
+                    item = item_of(record, self._pixels(pixel_id), sources)
+                    for subscriber in watching:
+                        subscriber.offer(item)
 
     def subscribe(self, subscriber: Subscriber) -> list[dict[str, Any]]:
         """Register; returns the recent events it wants, oldest first."""
         with self._lock:
             self._subscribers.setdefault(subscriber.pixel_id, set()).add(subscriber)
-            return [i for i in self._recent.get(subscriber.pixel_id, ()) if subscriber.wants(i)]
+            recent = list(self._recent.get(subscriber.pixel_id, ()))
+        pixel = self._pixels(subscriber.pixel_id)
+        items = (item_of(record, pixel, sources) for record, sources in recent)
+        return [i for i in items if subscriber.wants(i)]
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         with self._lock:
