@@ -90,6 +90,19 @@ def test_login_opens_a_session_with_a_strict_cookie(env: dict[str, Any]) -> None
     assert login(c, "prt_wrong").status_code == 401
 
 
+def test_sessions_survive_a_server_restart(settings: Any) -> None:
+    with app_client(settings) as c:
+        pixel = add_pixel(runtime_of(c))
+        c.cookies.clear()
+        assert c.get("/", follow_redirects=False).headers["location"] == "/login"
+        login(c, pixel["owner_token"])
+        session = session_cookie(c)
+    with app_client(settings) as c:
+        c.cookies.set(COOKIE, session)
+        assert c.get(f"/dashboard/{pixel['id']}/settings").status_code == 200
+        assert c.get("/", follow_redirects=False).headers["location"] == f"/dashboard/{pixel['id']}"
+
+
 def test_cookie_is_secure_behind_https(env: dict[str, Any]) -> None:
     c = TestClient(env["client"].app, base_url="https://testserver")
     r = login(c, env["reader"])

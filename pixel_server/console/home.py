@@ -3,6 +3,7 @@ pixel with its headline numbers over the last 28 days in the pixel's own time
 zone (visitors, orders, revenue, TikTok-attributed revenue) and its last event.
 
 ``GET /console``; a one-pixel token goes straight to its pixel's dashboard.
+``GET /`` leads to the caller's home, or to the login form.
 The numbers come from the same reports as the dashboard (one event counted
 once, whichever sources sent it).
 """
@@ -22,6 +23,7 @@ from starlette.routing import BaseRoute, Route
 
 from pixel_server import reports
 from pixel_server.console.access import Denied, Gate
+from pixel_server.console.login import home_of
 from pixel_server.console.pages import SECURITY_HEADERS, Pages
 from pixel_server.storage.pixels import Pixel
 
@@ -99,4 +101,9 @@ def routes(gate: Gate, pages: Pages, client: Callable[[], Client]) -> list[BaseR
             label=viewer.token.label,
         )
 
-    return [Route("/console", home, methods=["GET"])]
+    async def root(request: Request) -> Response:
+        viewer = gate.viewer(request)
+        target = home_of(viewer.token) if viewer is not None else "/login"
+        return RedirectResponse(target, 303, headers=SECURITY_HEADERS)
+
+    return [Route("/", root, methods=["GET"]), Route("/console", home, methods=["GET"])]
