@@ -405,7 +405,8 @@ def create_app(settings: Settings, *, database: str | None = None) -> Starlette:
     (tests give each case its own database on one embedded engine)."""
     runtime = Runtime(settings, database)
     console = Console(runtime.registry, runtime.management.run, runtime.database.client,
-                      runtime.data_dir, settings.base_url)  # fmt: skip
+                      runtime.data_dir, settings.base_url,
+                      lambda: runtime.forwarder.status() if runtime.forwarder else {})  # fmt: skip
     runtime.on_loaded = console.live.publish
     runtime.metrics.add_callback(console.collect_metrics)
     reports = dashboard.Reports(runtime.database.readers, runtime.metrics)

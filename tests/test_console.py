@@ -436,8 +436,25 @@ def test_cli_issues_agency_and_expiring_tokens(tmp_path: Path) -> None:
     token = cli_json(data, "token", "add", "--pixels", f"{first},{second}", "--role", "reader",
                      "--label", "Agency", "--expires", "2099-01-01")  # fmt: skip
     assert token["pixel_ids"] == [first, second] and token["expires_at"] > 4e9
-    listed = {t["id"]: t for t in cli_json(data, "token", "list", "--pixel", second)}
-    agency = next(t for t in listed.values() if t["label"] == "Agency")
-    assert agency["pixel_ids"] == [first, second] and agency["role"] == "reader"
     bad = cli(data, "token", "add", "--pixels", f"{first},px_nope", check=False)
     assert bad.returncode != 0 and "px_nope" in bad.stderr
+
+
+def test_settings_page_says_when_tiktok_rejects_the_token(
+    env: dict[str, Any], api: TikTokStandIn
+) -> None:
+    c, runtime = env["client"], env["runtime"]
+    tiktok = {"tiktok_pixel_code": TIKTOK_CODE, "tiktok_access_token": "not-a-valid-token"}
+    pixel = add_pixel(runtime, name="Rejected shop", tiktok_api_base=api.base_url, **tiktok)
+    body = {"event_source": "web", "event_source_id": pixel["id"],
+            "data": [{"event": "Purchase", "event_id": "purchase:rej-1", "event_time": time.time(),
+                      "properties": {"value": 5, "currency": "USD"}}]}  # fmt: skip
+    r = c.post("/api/v1/events", json=body, headers={"authorization": f"Bearer {pixel['api_key']}"})
+    assert r.status_code == 200
+    login(c, pixel["owner_token"])
+    url = f"/dashboard/{pixel['id']}/settings"
+    deadline = time.monotonic() + 20
+    while "TikTok rejects this pixel's access token" not in (page := c.get(url).text):
+        assert time.monotonic() < deadline, "the forwarder's 40105 never reached the page"
+        time.sleep(0.1)
+    assert "not-a-valid-token" not in page

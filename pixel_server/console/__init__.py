@@ -44,9 +44,12 @@ class Console:
         client: Callable[[], Client],
         data_dir: Path,
         base_url: str,
+        forwarding: Callable[[], dict[str, Any]] = dict,
     ) -> None:
+        """``forwarding``: the TikTok forwarder's status (problems per pixel)."""
         self.run = run
         self.data_dir = data_dir
+        self.forwarding = forwarding
         self.client = client
         self.base_url = base_url
         self.sessions = SessionStore(data_dir / FILE_NAME)
@@ -61,9 +64,13 @@ class Console:
         return checklist.steps(self.client(), pixel)
 
     def _settings_extra(self, pixel: Pixel) -> dict[str, Any]:
+        problem = self.forwarding().get("pixels", {}).get(pixel.id, {})
+        return {"forwarding": problem, "backfill": self._backfill(pixel)}
+
+    def _backfill(self, pixel: Pixel) -> dict[str, Any] | None:
         job = backfill.load(self.data_dir / backfill.JOBS_DIR, pixel.id)
         if job is None:
-            return {"backfill": None}
+            return None
         p = job.progress()
         if p["done"]:
             text = f"{p['queued']} stored events queued for TikTok (all sent once the queue drains)"
@@ -71,7 +78,7 @@ class Console:
             text = "starting: waiting for the forwarder to catch up"
         else:
             text = f"{p['queued']} of {p['total']} stored events queued for TikTok"
-        return {"backfill": {**p, "text": text}}
+        return {**p, "text": text}
 
     def collect_metrics(self) -> list[GaugeMetricFamily]:
         """Gauges read at scrape time (registered by the runtime)."""
