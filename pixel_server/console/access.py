@@ -36,6 +36,8 @@ COOKIE: Final = "px_session"
 class Registry(Protocol):
     """What the gate reads of the pixel registry."""
 
+    loaded: bool
+
     def get(self, pixel_id: str) -> Pixel | None: ...
 
     def token_by_hash(self, token_hash: str) -> ReportToken | None: ...
@@ -93,8 +95,11 @@ class Gate:
         if session is None:
             return None
         token = self.registry.token_by_hash(session.token_hash)
-        if token is None:  # revoked or expired since login: the session ends with it
-            self.sessions.end_for_token(session.token_hash)
+        if token is None:
+            # Revoked or expired since login: the session ends with it (unless
+            # the registry is not loaded yet, e.g. ClickHouse down at start).
+            if self.registry.loaded:
+                self.sessions.end_for_token(session.token_hash)
             return None
         return Viewer(token, session_id)
 
