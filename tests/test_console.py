@@ -30,6 +30,8 @@ from tests.ingest_helpers import (
     BROWSER_UA,
     ORIGIN,
     add_pixel,
+    api_body,
+    api_headers,
     app_client,
     metric,
     runtime_of,
@@ -424,9 +426,22 @@ def test_setup_checklist_follows_what_arrives(env: dict[str, Any], api: TikTokSt
     assert steps["Snippet seen on the storefront"] and steps["PageView seen"]
     assert not steps["Purchase seen"] and not steps["Order webhook received"]
     assert steps["TikTok credentials verified"]
-    # A new access token is not verified until checked again.
-    runtime.management.run("pixel.update", {"id": pixel["id"], "tiktok_access_token": "other"})
+    # A new access token is not verified until checked again, or until TikTok takes an event.
+    api.allow("other-token", TIKTOK_CODE)
+    runtime.management.run(
+        "pixel.update", {"id": pixel["id"], "tiktok_access_token": "other-token"}
+    )
     assert not steps_of(c.get(url).text)["TikTok credentials verified"]
+    server = {"event": "Purchase", "event_id": "purchase:check-1", "event_time": time.time(),
+              "properties": {"value": 3, "currency": "USD"}}  # fmt: skip
+    r = c.post("/api/v1/events", json=api_body(pixel["id"], [server]),
+               headers=api_headers(pixel["api_key"]))  # fmt: skip
+    assert r.status_code == 200
+    assert api.wait_for(lambda a: "purchase:check-1" in a.event_ids(TIKTOK_CODE))
+    deadline = time.monotonic() + 20  # until the ledger row is in ClickHouse
+    while not steps_of(c.get(url).text)["TikTok credentials verified"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
 
 
 def test_cli_issues_agency_and_expiring_tokens(tmp_path: Path) -> None:
@@ -446,10 +461,10 @@ def test_settings_page_says_when_tiktok_rejects_the_token(
     c, runtime = env["client"], env["runtime"]
     tiktok = {"tiktok_pixel_code": TIKTOK_CODE, "tiktok_access_token": "not-a-valid-token"}
     pixel = add_pixel(runtime, name="Rejected shop", tiktok_api_base=api.base_url, **tiktok)
-    body = {"event_source": "web", "event_source_id": pixel["id"],
-            "data": [{"event": "Purchase", "event_id": "purchase:rej-1", "event_time": time.time(),
-                      "properties": {"value": 5, "currency": "USD"}}]}  # fmt: skip
-    r = c.post("/api/v1/events", json=body, headers={"authorization": f"Bearer {pixel['api_key']}"})
+    event = {"event": "Purchase", "event_id": "purchase:rej-1", "event_time": time.time(),
+             "properties": {"value": 5, "currency": "USD"}}  # fmt: skip
+    r = c.post("/api/v1/events", json=api_body(pixel["id"], [event]),
+               headers=api_headers(pixel["api_key"]))  # fmt: skip
     assert r.status_code == 200
     login(c, pixel["owner_token"])
     url = f"/dashboard/{pixel['id']}/settings"

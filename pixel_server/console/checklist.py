@@ -4,13 +4,14 @@ has been stored, with a link to where it is fixed.
 Steps: the snippet seen on the storefront (a first browser event); PageView,
 ViewContent, AddToCart, InitiateCheckout and Purchase seen; an order webhook
 received; a purchase's browser and server copies merged; TikTok credentials
-verified (the last "Check TikTok connection" succeeded and the TikTok settings
-have not changed since). Events of the last ``DAYS`` days count.
+verified (since the TikTok settings last changed, "Check TikTok connection"
+succeeded or TikTok took an event). Events of the last ``DAYS`` days count.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Final
 
 import orjson
@@ -40,7 +41,7 @@ SELECT count() FROM (
 )
 """
 _AUDIT_SQL: Final = """
-SELECT action, changes FROM audit_log
+SELECT action, changes, at FROM audit_log
 WHERE pixel_id = {p:String} AND (action = {check:String} OR action = 'settings')
 ORDER BY at DESC LIMIT 50
 """
@@ -54,16 +55,29 @@ class Step:
     link: str  # where to do it (owner pages; readers see the hint only)
 
 
+_SENT_SQL: Final = """
+SELECT count() FROM deliveries
+WHERE pixel_id = {p:String} AND outcome = 'sent' AND attempted_at > {since:DateTime64(3)}
+"""
+
+
 def _tiktok_verified(client: Client, pixel_id: str) -> bool:
-    """The newest check succeeded, with no TikTok settings change after it."""
+    """Since the TikTok settings last changed, the newest check succeeded, or
+    TikTok took an event (the forwarder's ledger says so)."""
     rows = client.query(_AUDIT_SQL, parameters={"p": pixel_id, "check": CHECK_ACTION})
-    for action, changes in rows.result_rows:
+    changed_at = datetime(2000, 1, 1, tzinfo=UTC)
+    for action, changes, at in rows.result_rows:
         values = orjson.loads(changes)
         if action == CHECK_ACTION:
-            return bool(values.get("ok"))
+            if values.get("ok"):
+                return True
+            changed_at = at  # failed: only events TikTok took after it count
+            break
         if any(name in values for name in _TIKTOK_FIELDS):
-            return False
-    return False
+            changed_at = at
+            break
+    sent = client.query(_SENT_SQL, parameters={"p": pixel_id, "since": changed_at})
+    return int(sent.result_rows[0][0]) > 0
 
 
 def steps(client: Client, pixel: Pixel) -> list[Step]:
