@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute
 
 from pixel_server import dashboard, health, snippet_route
 from pixel_server.config import Settings
+from pixel_server.console import Console
 from pixel_server.demo import DemoStore
 from pixel_server.errors import (
     ApiError,
@@ -49,6 +50,13 @@ def create_app(
         announce=announce,
     )
 
+    console = Console(runtime.registry, runtime.management.run, runtime.database.client,
+                      runtime.data_dir, settings.base_url,
+                      lambda: runtime.forwarder.status() if runtime.forwarder else {})  # fmt: skip
+    runtime.on_loaded = console.live.publish
+    runtime.metrics.add_callback(console.collect_metrics)
+    reports = dashboard.Reports(runtime.database.readers, runtime.metrics)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await runtime.start()
@@ -81,7 +89,8 @@ def create_app(
         *gateway.routes(intake),
         *webhooks.routes(),
         *snippet_route.routes(runtime.registry, settings.base_url),
-        *dashboard.routes(),
+        *dashboard.routes(console.gate, console.pages, console.setup_steps, reports),
+        *console.routes(),
     ]
     if settings.demo:
         routes += DemoStore(

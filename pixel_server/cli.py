@@ -281,13 +281,16 @@ def cmd_pixel(settings: Settings, ns: argparse.Namespace) -> int:
 
 def cmd_token(settings: Settings, ns: argparse.Namespace) -> int:
     if ns.token_command == "add":
-        result = run_operation(
-            settings, "token.add", {"pixel": ns.pixel, "role": ns.role, "label": ns.label or ""}
-        )
+        if not (ns.pixel or ns.pixels):
+            print("token add needs --pixel ID or --pixels A,B", file=sys.stderr)
+            return EXIT_USAGE
+        args = {"pixel": ns.pixel, "pixels": ns.pixels, "role": ns.role,
+                "label": ns.label or "", "expires": ns.expires}  # fmt: skip
+        result = run_operation(settings, "token.add", args)
         if ns.json:
             _print_json(result)
         else:
-            print(f"{result['role']} token for {result['pixel_id']}: {result['token']}")
+            print(f"{result['role']} token for {', '.join(result['pixel_ids'])}: {result['token']}")
             print(_SECRET_NOTE)
     elif ns.token_command == "list":
         result = run_operation(settings, "token.list", {"pixel": ns.pixel})
@@ -433,9 +436,11 @@ def build_parser() -> argparse.ArgumentParser:
         dest="token_command", required=True
     )
     tadd = token.add_parser("add", help="issue a report token")
-    tadd.add_argument("--pixel", required=True)
+    tadd.add_argument("--pixel")
+    tadd.add_argument("--pixels", help="several pixels, comma-separated (an agency's token)")
     tadd.add_argument("--role", choices=ROLES, default="reader")
     tadd.add_argument("--label")
+    tadd.add_argument("--expires", help="ISO-8601 time after which the token stops working")
     tlist = token.add_parser("list", help="list report tokens")
     tlist.add_argument("--pixel")
     trev = token.add_parser("revoke", help="revoke a token (the token or its id)")

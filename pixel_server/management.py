@@ -7,12 +7,14 @@ asked the running server to do the work.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pixel_server.secretbox import SecretBox
+from pixel_server.storage import audit
 from pixel_server.storage.database import Database
 from pixel_server.storage.pixels import PixelStore, RegistryError
 
@@ -64,7 +66,17 @@ def _pixel_show(m: Management, args: dict[str, Any]) -> dict[str, Any]:
 
 def _pixel_update(m: Management, args: dict[str, Any]) -> dict[str, Any]:
     changes = dict(args)
-    return m.store.update(changes.pop("id"), **changes).public()
+    actor = str(changes.pop("actor", "") or audit.COMMAND_LINE)  # the console names its token
+    pixel_id = changes.pop("id")
+    before = m.store.get(pixel_id)
+    after = m.store.update(pixel_id, **changes)
+    audit.record_settings(m.database.client(), actor, before, after)
+    if m.data_dir is not None:  # first TikTok credentials: send what was stored meanwhile
+        from pixel_server.sinks import backfill
+
+        backfill.request(m.database.client(), m.data_dir / backfill.JOBS_DIR, before, after,
+                         time.time())  # fmt: skip
+    return after.public()
 
 
 def _pixel_rotate_key(m: Management, args: dict[str, Any]) -> dict[str, Any]:
@@ -73,8 +85,20 @@ def _pixel_rotate_key(m: Management, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def _token_add(m: Management, args: dict[str, Any]) -> dict[str, Any]:
-    token = m.store.add_token(args["pixel"], args["role"], args.get("label", ""))
-    return {"pixel_id": args["pixel"], "role": args["role"], "token": token}
+    """One pixel (``pixel``) or several (``pixels``, an agency's); optional expiry."""
+    pixels = args.get("pixels") or [args["pixel"]]
+    if isinstance(pixels, str):
+        pixels = [p.strip() for p in pixels.split(",") if p.strip()]
+    expires_at = _parse_time(args.get("expires"), "expires")
+    label = str(args.get("label") or "")
+    token = m.store.add_token(pixels, args["role"], label, expires_at)
+    actor = str(args.get("actor") or audit.COMMAND_LINE)
+    for pixel_id in dict.fromkeys(pixels):
+        audit.record(m.database.client(), pixel_id, actor, "token.add",
+                     {"role": args["role"], "label": label, "pixels": list(pixels),
+                      "expires_at": expires_at or None})  # fmt: skip
+    return {"pixel_id": pixels[0], "pixel_ids": list(pixels), "role": args["role"],
+            "expires_at": expires_at or None, "token": token}  # fmt: skip
 
 
 def _token_list(m: Management, args: dict[str, Any]) -> list[dict[str, Any]]:
@@ -82,7 +106,17 @@ def _token_list(m: Management, args: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _token_revoke(m: Management, args: dict[str, Any]) -> dict[str, Any]:
-    return m.store.revoke_token(args["token"]).public()
+    token = m.store.revoke_token(args["token"], args.get("pixel"))
+    actor = str(args.get("actor") or audit.COMMAND_LINE)
+    for pixel_id in token.pixels:
+        audit.record(m.database.client(), pixel_id, actor, "token.revoke",
+                     {"token": token.id, "label": token.label, "role": token.role})  # fmt: skip
+    return token.public()
+
+
+def _audit_list(m: Management, args: dict[str, Any]) -> list[dict[str, Any]]:
+    m.store.get(args["pixel"])
+    return audit.entries(m.database.client(), args["pixel"], int(args.get("limit", 50)))
 
 
 def _migrate(m: Management, args: dict[str, Any]) -> dict[str, Any]:
@@ -155,10 +189,13 @@ OPERATIONS: dict[str, Operation] = {
     "token.add": _token_add,
     "token.list": _token_list,
     "token.revoke": _token_revoke,
+    "audit.list": _audit_list,
     "migrate": _migrate,
     "deliveries.list": _deliveries_list,
     "deliveries.replay": _deliveries_replay,
     "status": _status,
     "secrets.rotate_key": _rotate_secret_key,
 }
-READ_ONLY = {"pixel.list", "pixel.show", "token.list", "migrate", "deliveries.list", "status"}
+READ_ONLY = {
+    "pixel.list", "pixel.show", "token.list", "audit.list", "migrate", "deliveries.list", "status",
+}  # fmt: skip

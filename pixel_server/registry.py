@@ -7,6 +7,7 @@ periodically to pick up changes made by other workers of a cluster).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from pixel_server import credentials
@@ -62,4 +63,9 @@ class PixelRegistry:
     def token(self, presented: str) -> ReportToken | None:
         # Looked up by hash: timing can at most reveal bits of a SHA-256 of a
         # random 256-bit token, which says nothing about the token.
-        return self._snap.tokens.get(credentials.hash_secret(presented))
+        return self.token_by_hash(credentials.hash_secret(presented))
+
+    def token_by_hash(self, token_hash: str) -> ReportToken | None:
+        """A valid (not revoked, not expired) token; console sessions hold the hash."""
+        token = self._snap.tokens.get(token_hash)
+        return token if token is not None and token.valid(time.time()) else None

@@ -34,6 +34,7 @@ from pixel_server.registry import PixelRegistry
 from pixel_server.reports.warmer import Warmer
 from pixel_server.secretbox import SecretBox
 from pixel_server.sinks import tiktok
+from pixel_server.sinks.backfill import Backfill
 from pixel_server.sinks.clickhouse import Loader
 from pixel_server.sinks.ledger import Ledger
 from pixel_server.storage.client import DataDirInUse, StorageError, parse_url
@@ -110,6 +111,9 @@ class Runtime:
         self.loader: Loader | None = None
         self.forwarder: tiktok.Forwarder | None = None
         self.forwarder_options: dict[str, Any] = dict(forwarder_options or {})
+        self.backfill: Backfill | None = None  # stored events, once TikTok is set up
+        # Told of every batch the loader stored (the console's live view).
+        self.on_loaded: Callable[[list[Record]], None] = lambda batch: None
         self.warmer = Warmer(
             self.database.client, self.registry, self.metrics, settings.report_warm_interval_s
         )
@@ -118,6 +122,7 @@ class Runtime:
         self.metrics.ready.set_function(lambda: 1.0 if self.readiness()[0] else 0.0)
         self.metrics.add_callback(self._log_metrics)
         self.metrics.add_callback(self._forwarder_metrics)
+        self.metrics.add_callback(lambda: self.backfill.collect_metrics() if self.backfill else [])
 
     # registry ------------------------------------------------------------
 
@@ -228,6 +233,14 @@ class Runtime:
             **self.forwarder_options,
         )
         self.forwarder.start()
+        wal, forwarder_log = self.wal, self.wal.reader(tiktok.READER_NAME)
+        self.backfill = Backfill(
+            self.database.client, self.registry.get, self.data_dir,
+            self.data_dir / tiktok.SPILL_DIR, lambda: wal.durable_end,
+            lambda: forwarder_log.committed, max_age_s=s.backfill_max_age_days * 86_400,
+            fsync=s.wal_fsync,
+        )  # fmt: skip
+        self.backfill.start()
         await self.webhooks.start()
         self.warmer.start()
         self._tasks.append(asyncio.create_task(self._maintain()))
@@ -236,6 +249,7 @@ class Runtime:
     def insert_events(self, batch: list[Record], token: str) -> None:
         """The loader's way into ClickHouse (tests wrap it to inject failures)."""
         self.events.insert(batch, token)
+        self.on_loaded(batch)
 
     def _rebuild_dedup(self) -> None:
         """Seed the index with the last 48 h of copies already in ClickHouse."""
@@ -289,6 +303,8 @@ class Runtime:
         await self.admin.stop()  # first: no management change while parts stop
         await anyio.to_thread.run_sync(self.warmer.stop)
         await self.webhooks.stop()  # first: its fetches write to the event log
+        if self.backfill is not None:
+            await anyio.to_thread.run_sync(self.backfill.stop)
         if self.loader is not None:
             await anyio.to_thread.run_sync(self.loader.stop)
         if self.forwarder is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -227,18 +228,29 @@ class ReportToken:
     label: str
     created_at: float
     revoked: bool = False
+    pixel_ids: tuple[str, ...] = ()  # an agency token's pixels; () means (pixel_id,)
+    expires_at: float = 0.0  # Unix seconds; 0: never
 
     @property
     def id(self) -> str:
         return credentials.token_id(self.token_hash)
 
+    @property
+    def pixels(self) -> tuple[str, ...]:
+        return self.pixel_ids or (self.pixel_id,)
+
+    def valid(self, now: float) -> bool:
+        return not self.revoked and (not self.expires_at or now < self.expires_at)
+
     def public(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "pixel_id": self.pixel_id,
+            "pixel_ids": list(self.pixels),
             "role": self.role,
             "label": self.label,
             "created_at": self.created_at,
+            "expires_at": self.expires_at or None,
             "revoked": self.revoked,
         }
 
@@ -337,41 +349,63 @@ class PixelStore:
 
     # report tokens -------------------------------------------------------
 
-    def add_token(self, pixel_id: str, role: str, label: str = "") -> str:
+    def add_token(
+        self,
+        pixel_id: str | Sequence[str],
+        role: str,
+        label: str = "",
+        expires_at: float = 0.0,
+    ) -> str:
+        """Issue a token for one pixel or several (an agency's); shown once."""
+        pixel_ids = (pixel_id,) if isinstance(pixel_id, str) else tuple(dict.fromkeys(pixel_id))
         if role not in ROLES:
             raise RegistryError(f"role must be one of {', '.join(ROLES)}")
-        self.get(pixel_id)
+        if not pixel_ids:
+            raise RegistryError("a token needs at least one pixel")
+        if len(label) > 200:
+            raise RegistryError("label must be at most 200 characters")
+        if expires_at and expires_at <= time.time():
+            raise RegistryError("expiry must be in the future")
+        for pid in pixel_ids:
+            self.get(pid)
         token = credentials.new_report_token()
         self._write_token(
-            ReportToken(credentials.hash_secret(token), pixel_id, role, label, time.time())
-        )
+            ReportToken(credentials.hash_secret(token), pixel_ids[0], role, label, time.time(),
+                        pixel_ids=pixel_ids if len(pixel_ids) > 1 else (),
+                        expires_at=expires_at)
+        )  # fmt: skip
         return token
 
     def _write_token(self, token: ReportToken) -> None:
         self._client.insert(
             "report_tokens",
             [[token.token_hash, self._version(), token.pixel_id, token.role, token.label,
-              int(token.created_at * 1000), token.revoked]],
+              int(token.created_at * 1000), token.revoked, list(token.pixel_ids),
+              int(token.expires_at * 1000)]],
             column_names=["token_hash", "version", "pixel_id", "role", "label",
-                          "created_at", "revoked"],
+                          "created_at", "revoked", "pixel_ids", "expires_at"],
         )  # fmt: skip
 
     def tokens(self, pixel_id: str | None = None) -> list[ReportToken]:
-        where = "WHERE pixel_id = {p:String}" if pixel_id else ""
+        """Tokens (of one pixel: those that may read it, agency tokens included)."""
+        where = "WHERE pixel_id = {p:String} OR has(pixel_ids, {p:String})" if pixel_id else ""
         result = self._client.query(
-            "SELECT token_hash, pixel_id, role, label, created_at, revoked "
-            f"FROM report_tokens FINAL {where} ORDER BY created_at",
+            "SELECT token_hash, pixel_id, role, label, created_at, revoked, pixel_ids, "
+            f"toUnixTimestamp64Milli(expires_at) FROM report_tokens FINAL {where} "
+            "ORDER BY created_at",
             parameters={"p": pixel_id} if pixel_id else None,
         )
         return [
-            ReportToken(h, p, role, label, created.timestamp(), bool(revoked))
-            for h, p, role, label, created, revoked in result.result_rows
-        ]
+            ReportToken(h, p, role, label, created.timestamp(), bool(revoked),
+                        tuple(pids), expires / 1000)
+            for h, p, role, label, created, revoked, pids, expires in result.result_rows
+        ]  # fmt: skip
 
-    def revoke_token(self, token_or_id: str) -> ReportToken:
+    def revoke_token(self, token_or_id: str, pixel_id: str | None = None) -> ReportToken:
+        """Revoke a token (of ``pixel_id`` when given: a pixel's owner revokes its own)."""
         key = token_or_id.strip()
         wanted = credentials.hash_secret(key) if key.startswith(credentials.TOKEN_PREFIX) else key
-        found = [t for t in self.tokens() if t.token_hash == wanted or t.id == wanted]
+        found = [t for t in self.tokens(pixel_id) if t.token_hash == wanted or t.id == wanted]
         if len(found) != 1:
             raise RegistryError(f"no token {key[:16]!r}", status=404)
         token = replace(found[0], revoked=True)
