@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 
 from pixel_server import dashboard, snippet_route
 from pixel_server.config import Settings
+from pixel_server.connect import woo_plugin
 from pixel_server.errors import (
     ApiError,
     api_error_handler,
@@ -407,6 +408,7 @@ def create_app(settings: Settings, *, database: str | None = None) -> Starlette:
         *webhook_routes(),
         *snippet_route.routes(),
         *dashboard.routes(settings.demo),
+        *woo_plugin.routes(runtime.registry, settings.base_url),
     ]
     app = Starlette(
         routes=routes,

@@ -121,6 +121,27 @@ def _parse_time(value: Any, name: str) -> float:
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
+def _store_connection(action: str) -> Operation:
+    """connect / disconnect / connect.status: the pixel's store, through its API.
+    ``base_url`` is this server's public URL (what the store's script and
+    webhooks point at)."""
+
+    def run(m: Management, args: dict[str, Any]) -> Any:
+        from pixel_server import connect
+
+        pixel = m.store.get(args["pixel"])
+        operation = {"connect": connect.connect, "disconnect": connect.disconnect,
+                     "status": connect.health}[action]  # fmt: skip
+        try:
+            return operation(m.database.client(), pixel, str(args["base_url"]))
+        except connect.ConnectError as exc:
+            raise RegistryError(
+                exc.report(), status=502 if exc.code == "unavailable" else 400
+            ) from None
+
+    return run
+
+
 OPERATIONS: dict[str, Operation] = {
     "pixel.add": _pixel_add,
     "pixel.list": _pixel_list,
@@ -133,5 +154,10 @@ OPERATIONS: dict[str, Operation] = {
     "migrate": _migrate,
     "deliveries.list": _deliveries_list,
     "deliveries.replay": _deliveries_replay,
+    "connect": _store_connection("connect"),
+    "disconnect": _store_connection("disconnect"),
+    "connect.status": _store_connection("status"),
 }
-READ_ONLY = {"pixel.list", "pixel.show", "token.list", "migrate", "deliveries.list"}
+# Store connections change no pixel setting: no registry refresh after them.
+READ_ONLY = {"pixel.list", "pixel.show", "token.list", "migrate", "deliveries.list",
+             "connect", "disconnect", "connect.status"}  # fmt: skip
