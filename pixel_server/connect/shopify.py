@@ -10,10 +10,11 @@ ACCESS_DENIED`` is a missing scope.
 * the pixel: with ``write_pixels`` and ``read_customer_events`` granted,
   ``webPixelCreate(webPixel: {settings})`` with settings ``{"pixelId",
   "serverUrl"}`` (what our app's web-pixel extension declares). ``TAKEN`` (the
-  app's one web pixel exists) → ``webPixelUpdate`` of that pixel;
-  ``NO_EXTENSION`` (the app ships no web-pixel extension), or the scopes not
-  granted → nothing is created and the custom-pixel code is printed with the
-  steps to paste it (``connect status`` then checks the storefront);
+  app's one web pixel exists) → ``webPixelUpdate`` of that pixel (and
+  disconnect puts the earlier settings back); ``NO_EXTENSION`` (the app ships
+  no web-pixel extension), or the scopes not granted → nothing is created
+  and the custom-pixel code is printed with the steps to paste it
+  (``connect status`` then checks the storefront);
 * webhooks: ``webhookSubscriptionCreate(topic, webhookSubscription:
   {callbackUrl, format: JSON})`` for the order topics (to
   ``/webhooks/shopify/{id}``) and product topics (to ``.../catalog``). Shopify
@@ -202,16 +203,24 @@ class Shopify:
         if "NO_EXTENSION" in codes:
             self._paste = True
             raise Unavailable
+        detail: dict[str, Any] = {"settings": settings}
         if "TAKEN" in codes:  # the app's one web pixel exists, set for another pixel
             existing = self._web_pixel() or {}
-            variables = {"id": _id(existing.get("id")), "s": settings}
-            result = self._gql(_PIXEL_UPDATE, variables, "write_pixels").get("webPixelUpdate") or {}
+            detail["previous_settings"] = existing.get("settings")  # put back on disconnect
+            result = self._update_pixel(_id(existing.get("id")), settings)
         _user_errors(result, "web pixel")
         made = result.get("webPixel") or {}
-        return Created("web_pixel", want.key, _id(made.get("id")), {"settings": settings})
+        return Created("web_pixel", want.key, _id(made.get("id")), detail)
+
+    def _update_pixel(self, pixel_id: str, settings: Any) -> dict[str, Any]:
+        variables = {"id": pixel_id, "s": settings}
+        return self._gql(_PIXEL_UPDATE, variables, "write_pixels").get("webPixelUpdate") or {}
 
     def delete(self, created: Created) -> None:
-        if created.kind == "web_pixel":
+        previous = created.detail.get("previous_settings")
+        if created.kind == "web_pixel" and previous:  # it was there before us: restore it
+            errors = self._update_pixel(created.remote_id, previous).get("userErrors") or []
+        elif created.kind == "web_pixel":
             result = self._gql(_PIXEL_DELETE, {"id": created.remote_id}, "write_pixels")
             errors = (result.get("webPixelDelete") or {}).get("userErrors") or []
         else:
