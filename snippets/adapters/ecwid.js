@@ -5,7 +5,9 @@
  * storefront JS API (reference/storefronts.md):
  * - `Ecwid.OnAPILoaded.add(fn)`; the other hooks are registered inside it.
  * - `Ecwid.OnPageLoaded.add(fn(page))`: `page.type` is PRODUCT (productId,
- *   name), CATEGORY (categoryId), SEARCH (keywords), CHECKOUT_*. The store is
+ *   name), CATEGORY (categoryId, name), SEARCH (keywords), CHECKOUT_*.
+ *   ViewCategory: content_type product_group, one content: the category id
+ *   and its name (the page title when Ecwid gives none). The store is
  *   a single-page app, so every OnPageLoaded is also a PageView (no
  *   automatic one). InitiateCheckout on the first CHECKOUT_* page of a
  *   checkout, AddPaymentInfo on its CHECKOUT_PAYMENT_DETAILS, once each until
@@ -63,7 +65,7 @@ P.run = () =>
             c = /^CHECKOUT_/.test(t);
           P.page();
           t == "PRODUCT" && P.track("ViewContent", P.props([P.item(page.productId, page.productId, page.name)], cur()));
-          t == "CATEGORY" && P.track("ViewCategory", {});
+          t == "CATEGORY" && P.track("ViewCategory", { content_type: "product_group", contents: [{ content_id: "" + page.categoryId, content_name: page.name || d.title }] });
           t == "SEARCH" && P.track("Search", { query: page.keywords });
           c && !checkout && P.track("InitiateCheckout", props(last));
           t == "CHECKOUT_PAYMENT_DETAILS" && !paid && ((paid = 1), P.track("AddPaymentInfo", props(last)));
