@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pixel_server.app import Runtime
+from pixel_server.runtime import Runtime
 from pixel_server.snippets import SnippetSettings
 from tests.browser.flow import TTCLID, Journey, assert_one_shopper, props
 from tests.browser.harness import Collector, Store, Tab

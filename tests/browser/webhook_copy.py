@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from pixel_server.app import Runtime
+from pixel_server.runtime import Runtime
 from pixel_server.storage.queries import merged_events_sql
 from tests.conftest import ROOT
 
