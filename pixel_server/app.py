@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute
 
 from pixel_server import dashboard, health, snippet_route
 from pixel_server.config import Settings
+from pixel_server.connect import woo_plugin
 from pixel_server.console import Console
 from pixel_server.demo import DemoStore
 from pixel_server.errors import (
@@ -91,6 +92,7 @@ def create_app(
         *snippet_route.routes(runtime.registry, settings.base_url),
         *dashboard.routes(console.gate, console.pages, console.setup_steps, reports),
         *console.routes(),
+        *woo_plugin.routes(runtime.registry, settings.base_url),
     ]
     if settings.demo:
         routes += DemoStore(

@@ -378,6 +378,54 @@ def cmd_uninstall(settings: Settings, ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_connect(settings: Settings, ns: argparse.Namespace) -> int:
+    args = {"pixel": ns.pixel, "base_url": settings.base_url}
+    if ns.command == "disconnect":
+        result = run_operation(settings, "disconnect", args)
+    elif ns.action == "status":
+        result = run_operation(settings, "connect.status", args)
+    else:
+        result = run_operation(settings, "connect", args)
+    if ns.json:
+        _print_json(result)
+    elif ns.action == "status" and ns.command == "connect":
+        _print_status(result)
+    else:
+        for verb in ("created", "kept", "removed", "left_over"):
+            for item in result[verb]:
+                label = "NOT removed" if verb == "left_over" else verb
+                print(f"{label:12} {item['kind']:10} {item['key']:28} {item['id']}")
+        if not any(result[v] for v in ("created", "kept", "removed", "left_over")):
+            print("nothing in the store to " + ("remove" if ns.command == "disconnect" else "keep"))
+        for step in result["steps"]:
+            print(step)
+    return EXIT_FAILED if result.get("left_over") or result.get("ok") is False else EXIT_OK
+
+
+def _print_status(s: dict[str, Any]) -> None:
+    print(f"{'pixel':14} {s['pixel_id']} ({s['platform']}): {'ok' if s['ok'] else 'PROBLEMS'}")
+    script = s["script"]
+    seen = {True: "found", False: "MISSING", None: "not checked"}[script["found_in_page"]]
+    print(f"{'script':14} {seen} on {script['storefront_url'] or '-'}"
+          f"; last browser event {script['last_browser_event'] or '-'}")  # fmt: skip
+    for hook in s["webhooks"]:
+        state = (
+            ("active" if hook.get("active") else "INACTIVE") if hook["registered"] else "MISSING"
+        )
+        print(f"{'webhook':14} {hook['topic']:28} {state:9} last delivery "
+              f"{hook['last_delivery'] or '-'}")  # fmt: skip
+    for e in s["events"]:
+        when = e["last_received_at"]
+        print(f"{'event':14} {e['event']:22} {e['source']:8} {e['copies']:>7}  {when}")
+    tiktok = s["tiktok"]
+    note = tiktok.get("message") or tiktok.get("note", "")
+    state = f"verified={tiktok.get('verified')} {note}" if tiktok["configured"] else "not set"
+    print(f"{'tiktok':14} {state}")
+    print(f"{'catalog':14} {s['catalog']}")
+    for problem in s["problems"]:
+        print(f"problem: {problem}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pixel-server", description="First-party pixel server for online stores."
@@ -431,6 +479,17 @@ def build_parser() -> argparse.ArgumentParser:
     uninst.add_argument("--theme-dir", required=True)
     uninst.add_argument("--file")
     uninst.set_defaults(func=cmd_uninstall)
+
+    conn = sub.add_parser(
+        "connect", help="install the pixel and its webhooks through the store's API"
+    )
+    conn.add_argument("action", nargs="?", choices=("status",),
+                      help="status: check the installation live")  # fmt: skip
+    disconn = sub.add_parser("disconnect", help="remove what connect created in the store")
+    for p in (conn, disconn):
+        p.add_argument("--pixel", required=True)
+        p.add_argument("--json", action="store_true", help="print JSON")
+        p.set_defaults(func=cmd_connect, action=None)
 
     token = sub.add_parser("token", help="manage report tokens").add_subparsers(
         dest="token_command", required=True

@@ -180,6 +180,27 @@ def _parse_time(value: Any, name: str) -> float:
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
+def _store_connection(action: str) -> Operation:
+    """connect / disconnect / connect.status: the pixel's store, through its API.
+    ``base_url`` is this server's public URL (what the store's script and
+    webhooks point at)."""
+
+    def run(m: Management, args: dict[str, Any]) -> Any:
+        from pixel_server import connect
+
+        pixel = m.store.get(args["pixel"])
+        operation = {"connect": connect.connect, "disconnect": connect.disconnect,
+                     "status": connect.health}[action]  # fmt: skip
+        try:
+            return operation(m.database.client(), pixel, str(args["base_url"]))
+        except connect.ConnectError as exc:
+            raise RegistryError(
+                exc.report(), status=502 if exc.code == "unavailable" else 400
+            ) from None
+
+    return run
+
+
 OPERATIONS: dict[str, Operation] = {
     "pixel.add": _pixel_add,
     "pixel.list": _pixel_list,
@@ -195,7 +216,12 @@ OPERATIONS: dict[str, Operation] = {
     "deliveries.replay": _deliveries_replay,
     "status": _status,
     "secrets.rotate_key": _rotate_secret_key,
+    "connect": _store_connection("connect"),
+    "disconnect": _store_connection("disconnect"),
+    "connect.status": _store_connection("status"),
 }
+# Store connections change no pixel setting: no registry refresh after them.
 READ_ONLY = {
     "pixel.list", "pixel.show", "token.list", "audit.list", "migrate", "deliveries.list", "status",
+    "connect", "disconnect", "connect.status",
 }  # fmt: skip
