@@ -10,6 +10,7 @@ import pytest
 
 from pixel_server.config import Settings
 from pixel_server.management import Management
+from pixel_server.secretbox import SecretBox
 from pixel_server.storage.client import parse_url
 from pixel_server.storage.database import Database
 from pixel_server.storage.pixels import RegistryError
@@ -24,7 +25,7 @@ SECRET = "whsec-connect-test"
 def management(settings: Settings) -> Iterator[Management]:
     database = Database(parse_url(settings.clickhouse_dsn))
     try:
-        yield Management(database)
+        yield Management(database, box=SecretBox(settings.secret_key_path))
     finally:
         database.close()
 
