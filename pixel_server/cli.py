@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from pixel_server import filemodes
 from pixel_server.config import ConfigError, Settings, load_settings
 from pixel_server.storage.client import DataDirInUse, StorageError, parse_url
 from pixel_server.storage.pixels import PLATFORMS, ROLES, RegistryError
@@ -540,6 +541,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pixel-server: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     func: Callable[[Settings, argparse.Namespace], int] = ns.func
+    filemodes.restrict_new_files()  # the data directory is its owner's alone
     try:
         return func(settings, ns)
     except (CommandError, RegistryError, StorageError) as exc:

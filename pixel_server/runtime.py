@@ -19,6 +19,7 @@ from typing import Any, Final
 import anyio
 from prometheus_client.core import GaugeMetricFamily
 
+from pixel_server import filemodes
 from pixel_server.admin import AdminApi, AdminServer
 from pixel_server.config import Settings
 from pixel_server.events.schema import Limits
@@ -193,6 +194,11 @@ class Runtime:
 
     async def start(self) -> None:
         self.lock.acquire()
+        for problem in filemodes.too_open(self.data_dir):
+            log.warning(
+                "data directory readable by others: chmod it to the owner only",
+                extra={"problem": problem},
+            )
         s = self.settings
         self.wal = WriteAheadLog(
             self.data_dir / "wal",

@@ -211,3 +211,45 @@ def test_credentials_from_stdin_or_a_file_are_sealed_and_survive_a_key_rotation(
         if f.is_file():
             blob = f.read_bytes()
             assert token.encode() not in blob and secret.encode() not in blob, f
+
+
+def test_nothing_in_the_data_directory_is_readable_by_others(
+    server: Server, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    created = cli_json(
+        data, "pixel", "add", "--name", "Shop", "--origin", "https://shop.example.com"
+    )
+    answer = httpx.post(
+        f"{server.url}/api/v1/events",
+        json={"event_source": "web", "event_source_id": created["id"],
+              "data": [{"event": "Purchase", "event_id": "purchase:1", "event_time": time.time(),
+                        "user": {"email": "jane@example.com"}}]},
+        headers={"authorization": f"Bearer {created['api_key']}"},
+        timeout=10,
+    )  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    server.stop()  # logs, spill, loader, ClickHouse parts: everything it made is on disk
+    open_to_others = [
+        f"{p} {p.stat().st_mode & 0o777:o}"
+        for p in [data, *data.rglob("*")]
+        if not p.is_symlink() and p.stat().st_mode & 0o077
+    ]
+    assert open_to_others == []
+
+
+def test_the_start_check_names_what_others_can_read(tmp_path: Path) -> None:
+    from pixel_server.filemodes import too_open
+
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)
+    (data / "notes.txt").write_text("x")
+    (data / "notes.txt").chmod(0o644)
+    assert sorted(p.split(" is ")[0] for p in too_open(data)) == [
+        str(data),
+        str(data / "notes.txt"),
+    ]
+    data.chmod(0o700)
+    (data / "notes.txt").chmod(0o600)
+    assert too_open(data) == []

@@ -24,7 +24,7 @@ class DataDirLock:
 
     def acquire(self) -> None:
         """Take the lock or raise :class:`DataDirInUse` at once (never waits)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
