@@ -142,7 +142,11 @@ class Webhooks:
         return outcome
 
     def _stored_once(self, pixel: Pixel, event_id: str, mapped: Mapped) -> bool:
-        return event_id in mapped.once and self.ledger.state(_once_key(pixel, event_id)) == "done"
+        """Stored before (a once-only event), or covered by a cancellation stored before."""
+        keys = [event_id] if event_id in mapped.once else []
+        if event_id in mapped.covered:
+            keys.append(mapped.covered[event_id])
+        return any(self.ledger.state(_once_key(pixel, key)) == "done" for key in keys)
 
 
 def _once_key(pixel: Pixel, event_id: str) -> str:
