@@ -91,13 +91,13 @@ def test_shopify_purchase_event_shape() -> None:
 def test_shopify_refund_without_money_returned_makes_no_event() -> None:
     refund = fixture("shopify_refunds_create.json")
     refund["transactions"] = []  # a restock-only refund
-    assert shopify.refund_events(refund) == []
+    assert shopify.refund_events(refund)[0].events == []
 
 
 def test_shopify_failed_refund_transactions_do_not_count() -> None:
     refund = fixture("shopify_refunds_create.json")
     refund["transactions"][0]["status"] = "failure"
-    assert shopify.refund_events(refund) == []
+    assert shopify.refund_events(refund)[0].events == []
 
 
 # -------------------------------------------------------------- WooCommerce

@@ -27,9 +27,9 @@
     its lines and the parts the platform books at order level (shipping, tax,
     fees), spread over the order's lines in proportion to what is left of
     their value (price × quantity less earlier refunds), in cents, the last
-    cent to the largest fractions. Shipping, tax and order-level discounts thus
-    never land on a product. Without the order's lines, the remainder stays at
-    order level;
+    cent to the largest fractions, and never more than is left of them.
+    Shipping, tax and order-level discounts thus never land on a product.
+    Without the order's lines, the remainder stays at order level;
   - a cancellation returns what is left of every line (units and value);
     refunds the order shows after its cancellation has been stored are the
     same money and are dropped (:attr:`Mapped.covered`).
@@ -328,6 +328,7 @@ class Line:
     price: float | None = None
     quantity: int = 1
     brand: str = ""
+    ref: str = ""  # the platform's id of the order line, which refunds name
 
 
 @dataclass(slots=True)
@@ -354,6 +355,7 @@ class RefundLine:
     item_group_id: str = ""
     name: str = ""
     price: float | None = None
+    ref: str = ""  # the order line's id, when the refund names it that way
 
 
 @dataclass(slots=True)
@@ -464,6 +466,7 @@ def order_events(order: OrderState) -> Mapped:
 def refund_contents(entry: RefundEntry, left: list[_Left]) -> list[dict[str, Any]]:
     """The refund's lines (rules in the module docstring); updates ``left``."""
     by_id = {x.line.content_id: x for x in left}
+    by_ref = {x.line.ref: x for x in left if x.line.ref}
     assigned: dict[str, list[int]] = {}  # content_id -> [units, cents by line, cents shared]
     extra: list[RefundLine] = []  # lines the order (as known here) does not list
     budget = max(_cents(entry.amount - entry.order_level), 0)
@@ -472,7 +475,9 @@ def refund_contents(entry: RefundEntry, left: list[_Left]) -> list[dict[str, Any
         line_cents = _spread(budget, line_cents) if budget else [0] * len(line_cents)
     used = 0
     for refund_line, cents in zip(entry.lines, line_cents, strict=True):
-        target = by_id.get(refund_line.content_id)
+        target = by_ref.get(refund_line.ref) or by_id.get(refund_line.content_id)
+        if target is None and not refund_line.content_id:
+            continue  # a line we cannot name: its money is spread with the rest
         if target is None:
             extra.append(RefundLine(**{**_fields(refund_line), "amount": cents / 100}))
             used += cents
@@ -481,15 +486,15 @@ def refund_contents(entry: RefundEntry, left: list[_Left]) -> list[dict[str, Any
         target.units -= units
         target.cents -= cents
         used += cents
-        row = assigned.setdefault(refund_line.content_id, [0, 0, 0])
+        row = assigned.setdefault(target.line.content_id, [0, 0, 0])
         row[0] += units
         row[1] += cents
     remainder = budget - used
-    weights = [x.cents for x in left] if left and remainder > 0 else []
-    if weights and sum(weights) <= 0:
-        weights = [_cents((x.line.price or 0.0) * x.line.quantity) for x in left]
-    if weights and sum(weights) > 0:
-        for x, share in zip(left, _spread(remainder, weights), strict=True):
+    weights = [max(x.cents, 0) for x in left]
+    if remainder > 0 and sum(weights) > 0:
+        # Never more than is left of the lines: the rest stays at order level.
+        spread = _spread(min(remainder, sum(weights)), weights)
+        for x, share in zip(left, spread, strict=True):
             if share:
                 x.cents = max(x.cents - share, 0)
                 assigned.setdefault(x.line.content_id, [0, 0, 0])[2] += share

@@ -26,6 +26,12 @@ API version v3): the body is the REST v3 order. Rules:
   a cancelled or refunded order gives ``refund:<id>`` for what they do not cover.
   Their time is ``date_modified_gmt`` of the first delivery that shows them
   (WooCommerce gives refunds no date in the order), and they are stored once.
+* The order's refund summaries have no lines: their money is spread over the
+  order's lines (the rule in :mod:`.common`). A summary carrying the refund
+  resource's own fields (``GET /orders/<id>/refunds``: ``line_items[]`` with
+  negative ``quantity`` and ``total``, the order line's id in the
+  ``_refunded_item_id`` meta; ``shipping_lines``, ``fee_lines``) is mapped
+  line by line, with line tax, shipping and fees at order level.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from pixel_server.ingest.webhooks.common import (
     Line,
     OrderState,
     RefundEntry,
+    RefundLine,
     body_hash,
     check_signature,
     header,
@@ -118,7 +125,18 @@ def _refund(refund: dict[str, Any], modified: float) -> RefundEntry | None:
         return None
     # The order's refund summary carries no date: the order's last change is
     # when we learnt of it, so the Refund is stored only the first time.
-    return RefundEntry(refund_id, abs(amount), modified, learnt=True)
+    entry = RefundEntry(refund_id, abs(amount), modified, learnt=True)
+    for item in items(refund.get("line_items")):
+        ref = next((text(m.get("value"), 64) for m in items(item.get("meta_data"))
+                    if m.get("key") == "_refunded_item_id"), "")  # fmt: skip
+        line = _line(item)
+        entry.lines.append(RefundLine(line.content_id, abs(money(item.get("total")) or 0.0),
+                                      abs(line.quantity), ref=ref))  # fmt: skip
+        entry.order_level += abs(money(item.get("total_tax")) or 0.0)
+    for extra in items(refund.get("shipping_lines")) + items(refund.get("fee_lines")):
+        entry.order_level += abs(money(extra.get("total")) or 0.0)
+        entry.order_level += abs(money(extra.get("total_tax")) or 0.0)
+    return entry
 
 
 def _id(value: Any) -> str:
@@ -136,6 +154,7 @@ def _line(line: dict[str, Any]) -> Line:
         name=text(line.get("name")),
         price=money(line.get("price")),
         quantity=quantity if isinstance(quantity, int) and not isinstance(quantity, bool) else 1,
+        ref=text(line.get("id"), 64),
     )
 
 
