@@ -24,6 +24,7 @@ from pixel_server.pipeline.record import Record
 from pixel_server.reports import ReportParams, cache, run
 from pixel_server.reports.base import ParamError, parse_params
 from pixel_server.reports.export import to_csv
+from pixel_server.reports.products import MONEY
 from tests.datagen import FUNNEL, Dataset, Truth, generate
 from tests.ingest_helpers import add_pixel, app_client, runtime_of, shared_settings
 
@@ -136,12 +137,16 @@ def test_products_and_variants(loaded: tuple[TestClient, Dataset]) -> None:
     assert set(seen) == set(expected)
     for key, want in expected.items():
         row = seen[key]
-        for field in ("views", "add_to_carts", "orders", "units"):
+        for field in ("views", "add_to_carts", "orders", "units", "refunded_units"):
             assert row[field] == want[field], (key, field)
-        assert row["revenue"] == {c: v for c, v in want["revenue"].items()}, key
+        for field in MONEY:
+            assert row[field] == want[field], (key, field)
         assert row["view_to_purchase"] == (
             round(want["orders"] / want["views"], 6) if want["views"] else None  # type: ignore[operator]
         )  # type: ignore[attr-defined]
+    # The generator's refunds return units by line and money without lines.
+    assert any(r["refunded_units"] for r in seen.values())
+    assert any(sum(r["refunded_without_lines"].values()) for r in seen.values())
     hoodie = next(p for p in got["products"] if p["product"] == "hoodie")
     assert len(hoodie["variants"]) == 4
     assert hoodie["units"] == sum(v["units"] for v in hoodie["variants"])
