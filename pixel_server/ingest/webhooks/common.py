@@ -356,6 +356,7 @@ class RefundLine:
     name: str = ""
     price: float | None = None
     ref: str = ""  # the order line's id, when the refund names it that way
+    brand: str = ""
 
 
 @dataclass(slots=True)
@@ -504,7 +505,7 @@ def refund_contents(entry: RefundEntry, left: list[_Left]) -> list[dict[str, Any
         if x.line.content_id in assigned
     ]
     for r in extra:
-        line = Line(r.content_id, r.item_group_id, r.name, r.price, r.quantity)
+        line = Line(r.content_id, r.item_group_id, r.name, r.price, r.quantity, r.brand)
         contents.append(_refund_content(line, r.quantity, _cents(r.amount), 0))
     return contents[:MAX_CONTENTS]
 

@@ -184,7 +184,7 @@ def _refund_entry(refund: dict[str, Any]) -> RefundEntry | None:
             subtotal = (line.price or 0.0) * quantity
         ref = numeric_id(r.get("line_item_id")) or line.ref
         lines.append(RefundLine(line.content_id, subtotal, quantity, line.item_group_id,
-                                line.name, line.price, ref))  # fmt: skip
+                                line.name, line.price, ref, line.brand))  # fmt: skip
         order_level += money(r.get("total_tax")) or 0.0
     shipping = items(refund.get("refund_shipping_lines"))
     for s in shipping:
