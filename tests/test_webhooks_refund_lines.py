@@ -4,7 +4,8 @@ shape (fetched from the stand-in store APIs where the webhook has ids only),
 and the products report's gross, refunded and net revenue to the cent.
 
 One order everywhere: 2 × SW-RED-M at 25.00 and 1 × MUG-1 at 10.00, shipping
-5.00, total 65.00. Five cases: a partial refund of one line (one sweater), a
+5.00, total 65.00 (WooCommerce's refund lines come from its REST API, the
+order's own refund summaries having none). Five cases: a partial refund of one line (one sweater), a
 full refund, an amount-only refund of 12.00, a refund of the mug with its
 shipping, and a cancellation after a partial refund (followed by a refund of
 the same money, which must not count again). Ecwid refunds carry an amount
@@ -30,6 +31,8 @@ from tests.standins.bigcommerce_api import BigCommerceApi
 from tests.standins.bigcommerce_api import running as bigcommerce_running
 from tests.standins.ecwid_api import EcwidApi
 from tests.standins.ecwid_api import running as ecwid_running
+from tests.standins.woocommerce_api import WooCommerceApi
+from tests.standins.woocommerce_api import running as woocommerce_running
 from tests.webhook_helpers import (
     STORE_TOKEN,
     ago,
@@ -41,6 +44,7 @@ from tests.webhook_helpers import (
     ecwid_order,
     encode,
     fixture,
+    iso_gmt,
     iso_local,
     merged,
     post_webhook,
@@ -50,10 +54,13 @@ from tests.webhook_helpers import (
     shopify_order,
     wait_for,
     webhook_app,
+    woo_headers,
+    woo_order,
 )
 from tests.webhook_helpers import add_shop as _add_shop
 
 SW, MUG = "SW-RED-M", "MUG-1"
+WOO_KEYS = "ck_3f9a0c1d2e4b5a6978c0d1e2f3a4b5c6d7e8f901:cs_0a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3"
 CASES = ("partial_line", "full", "amount_only", "with_shipping", "cancel_after_partial")
 # variant -> (gross, refunded by line, refunded without lines, net, units refunded)
 Expected = dict[str, tuple[str, str, str, str, int]]
@@ -88,6 +95,12 @@ def bigcommerce() -> Iterator[BigCommerceApi]:
 @pytest.fixture(scope="module")
 def ecwid() -> Iterator[EcwidApi]:
     with ecwid_running(STORE_TOKEN, store_id="1003", currency="USD") as a:
+        yield a
+
+
+@pytest.fixture(scope="module")
+def woocommerce() -> Iterator[WooCommerceApi]:
+    with woocommerce_running(WOO_KEYS) as a:
         yield a
 
 
@@ -387,6 +400,128 @@ class Ecwid:
         return 1
 
 
+# -------------------------------------------------------------- WooCommerce
+
+
+class WooCommerce:
+    """Signed order bodies; the refunds, with their lines, from the REST API."""
+
+    ORDER = 10061
+
+    def __init__(self, client: TestClient, api: WooCommerceApi) -> None:
+        api.reset()
+        self.client, self.api = client, api
+        self.shop = _add_shop(client, "woocommerce", store_api_base=api.base_url,
+                              store_api_token=WOO_KEYS)  # fmt: skip
+        self.order = woo_order(created=ago(90), id=self.ORDER, number=str(self.ORDER),
+                               currency="USD", prices_include_tax=False, shipping_total="5.00",
+                               cart_tax="0.00", total_tax="0.00", total="65.00")  # fmt: skip
+        template = self.order["line_items"][1]
+        self.order["line_items"] = [
+            self._line(template, 21, 101, SW, "Sweater - Red / M", 25, 2),
+            self._line(template, 22, 102, MUG, "Mug", 10, 1),
+        ]
+        self.order["shipping_lines"] = [
+            {
+                "id": 23,
+                "method_title": "Flat rate",
+                "method_id": "flat_rate",
+                "total": "5.00",
+                "total_tax": "0.00",
+                "taxes": [],
+                "meta_data": [],
+            }
+        ]
+        self.order["refunds"] = []
+        self.refunds: list[dict[str, Any]] = []
+
+    @staticmethod
+    def _line(template: dict[str, Any], line_id: int, product: int, sku: str, name: str,
+              price: int, qty: int) -> dict[str, Any]:  # fmt: skip
+        line = copy.deepcopy(template)
+        total = f"{price * qty:.2f}"
+        line.update(id=line_id, name=name, product_id=product, variation_id=0, quantity=qty,
+                    subtotal=total, subtotal_tax="0.00", total=total, total_tax="0.00",
+                    taxes=[], meta_data=[], sku=sku, price=price, parent_name=None)  # fmt: skip
+        return line
+
+    def publish(self, minutes: float, topic: str = "order.updated", **changes: Any) -> None:
+        self.order.update(changes, date_modified_gmt=iso_gmt(ago(minutes)))
+        self.order["refunds"] = [{"id": r["id"], "reason": r["reason"], "total": f"-{r['amount']}"}
+                                 for r in self.refunds]  # fmt: skip
+        self.api.add_order(copy.deepcopy(self.order), copy.deepcopy(self.refunds))
+        raw = encode(self.order)
+        answer = post_webhook(self.client, "woocommerce", self.shop["id"], raw,
+                              woo_headers(raw, topic=topic))  # fmt: skip
+        assert answer.status_code == 200
+        assert answer.json()["status"] == ("queued" if self.refunds else "stored")
+        settle(self.client)
+        self.last = (raw, topic)
+
+    def refund(self, rid: int, minutes: float, lines: list[tuple[int, int]], shipping: str = "0",
+               amount: str | None = None) -> None:  # fmt: skip
+        by_id = {li["id"]: li for li in self.order["line_items"]}
+        items = []
+        for line_id, qty in lines:
+            li = by_id[line_id]
+            total = f"-{li['price'] * qty:.2f}"
+            items.append({"id": rid * 10 + line_id, "name": li["name"],
+                          "product_id": li["product_id"], "variation_id": 0, "quantity": -qty,
+                          "tax_class": "", "subtotal": total, "subtotal_tax": "0.00",
+                          "total": total, "total_tax": "0.00", "taxes": [],
+                          "meta_data": [{"id": rid * 100 + line_id, "key": "_refunded_item_id",
+                                         "value": str(line_id), "display_key": "_refunded_item_id",
+                                         "display_value": str(line_id)}],
+                          "sku": li["sku"], "price": -li["price"]})  # fmt: skip
+        shipping_lines = []
+        if Decimal(shipping):
+            shipping_lines.append(
+                {
+                    "id": rid * 10 + 9,
+                    "method_title": "Flat rate",
+                    "method_id": "flat_rate",
+                    "total": f"-{shipping}",
+                    "total_tax": "0.00",
+                    "taxes": [],
+                    "meta_data": [{"key": "_refunded_item_id", "value": "23"}],
+                }
+            )
+        lines_total = sum((Decimal(i["total"]) for i in items), Decimal(0))
+        money = Decimal(amount) if amount is not None else -lines_total + Decimal(shipping)
+        at = ago(minutes)
+        self.refunds.append({
+            "id": rid, "date_created": iso_gmt(at), "date_created_gmt": iso_gmt(at),
+            "amount": f"{money:.2f}", "reason": "Customer request", "refunded_by": 1,
+            "refunded_payment": True, "meta_data": [], "line_items": items,
+            "shipping_lines": shipping_lines, "tax_lines": [], "fee_lines": [],
+        })  # fmt: skip
+        refunded = sum(Decimal(r["amount"]) for r in self.refunds)
+        status = self.order["status"]
+        if status != "cancelled" and refunded >= 65:
+            status = "refunded"
+        self.publish(minutes, status=status)
+
+    def case(self, name: str) -> int:
+        self.publish(89, topic="order.created")
+        if name == "partial_line":
+            self.refund(301, 60, [(21, 1)])
+            raw, topic = self.last  # delivered again, with a new delivery id
+            post_webhook(self.client, "woocommerce", self.shop["id"], raw,
+                         woo_headers(raw, topic=topic))  # fmt: skip
+        elif name == "full":
+            self.refund(301, 60, [(21, 2), (22, 1)], shipping="5.00")
+        elif name == "amount_only":
+            self.refund(301, 60, [], amount="12.00")
+        elif name == "with_shipping":
+            self.refund(301, 60, [(22, 1)], shipping="5.00")
+        else:
+            self.refund(301, 60, [(21, 1)])
+            self.publish(45, status="cancelled")
+            self.refund(302, 30, [(21, 1), (22, 1)], shipping="5.00")
+            return 2
+        return 1
+
+
 # -------------------------------------------------------------------- tests
 
 
@@ -407,13 +542,20 @@ def purchases_net(client: TestClient, pixel_id: str) -> Decimal:
 
 
 @pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize("platform", ["shopify", "bigcommerce", "ecwid"])
+@pytest.mark.parametrize("platform", ["shopify", "woocommerce", "bigcommerce", "ecwid"])
 def test_product_revenue_is_net_of_refunds(
-    client: TestClient, bigcommerce: BigCommerceApi, ecwid: EcwidApi, platform: str, case: str
+    client: TestClient,
+    bigcommerce: BigCommerceApi,
+    ecwid: EcwidApi,
+    woocommerce: WooCommerceApi,
+    platform: str,
+    case: str,
 ) -> None:
-    store: Shopify | BigCommerce | Ecwid
+    store: Shopify | WooCommerce | BigCommerce | Ecwid
     if platform == "shopify":
         store = Shopify(client)
+    elif platform == "woocommerce":
+        store = WooCommerce(client, woocommerce)
     elif platform == "bigcommerce":
         store = BigCommerce(client, bigcommerce)
     else:

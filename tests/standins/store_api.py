@@ -7,6 +7,7 @@ until healed). Subclasses serve their platform's resources in ``_handle``."""
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -99,3 +100,15 @@ class StoreApi:
 
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
         raise NotImplementedError
+
+
+def send_json(
+    request: BaseHTTPRequestHandler, status: int, body: Any, content_type: str = "application/json"
+) -> None:
+    """Answer ``body`` as JSON with ``status``."""
+    data = json.dumps(body).encode()
+    request.send_response(status)
+    request.send_header("Content-Type", content_type)
+    request.send_header("Content-Length", str(len(data)))
+    request.end_headers()
+    request.wfile.write(data)

@@ -143,6 +143,9 @@ class Delivery:
     topic: str
     mapped: Mapped = field(default_factory=Mapped)
     job: FetchJob | None = None
+    # Instead of ``mapped``, when the pixel has a store API (base URL and token):
+    # a fetch that knows more than the body (WooCommerce's refund lines).
+    job_with_api: FetchJob | None = None
     note: str = ""  # why nothing is stored, when nothing is
 
 
