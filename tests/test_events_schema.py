@@ -877,6 +877,8 @@ def test_a_webhook_refund_has_refunded_amounts_and_lines_without_units() -> None
          "webhook", "data[0].properties.contents[0].refunded_share"),
         (with_properties(contents=[{"content_id": "A", "quantity": 0}]), "webhook",
          "data[0].properties.contents[0].quantity"),
+        (refund(contents=[{"content_id": "A", "quantity": -1}]), "webhook",
+         "data[0].properties.contents[0].quantity"),
     ],
 )  # fmt: skip
 def test_only_a_webhook_refund_has_refunded_amounts_or_zero_units(

@@ -192,7 +192,7 @@ NonNegativeNumber = Annotated[float, Meta(ge=0.0)]  # JSON has no NaN/Infinity; 
 SignedValue = Annotated[float, Meta(extra_json_schema={"minimum": 0.0})]
 # Units are >= 1, except on a webhook Refund's line (0: money back, no units
 # returned): checked in decode_event, like the sign of ``value``.
-Quantity = Annotated[int, Meta(ge=0, le=MAX_QUANTITY, extra_json_schema={"minimum": 1})]
+Quantity = Annotated[int, Meta(le=MAX_QUANTITY, extra_json_schema={"minimum": 1})]
 CurrencyCode = Annotated[
     str,
     Meta(
@@ -638,8 +638,9 @@ def _check_refund_lines(contents: list[Content], name: str, source: Source, pref
     refund = name == REFUND and source == "webhook"
     for i, content in enumerate(contents):
         at = _join(prefix, f".properties.contents[{i}]")
-        if content.quantity == 0 and not refund:
-            raise EventError("invalid_field", "Expected `int` >= 1", at + ".quantity")
+        lowest = 0 if refund else 1
+        if content.quantity is not None and content.quantity < lowest:
+            raise EventError("invalid_field", f"Expected `int` >= {lowest}", at + ".quantity")
         if not refund and (content.refunded is not None or content.refunded_share is not None):
             field = "refunded" if content.refunded is not None else "refunded_share"
             raise EventError(
