@@ -5,7 +5,7 @@ events (one row per event, DESIGN §2) that groups them by 15-minute bucket
 (UTC) and a few keys. The same ``SELECT`` is used twice:
 
 * by the cache (:mod:`.cache`), which stores its output per UTC day and
-  generation in the table of the same name (migration 0004);
+  generation in the table of the same name (migrations 0004, 0007);
 * at query time over the live merged view (``cached=False``), which the tests
   compare with the stored rows and with the generator's truth.
 
