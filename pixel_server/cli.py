@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 
 from pixel_server.config import ConfigError, Settings, load_settings
@@ -54,30 +53,22 @@ def run_operation(settings: Settings, op: str, args: dict[str, Any]) -> Any:
 
 
 def _via_admin_api(settings: Settings, op: str, args: dict[str, Any]) -> Any:
-    from pixel_server.app import admin_files
+    from pixel_server import admin
 
+    data_dir = settings.data_dir.resolve()
     deadline = time.monotonic() + 10
-    while (found := admin_files(settings.data_dir.resolve())) is None:
-        if time.monotonic() > deadline:
-            raise CommandError(
-                f"data directory {settings.data_dir} is in use by another pixel-server "
-                "process, and its admin API is not available"
-            )
-        time.sleep(0.2)
-    url, secret = found
-    try:
-        response = httpx.post(
-            f"{url}/admin/v1/{op}",
-            content=orjson.dumps(args),
-            headers={"x-admin-secret": secret, "content-type": "application/json"},
-            timeout=60,
-        )
-    except httpx.HTTPError as exc:
-        raise CommandError(f"the running server at {url} did not answer: {exc}") from None
-    body = response.json()
-    if response.status_code != 200:
-        raise CommandError(body.get("error", {}).get("message", response.text))
-    return body["result"]
+    while True:  # a server that is starting writes its admin files last
+        try:
+            return admin.call(data_dir, op, args)
+        except admin.AdminRefused as exc:
+            raise CommandError(str(exc)) from None
+        except admin.AdminUnavailable as exc:
+            if time.monotonic() > deadline:
+                raise CommandError(
+                    f"data directory {settings.data_dir} is in use by another pixel-server "
+                    f"process, and its admin API is not available ({exc})"
+                ) from None
+            time.sleep(0.2)
 
 
 # output ---------------------------------------------------------------------
@@ -179,7 +170,7 @@ def cmd_serve(settings: Settings, ns: argparse.Namespace) -> int:
     # the handler found at start: make that a clean exit 0 instead of -15.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(EXIT_OK))
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, announce=lambda line: print(line, flush=True)),
         host=settings.host,
         port=settings.port,
         loop="uvloop",
@@ -197,6 +188,19 @@ def cmd_migrate(settings: Settings, ns: argparse.Namespace) -> int:
     result = run_operation(settings, "migrate", {})
     print(f"schema is current (migrations applied: {', '.join(map(str, result['applied']))})")
     return EXIT_OK
+
+
+def cmd_status(settings: Settings, ns: argparse.Namespace) -> int:
+    """The server's readiness with every detail (``/readyz`` shows states only)."""
+    result = run_operation(settings, "status", {})
+    if ns.json:
+        _print_json(result)
+    else:
+        print("ready" if result["ready"] else "not ready")
+        for name, value in result["checks"].items():
+            text = value if isinstance(value, str) else orjson.dumps(value).decode()
+            print(f"{name:12} {text}")
+    return EXIT_OK if result["ready"] else EXIT_FAILED
 
 
 def cmd_pixel(settings: Settings, ns: argparse.Namespace) -> int:
@@ -340,6 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     sub.add_parser("migrate", help="apply pending schema migrations").set_defaults(func=cmd_migrate)
+    status = sub.add_parser("status", help="the running server's readiness, with details")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
 
     pixel = sub.add_parser("pixel", help="manage pixels").add_subparsers(
         dest="pixel_command", required=True

@@ -40,7 +40,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from pixel_server import demo, reports
+from pixel_server import reports
 from pixel_server.errors import ApiError
 from pixel_server.install import InstallError, paste_instructions, snippet_tag
 from pixel_server.reports import charts
@@ -50,7 +50,7 @@ from pixel_server.snippet_route import snippet_settings
 from pixel_server.storage.pixels import Pixel, PixelStore
 
 if TYPE_CHECKING:
-    from pixel_server.app import Runtime
+    from pixel_server.runtime import Runtime
 
 DASHBOARDS_DIR: Final = Path(__file__).resolve().parent.parent / "dashboards"
 COOKIE: Final = "px_report"
@@ -398,7 +398,7 @@ async def settings_page(request: Request) -> Response:
     )
 
 
-def routes(settings_demo: bool = False) -> list[BaseRoute]:
+def routes() -> list[BaseRoute]:
     out: list[BaseRoute] = [
         Route("/api/v1/reports/{pixel_id}/{report}", report_api, methods=["GET"]),
         Route("/dashboard/{pixel_id}", dashboard, methods=["GET"]),
@@ -409,6 +409,4 @@ def routes(settings_demo: bool = False) -> list[BaseRoute]:
         Route("/logout", logout, methods=["GET"]),
         Mount(STATIC_PREFIX, app=StaticFiles(directory=DASHBOARDS_DIR / "static"), name="static"),
     ]
-    if settings_demo:
-        out += demo.routes()
     return out

@@ -4,16 +4,17 @@ A plain HTML shop — a few products with variants, a cart, a checkout and a
 purchase — that loads the demo pixel's real snippet (``/p/{id}.js``) and
 reports with ``ttq.track(...)`` like any HTML store (the demo pixel's
 platform is ``html``). The loader flushes every 100 ms, so the dashboard
-fills within seconds. The page links to the dashboard through a login link
-with an owner token made for the demo page on its first visit (demo mode
-only; the token is kept in memory and never logged).
+fills within seconds. When the server listens on loopback only, the page
+links to the dashboard through a login link with an owner token made for the
+demo page on its first visit (the token is kept in memory and never logged);
+on any other address it hands out nothing and says so.
 """
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import anyio
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -21,10 +22,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from pixel_server.storage.pixels import PixelStore
-
-if TYPE_CHECKING:
-    from pixel_server.app import Runtime
+from pixel_server.management import Management
+from pixel_server.registry import PixelRegistry
 
 DEMO_DIR: Final = Path(__file__).resolve().parent.parent / "dashboards" / "demo"
 DEMO_PIXEL_NAME: Final = "Demo store"  # the name Runtime gives the demo pixel
@@ -47,46 +46,65 @@ CATALOGUE: Final = (
     ),
 )
 
-_env = Environment(loader=FileSystemLoader(DEMO_DIR), autoescape=select_autoescape(["html"]))
-_lock = threading.Lock()
 
+class DemoStore:
+    """``GET /demo`` over the registry (to find the demo pixel), the management
+    operations (to issue the page's owner token) and the server's public URL."""
 
-def _login_token(runtime: Runtime, pixel_id: str, cache: dict[str, str]) -> str:
-    """One owner token per server run for the demo page's dashboard link."""
-    with _lock:
-        if pixel_id not in cache:
-            store = PixelStore(runtime.database.client())
-            cache[pixel_id] = store.add_token(pixel_id, "owner", label="demo page")
-            runtime.refresh_registry()
-        return cache[pixel_id]
+    def __init__(
+        self,
+        *,
+        registry: PixelRegistry,
+        management: Management,
+        base_url: str,
+        hand_out_owner: bool,
+    ) -> None:
+        self._registry = registry
+        # Anyone who opens /demo gets owner access: only on a server nobody
+        # else can reach.
+        self._hand_out_owner = hand_out_owner
+        self._management = management
+        self._base_url = base_url
+        self._env = Environment(
+            loader=FileSystemLoader(DEMO_DIR), autoescape=select_autoescape(["html"])
+        )
+        self._tokens: dict[str, str] = {}  # one owner token per pixel and server run
+        self._lock = threading.Lock()
 
+    def routes(self) -> list[Route]:
+        return [Route("/demo", self.store, methods=["GET"])]
 
-async def store(request: Request) -> Response:
-    runtime: Runtime = request.app.state.runtime
-    pixel = next((p for p in runtime.registry.all() if p.name == DEMO_PIXEL_NAME), None)
-    if pixel is None:
-        return HTMLResponse("<h1>No demo pixel yet</h1><p>Start with PIXEL_DEMO=true.</p>", 503)
-    cache: dict[str, str] = request.app.state.__dict__.setdefault("demo_tokens", {})
-    token = await anyio.to_thread.run_sync(_login_token, runtime, pixel.id, cache)
-    base = runtime.settings.base_url
-    body = _env.get_template("store.html").render(
-        pixel=pixel,
-        script_url=f"{base}/p/{pixel.id}.js",
-        dashboard_url=f"/login?token={token}",
-        catalogue=[
-            {
-                "id": p,
-                "name": n,
-                "emoji": e,
-                "variants": [{"id": v, "label": lbl, "price": pr} for v, lbl, pr in vs],
-            }
-            for p, n, e, vs in CATALOGUE
-        ],
-        origin_ok=request.url.scheme + "://" + request.url.netloc in pixel.origins,
-        origins=pixel.origins,
-    )
-    return HTMLResponse(body, headers={"cache-control": "no-store"})
+    def _login_token(self, pixel_id: str) -> str:
+        with self._lock:
+            if pixel_id not in self._tokens:
+                issued = self._management.run(
+                    "token.add", {"pixel": pixel_id, "role": "owner", "label": "demo page"}
+                )
+                self._tokens[pixel_id] = issued["token"]
+            return self._tokens[pixel_id]
 
-
-def routes() -> list[Route]:
-    return [Route("/demo", store, methods=["GET"])]
+    async def store(self, request: Request) -> Response:
+        pixel = next((p for p in self._registry.all() if p.name == DEMO_PIXEL_NAME), None)
+        if pixel is None:
+            return HTMLResponse("<h1>No demo pixel yet</h1><p>Start with PIXEL_DEMO=true.</p>", 503)
+        dashboard_url = ""
+        if self._hand_out_owner:
+            token = await anyio.to_thread.run_sync(self._login_token, pixel.id)
+            dashboard_url = f"/login?token={token}"
+        body = self._env.get_template("store.html").render(
+            pixel=pixel,
+            script_url=f"{self._base_url}/p/{pixel.id}.js",
+            dashboard_url=dashboard_url,
+            catalogue=[
+                {
+                    "id": p,
+                    "name": n,
+                    "emoji": e,
+                    "variants": [{"id": v, "label": lbl, "price": pr} for v, lbl, pr in vs],
+                }
+                for p, n, e, vs in CATALOGUE
+            ],
+            origin_ok=request.url.scheme + "://" + request.url.netloc in pixel.origins,
+            origins=pixel.origins,
+        )
+        return HTMLResponse(body, headers={"cache-control": "no-store"})

@@ -24,9 +24,11 @@ class Management:
         database: Database,
         on_change: Callable[[], None] | None = None,
         data_dir: Path | None = None,  # where the forwarder's retry store lives (replay)
+        status: Callable[[], dict[str, Any]] | None = None,  # the running server's readiness
     ) -> None:
         self.database = database
         self.data_dir = data_dir
+        self.status = status
         self._on_change = on_change or (lambda: None)
 
     @property
@@ -110,6 +112,16 @@ def _deliveries_replay(m: Management, args: dict[str, Any]) -> dict[str, Any]:
     return ledger.replay(m.database.client(), spill_root, args["pixel"], since)
 
 
+def _status(m: Management, args: dict[str, Any]) -> dict[str, Any]:
+    if m.status is not None:
+        return m.status()
+    problem = m.database.check()
+    return {
+        "ready": False,
+        "checks": {"server": "not running", "clickhouse": problem or "ok"},
+    }
+
+
 def _parse_time(value: Any, name: str) -> float:
     """An ISO-8601 time (UTC when it names no zone) as Unix seconds; None is 0."""
     if value in (None, ""):
@@ -133,5 +145,6 @@ OPERATIONS: dict[str, Operation] = {
     "migrate": _migrate,
     "deliveries.list": _deliveries_list,
     "deliveries.replay": _deliveries_replay,
+    "status": _status,
 }
-READ_ONLY = {"pixel.list", "pixel.show", "token.list", "migrate", "deliveries.list"}
+READ_ONLY = {"pixel.list", "pixel.show", "token.list", "migrate", "deliveries.list", "status"}

@@ -6,12 +6,11 @@ removed the channel never shows errors in its shoppers' consoles.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from pixel_server.registry import PixelRegistry
 from pixel_server.snippets import (
     CACHE_CONTROL,
     CONTENT_TYPE,
@@ -21,10 +20,7 @@ from pixel_server.snippets import (
     choose_encoding,
     render_snippet,
 )
-
-if TYPE_CHECKING:
-    from pixel_server.app import Runtime
-    from pixel_server.storage.pixels import Pixel
+from pixel_server.storage.pixels import Pixel
 
 
 def snippet_settings(pixel: Pixel, endpoint: str) -> SnippetSettings:
@@ -39,30 +35,30 @@ def snippet_settings(pixel: Pixel, endpoint: str) -> SnippetSettings:
     )
 
 
-async def snippet(request: Request) -> Response:
-    runtime: Runtime = request.app.state.runtime
-    pixel = runtime.registry.get(request.path_params["pixel_id"])
-    if pixel is None or not pixel.enabled:
-        asset, cache_control = NOOP_ASSET, NOOP_CACHE_CONTROL
-    else:
-        asset = render_snippet(snippet_settings(pixel, runtime.settings.base_url))
-        cache_control = CACHE_CONTROL
-    encoding = choose_encoding(request.headers.get("accept-encoding", ""))
-    payload, etag = asset.encoded(encoding)
-    headers = {
-        "etag": etag,
-        "cache-control": cache_control,
-        "vary": "Accept-Encoding",
-        "x-content-type-options": "nosniff",
-        # Store pages on any origin load this script.
-        "cross-origin-resource-policy": "cross-origin",
-    }
-    if etag in request.headers.get("if-none-match", ""):
-        return Response(status_code=304, headers=headers)
-    if encoding != "identity":
-        headers["content-encoding"] = encoding
-    return Response(payload, media_type=CONTENT_TYPE, headers=headers)
+def routes(registry: PixelRegistry, endpoint: str) -> list[Route]:
+    """``endpoint``: the server's public URL, where the snippet sends events."""
 
+    async def snippet(request: Request) -> Response:
+        pixel = registry.get(request.path_params["pixel_id"])
+        if pixel is None or not pixel.enabled:
+            asset, cache_control = NOOP_ASSET, NOOP_CACHE_CONTROL
+        else:
+            asset = render_snippet(snippet_settings(pixel, endpoint))
+            cache_control = CACHE_CONTROL
+        encoding = choose_encoding(request.headers.get("accept-encoding", ""))
+        payload, etag = asset.encoded(encoding)
+        headers = {
+            "etag": etag,
+            "cache-control": cache_control,
+            "vary": "Accept-Encoding",
+            "x-content-type-options": "nosniff",
+            # Store pages on any origin load this script.
+            "cross-origin-resource-policy": "cross-origin",
+        }
+        if etag in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+        if encoding != "identity":
+            headers["content-encoding"] = encoding
+        return Response(payload, media_type=CONTENT_TYPE, headers=headers)
 
-def routes() -> list[Route]:
     return [Route("/p/{pixel_id}.js", snippet, methods=["GET"])]

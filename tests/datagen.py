@@ -10,7 +10,7 @@ AddPaymentInfo → Purchase. It returns
   :class:`~pixel_server.pipeline.record.Record` objects (browser, server and
   webhook copies of one purchase, in both arrival orders; same-source retries;
   a copy more than 48 h after its twin; events without ``event_id``; a refund);
-* ``events``: the merged events those copies stand for — what DESIGN §2 says a
+* ``events``: the merged events those copies stand for — what docs/architecture.md §2 says a
   report must count — from which :class:`Truth` computes every report's numbers
   in plain Python, independently of the SQL.
 

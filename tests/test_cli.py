@@ -169,3 +169,17 @@ def test_report_tokens(tmp_path: Path) -> None:
 def test_migrate_command(tmp_path: Path) -> None:
     out = cli(tmp_path / "data", "migrate").stdout
     assert "schema is current" in out and "1" in out
+
+
+def test_status_gives_operators_the_details_readyz_leaves_out(
+    server: Server, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    status = cli_json(data, "status")
+    assert status["ready"] is True
+    assert status["checks"]["clickhouse"] == "ok"
+    assert set(status["checks"]["log"]) >= {"bytes", "budget_bytes", "backlog"}
+    assert "ready" in cli(data, "status").stdout
+    public = httpx.get(server.url + "/readyz", timeout=5).json()
+    assert public["checks"]["clickhouse"] == "ok"
+    assert public["checks"]["forwarder"] == "ok"  # a state word, no per-pixel details

@@ -26,13 +26,15 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
+from pixel_server import admin as admin_api
 from pixel_server import cli
-from pixel_server.app import Runtime, admin_files, create_app
+from pixel_server.app import create_app
 from pixel_server.config import Settings
 from pixel_server.metrics import Metrics
 from pixel_server.pipeline import record as records
 from pixel_server.pipeline.record import Record
 from pixel_server.pipeline.wal import WriteAheadLog
+from pixel_server.runtime import Runtime
 from pixel_server.sinks.ledger import Ledger, dead_letters, load_records
 from pixel_server.sinks.spill import PixelSpill, SpillEntry, read_chunk, write_chunk
 from pixel_server.sinks.tiktok import Forwarder, RetryPolicy
@@ -74,8 +76,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float = WAIT) -> bool:
 
 @contextmanager
 def forwarding_app(settings: Settings, **options: Any) -> Iterator[TestClient]:
-    app = create_app(settings)
-    app.state.runtime.forwarder_options = {**FAST, **options}  # read at start
+    app = create_app(settings, forwarder_options={**FAST, **options})
     with TestClient(app, base_url="http://testserver") as client:
         yield client
 
@@ -332,7 +333,9 @@ def test_a_rejected_token_dead_letters_until_fixed_then_replay_delivers(
     assert wait_for(lambda: settled(client))
     ready = client.get("/readyz")
     assert ready.status_code == 200  # forwarding trouble never stops ingestion
-    info = ready.json()["checks"]["forwarder"]["pixels"][pixel["id"]]
+    assert ready.json()["checks"]["forwarder"] == "degraded"
+    assert pixel["id"] not in ready.text  # details only for operators:
+    info = runtime.management.run("status", {})["checks"]["forwarder"]["pixels"][pixel["id"]]
     assert "failing" in info["credentials"] and "invalid" in info["credentials"]
     assert metric(client, "pixel_forward_credentials_failing", pixel_id=pixel["id"]) == 1
     post_server(client, pixel, [event(event_id=i) for i in ids(3, "later")])
@@ -527,13 +530,7 @@ def _healthy(proc: subprocess.Popen[bytes], port: int, log: Path) -> bool:
 
 
 def admin(data: Path, op: str, args: dict[str, Any]) -> Any:
-    found = admin_files(data)
-    assert found is not None
-    url, secret = found
-    answer = httpx.post(f"{url}/admin/v1/{op}", json=args, headers={"x-admin-secret": secret},
-                        timeout=30)  # fmt: skip
-    assert answer.status_code == 200, answer.text
-    return answer.json()["result"]
+    return admin_api.call(data, op, args, timeout=30)
 
 
 def test_sigkill_mid_batch_then_restart_delivers_everything(

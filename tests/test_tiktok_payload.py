@@ -178,8 +178,7 @@ def received(
     tmp_path_factory: pytest.TempPathFactory, engine_dir: Path, api: TikTokStandIn
 ) -> Iterator[dict[str, dict[str, Any]]]:
     """Every golden input sent through the app; what TikTok got, by event_id."""
-    app = create_app(shared_settings(tmp_path_factory, engine_dir))
-    app.state.runtime.forwarder_options = dict(FAST)
+    app = create_app(shared_settings(tmp_path_factory, engine_dir), forwarder_options=FAST)
     with TestClient(app, client=(BROWSER_IP, 50000)) as client:
         pixel = app.state.runtime.management.run("pixel.add", {
             "name": "Golden", "origins": [ORIGIN], "platform": "shopify",

@@ -21,10 +21,11 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
-from pixel_server.app import Runtime, create_app
+from pixel_server.app import create_app
 from pixel_server.config import Settings
 from pixel_server.ingest.webhooks import RetryPolicy
 from pixel_server.pipeline.wal import Position
+from pixel_server.runtime import Runtime
 from pixel_server.storage.queries import merged_events_sql
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "webhooks"
@@ -43,8 +44,7 @@ def runtime_of(client: TestClient) -> Runtime:
 
 @contextmanager
 def webhook_app(settings: Settings, policy: RetryPolicy = FAST) -> Iterator[TestClient]:
-    app = create_app(settings)
-    app.state.runtime.webhook_policy = policy  # before start: the fetcher takes it then
+    app = create_app(settings, webhook_policy=policy)
     with TestClient(app, base_url="http://testserver") as c:
         yield c
 

@@ -1,6 +1,6 @@
 """Normalise and SHA-256 hash personal data (email, phone, external id).
 
-DESIGN §4: these are normalised and hashed before they are stored or sent; raw
+docs/architecture.md §4: these are normalised and hashed before they are stored or sent; raw
 values never reach disk. The rules are TikTok's, so our hashes match the ones
 TikTok computes from its own pixel:
 

@@ -15,7 +15,7 @@ from pixel_server.pipeline import record as records
 from pixel_server.pipeline import steps
 from pixel_server.pipeline.dedup import DedupIndex
 from pixel_server.pipeline.record import Record
-from pixel_server.pipeline.wal import WriteAheadLog
+from pixel_server.pipeline.wal import WalClosed, WriteAheadLog
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +74,20 @@ def _check_storable(event: Event, prefix: str) -> None:
 
 
 class Ingestor:
-    def __init__(
-        self, wal: WriteAheadLog, metrics: Metrics, limits: Limits, dedup: DedupIndex
-    ) -> None:
-        self.wal = wal
+    """Built with the app; the write-ahead log is attached when the server
+    starts (it is opened under the data directory's lock)."""
+
+    def __init__(self, metrics: Metrics, limits: Limits, dedup: DedupIndex) -> None:
         self.metrics = metrics
         self.limits = limits
         self.dedup = dedup
+        self._wal: WriteAheadLog | None = None
+
+    def attach(self, wal: WriteAheadLog | None) -> None:
+        self._wal = wal
+
+    def _count_redaction(self, field: str) -> None:
+        self.metrics.pii_redacted.labels(field).inc()
 
     def _seen(self, record: Record) -> bool:
         return self.dedup.seen(
@@ -93,6 +100,7 @@ class Ingestor:
         """Raises ``LogFull`` (nothing accepted) when the log's disk budget is reached."""
         outcome = Outcome()
         ctx.seen = self._seen
+        ctx.on_redact = self._count_redaction
         payloads: list[bytes] = []
         kept: list[Record] = []
         source = ctx.source
@@ -126,7 +134,9 @@ class Ingestor:
             payloads.append(records.encode(result))
         if payloads:
             try:
-                await self.wal.append(payloads)
+                if self._wal is None:
+                    raise WalClosed("the server is not started")
+                await self._wal.append(payloads)
             except BaseException:
                 # Not acknowledged: a retry of these events must not look like a duplicate.
                 for r in kept:

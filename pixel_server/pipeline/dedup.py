@@ -1,4 +1,4 @@
-"""Recent-event index that collapses same-source copies (DESIGN.md §2).
+"""Recent-event index that collapses same-source copies (docs/architecture.md §2).
 
 An event's identity is ``(pixel_id, event, event_id)``; a *copy* is one receipt
 of it from one ``source`` (browser, server, webhook). Copies from the same

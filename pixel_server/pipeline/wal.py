@@ -2,7 +2,7 @@
 
 The ingest path appends each request's events here and answers only after an
 fsync covering them; the ClickHouse loader and the TikTok forwarder read the log
-independently, each with its own durably committed offset (DESIGN.md §1).
+independently, each with its own durably committed offset (docs/architecture.md §1).
 
 On disk, under the directory given to :class:`WriteAheadLog`::
 

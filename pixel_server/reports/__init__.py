@@ -1,4 +1,4 @@
-"""Merchant reports over the merged one-row-per-event view (DESIGN §6).
+"""Merchant reports over the merged one-row-per-event view (docs/architecture.md §6).
 
 One module per report (``overview``, ``funnel``, ``purchases``, ``products``,
 ``attribution``, ``operations``), each ``run(client, params) -> Report``;

@@ -1,7 +1,7 @@
 """What the reports keep of the merged events: small rollups per 15-minute bucket.
 
 Reports never scan events. Each rollup below is a ``SELECT`` over merged
-events (one row per event, DESIGN §2) that groups them by 15-minute bucket
+events (one row per event, docs/architecture.md §2) that groups them by 15-minute bucket
 (UTC) and a few keys. The same ``SELECT`` is used twice:
 
 * by the cache (:mod:`.cache`), which stores its output per UTC day and

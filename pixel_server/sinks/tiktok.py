@@ -1,4 +1,4 @@
-"""The TikTok forwarder: the write-ahead log's second reader (DESIGN §1, §4).
+"""The TikTok forwarder: the write-ahead log's second reader (docs/architecture.md §1, §4).
 
 It reads the log from its own committed offset (reader ``forwarder``), keeps
 the copies TikTok should get, and sends them per pixel to

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import threading
 import time
-import zoneinfo
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,7 +18,7 @@ from urllib.parse import urlsplit
 import phonenumbers
 from clickhouse_connect.driver.client import Client
 
-from pixel_server import credentials
+from pixel_server import credentials, zones
 from pixel_server.events.schema import ISO_4217_CODES
 
 PLATFORMS = ("ecwid", "bigcommerce", "shopify", "woocommerce", "html")
@@ -131,10 +130,9 @@ def validate_changes(changes: dict[str, Any]) -> dict[str, Any]:
         elif key == "origins":
             value = tuple(dict.fromkeys(normalise_origin(v) for v in value))
         elif key == "timezone":
-            try:
-                zoneinfo.ZoneInfo(str(value))
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                raise RegistryError(f"timezone {value!r} is not an IANA time zone") from None
+            value = str(value)
+            if zones.zone(value) is None:
+                raise RegistryError(f"timezone {value[:64]!r} is not an IANA time zone")
         elif key == "default_phone_region":
             value = str(value).upper()
             if value not in phonenumbers.SUPPORTED_REGIONS:

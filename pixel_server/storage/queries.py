@@ -1,4 +1,4 @@
-"""Report-side reading of events: one merged row per event (DESIGN §2).
+"""Report-side reading of events: one merged row per event (docs/architecture.md §2).
 
 The ``events`` table keeps every copy (browser, server, webhook). Reports read
 :func:`merged_events_sql`, which groups copies by identity

@@ -35,8 +35,9 @@ from typing import Any
 
 import pytest
 
-from pixel_server.app import Runtime, create_app
+from pixel_server.app import create_app
 from pixel_server.config import load_settings
+from pixel_server.runtime import Runtime
 from tests.browser.harness import (
     CHROMIUM,
     CHROMIUM_ARGS,

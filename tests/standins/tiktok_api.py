@@ -2,8 +2,8 @@
 
 It is a real HTTP server on 127.0.0.1 (``ThreadingHTTPServer`` on a free port,
 one thread per request, so a request told to hang never blocks another) that
-checks every request against ``/work/shared/reference/tiktok-events-api.md``
-and answers the way TikTok does:
+checks every request as strictly as TikTok's Events API 2.0 does (payload
+shape, limits, hashing rules, event names) and answers the way TikTok does:
 
 * HTTP 200 with ``{"code": 0, "message": "OK", "request_id": ..., "data": {}}``;
 * errors as HTTP 200 with a non-zero code: 40001 (token not allowed for the

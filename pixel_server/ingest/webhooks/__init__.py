@@ -15,14 +15,8 @@ purchases and refunds (source ``webhook``).
 
 from __future__ import annotations
 
-from starlette.routing import Route
-
-from pixel_server.ingest.webhooks.endpoint import receive
+from pixel_server.ingest.webhooks.endpoint import WebhookIntake
 from pixel_server.ingest.webhooks.fetcher import RetryPolicy
 from pixel_server.ingest.webhooks.service import Webhooks
 
-__all__ = ["RetryPolicy", "Webhooks", "routes"]
-
-
-def routes() -> list[Route]:
-    return [Route("/webhooks/{platform}/{pixel_id}", receive, methods=["POST"])]
+__all__ = ["RetryPolicy", "WebhookIntake", "Webhooks"]

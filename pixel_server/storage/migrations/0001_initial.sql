@@ -4,7 +4,7 @@
 -- Statements are separated by a line holding only ";". Every statement is
 -- idempotent (IF NOT EXISTS) so a migration interrupted half-way can be re-run.
 
--- events: one row per *copy* of an event (DESIGN §2). Identity is
+-- events: one row per *copy* of an event (docs/architecture.md §2). Identity is
 -- (pixel_id, event, event_id); source says which copy (browser/server/webhook).
 --
 -- Engine: ReplacingMergeTree(received_at). Rows with the same sorting key
