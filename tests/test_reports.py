@@ -471,7 +471,8 @@ def test_migration_0007_reads_older_copies_as_without_refund_amounts(engine_dir:
         ch.insert("report_days", [["px_old", FIRST, 1, "stale", 0, 0, 0, 1]],
                   column_names=["pixel_id", "day", "generation", "fingerprint", "touches",
                                 "basis", "attributed", "version"])  # fmt: skip
-        assert [m.version for m in migrate.apply(ch)] == [7]
+        later = [m.version for m in migrate.available() if m.version >= 7]
+        assert [m.version for m in migrate.apply(ch)] == later
         assert ch.command("SELECT count() FROM report_days") == 0
         assert ch.command(
             "SELECT countIf(length(`contents.refunded`) != length(`contents.content_id`)"
