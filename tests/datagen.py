@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from pixel_server.pipeline.record import Record
 
@@ -88,6 +89,13 @@ class Event:
     sources: tuple[str, ...] = ("browser",)
     copies: int = 1
     assigned: bool = False  # event_id made by the server
+    # A webhook Refund's lines: (refunded by line, share of money without lines)
+    refund_lines: list[tuple[Decimal, Decimal]] = field(default_factory=list)
+
+    def line_amounts(self) -> list[tuple[Decimal, Decimal]]:
+        """Per line, what a Refund returns: (by line, share); price × quantity
+        by line when it carries no amounts."""
+        return self.refund_lines or [(pr * q, Decimal(0)) for _, _, q, pr in self.contents]
 
 
 @dataclass
@@ -161,6 +169,7 @@ class _Builder:
             contents=[
                 (v, p, PRODUCT_NAMES[p], "", "", q, float(pr)) for v, p, q, pr in ev.contents
             ],
+            content_refunds=[(float(r), float(sh)) for r, sh in ev.refund_lines],
         )
         self.records.append(rec)
         return rec
@@ -380,6 +389,7 @@ def _specials(b: _Builder, t0: float, span: float) -> None:
     )
     b.copy(refund, "webhook", refund.time)
     b.events.append(refund)
+    _refunds_with_lines(b, t0 + span)
     # A ttclid click 1.5 days before a purchase: inside the 7-day window, outside the 1-day one.
     click_t = _ms(mid - 36 * 3600)
     click = Event("PageView", "pv-window", click_t, "anon-window", "tiktok_paid")
@@ -400,6 +410,58 @@ def _specials(b: _Builder, t0: float, span: float) -> None:
     b.copy(buy, "server", buy.time)
     b.copy(buy, "browser", buy.time + 2, browser_value=Decimal("1"))
     b.events.append(buy)
+
+
+def _refunds_with_lines(b: _Builder, end: float) -> None:
+    """Webhook refunds as the platforms' mappings make them, for about one order
+    in seven (some refunded twice): one unit of a line, for less than its price
+    (a discount), with shipping on top (order level: on no product); or an
+    amount without lines, spread over the order's lines in proportion to their
+    value, in cents, the odd cents to the largest fractions."""
+    orders = [e for e in b.events if e.name == "Purchase" and e.order_id and e.contents]
+    for n, paid in enumerate(orders):
+        if b.rng.random() > 0.15:
+            continue
+        at = _ms(min(paid.time + b.rng.uniform(3600, 5 * 86400), end - 60))
+        if b.rng.random() < 0.5:
+            v, p, _, price = paid.contents[0]
+            by_line = max(price - Decimal("1.50"), Decimal("0.50"))
+            shipping = Decimal("4.95") if n % 2 else Decimal(0)
+            lines, contents = [(by_line, Decimal(0))], [(v, p, 1, price)]
+            value = by_line + shipping
+        else:
+            value = (paid.value or Decimal(0)) * Decimal("0.3")
+            value = value.quantize(Decimal("0.01"))
+            weights = [q * pr for _, _, q, pr in paid.contents]
+            shares = _largest_remainder(value, weights)
+            lines = [(Decimal(0), share) for share in shares]
+            contents = [(v, p, 0, pr) for v, p, _, pr in paid.contents]
+        refund = Event(
+            "Refund",
+            f"refund:{paid.order_id}:{b.next_id('r')}",
+            at,
+            "",
+            "direct",
+            _fmt(-value),
+            paid.currency,
+            paid.order_id,
+            contents,
+            ("webhook",),
+            refund_lines=lines,
+        )
+        b.copy(refund, "webhook", refund.time)
+        b.events.append(refund)
+
+
+def _largest_remainder(total: Decimal, weights: list[Decimal]) -> list[Decimal]:
+    cents = int(total * 100)
+    whole = sum(weights, Decimal(0))
+    exact = [Decimal(cents) * w / whole for w in weights]
+    floors = [int(x) for x in exact]  # non-negative: int() floors
+    order = sorted(range(len(exact)), key=lambda i: (-(exact[i] - floors[i]), i))
+    for i in order[: cents - sum(floors)]:
+        floors[i] += 1
+    return [Decimal(c) / 100 for c in floors]
 
 
 # --------------------------------------------------------------------- truth
@@ -489,27 +551,48 @@ class Truth:
         return out
 
     def products(self) -> dict[tuple[str, str], dict[str, object]]:
-        """(product, variant or "") -> views, add_to_carts, orders, units, revenue by
-        currency (view_to_purchase is orders / views)."""
-        rows: dict[tuple[str, str], dict[str, object]] = {}
+        """(product, variant or "") -> views, add_to_carts, orders, units,
+        refunded_units and, by currency, gross_revenue, refunded_by_line,
+        refunded_without_lines, refunded and revenue (net) (view_to_purchase is
+        orders / views). A Refund line without amounts returns price × quantity."""
+        money = ("gross_revenue", "refunded_by_line", "refunded_without_lines")
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
         per_event: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
         for e in self.in_range(("ViewContent", "AddToCart", "Purchase", "Refund")):
-            for variant, product, qty, price in e.contents:
+            amounts = e.refund_lines or [
+                (price * qty, Decimal(0)) for _, _, qty, price in e.contents
+            ]
+            for (variant, product, qty, price), (by_line, share) in zip(
+                e.contents, amounts, strict=True
+            ):
                 for key in ((product, ""), (product, variant)):
-                    row = rows.setdefault(key, {"units": 0, "revenue": defaultdict(Decimal)})
+                    row = rows.setdefault(
+                        key,
+                        {"units": 0, "refunded_units": 0}
+                        | {m: defaultdict(Decimal) for m in money},
+                    )
                     per_event[key].add((e.name, e.event_id + str(e.time)))
-                    amount = price * qty
+                    if e.name in ("Purchase", "Refund"):
+                        for m in money:
+                            row[m][e.currency] += 0
                     if e.name == "Purchase":
-                        row["units"] += qty  # type: ignore[operator]
-                        row["revenue"][e.currency] += amount  # type: ignore[index]
+                        row["units"] += qty
+                        row["gross_revenue"][e.currency] += price * qty
                     elif e.name == "Refund":
-                        row["revenue"][e.currency] -= amount  # type: ignore[index]
+                        row["refunded_units"] += qty
+                        row["refunded_by_line"][e.currency] += by_line
+                        row["refunded_without_lines"][e.currency] += share
         for key, row in rows.items():
             names = [n for n, _ in per_event[key]]
             row["views"] = names.count("ViewContent")
             row["add_to_carts"] = names.count("AddToCart")
             row["orders"] = names.count("Purchase")
-            row["revenue"] = {c: v for c, v in row["revenue"].items()}  # type: ignore[attr-defined]
+            for m in money:
+                row[m] = dict(row[m])
+            row["refunded"] = {
+                c: v + row["refunded_without_lines"][c] for c, v in row["refunded_by_line"].items()
+            }
+            row["revenue"] = {c: v - row["refunded"][c] for c, v in row["gross_revenue"].items()}
         return rows
 
     def attribution_channel(self, purchase: Event, window_days: int, model: str) -> str:
@@ -566,13 +649,16 @@ class Truth:
             paid = e if e.name == "Purchase" else by_order.get(e.order_id)
             channel = self.attribution_channel(paid, window_days, model) if paid else "direct"
             seen: set[str] = set()
-            for _, product, qty, price in e.contents:
+            amounts = e.refund_lines or [
+                (price * qty, Decimal(0)) for _, _, qty, price in e.contents
+            ]
+            for (_, product, qty, price), (by_line, share) in zip(e.contents, amounts, strict=True):
                 row = out.setdefault(
                     (channel, product, e.currency),
                     {"orders": 0, "units": 0, "revenue": Decimal(0)},
                 )
                 if e.name == "Refund":
-                    row["revenue"] -= price * qty
+                    row["revenue"] -= by_line + share
                     continue
                 if product not in seen:
                     row["orders"] += 1

@@ -844,3 +844,52 @@ _SCHEMA_VALIDATOR = jsonschema_rs.validator_for(event_json_schema())
 @given(_valid_events)
 def test_the_json_schema_accepts_every_valid_generated_event(sent: dict[str, Any]) -> None:
     assert _SCHEMA_VALIDATOR.is_valid(sent)
+
+
+# ------------------------------------------------------------ refund lines
+
+REFUND_LINES = [
+    {"content_id": "SW-RED-M", "price": 25, "quantity": 1, "refunded": 25},
+    {"content_id": "MUG-1", "price": 10, "quantity": 0, "refunded_share": 2},
+]
+
+
+def refund(**changes: Any) -> dict[str, Any]:
+    event = purchase(event="Refund", event_id="refund:1001:7")
+    event["properties"].update({"value": -27, "contents": copy.deepcopy(REFUND_LINES), **changes})
+    return event
+
+
+def test_a_webhook_refund_has_refunded_amounts_and_lines_without_units() -> None:
+    contents = decode(refund(), source="webhook").properties.contents
+    assert contents is not None
+    assert [(c.quantity, c.refunded, c.refunded_share) for c in contents] == [
+        (1, 25, None), (0, None, 2),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("event", "source", "field"),
+    [
+        (refund(value=27), "server", "data[0].properties.contents[0].refunded"),
+        (refund(value=27), "browser", "data[0].properties.contents[0].refunded"),
+        (with_properties(contents=[{"content_id": "A", "quantity": 1, "refunded_share": 1}]),
+         "webhook", "data[0].properties.contents[0].refunded_share"),
+        (with_properties(contents=[{"content_id": "A", "quantity": 0}]), "webhook",
+         "data[0].properties.contents[0].quantity"),
+        (refund(contents=[{"content_id": "A", "quantity": -1}]), "webhook",
+         "data[0].properties.contents[0].quantity"),
+    ],
+)  # fmt: skip
+def test_only_a_webhook_refund_has_refunded_amounts_or_zero_units(
+    event: dict[str, Any], source: Source, field: str
+) -> None:
+    error = rejected(event, source=source)
+    assert (error.code, error.field) == ("invalid_field", field)
+
+
+def test_refunded_amounts_are_not_negative() -> None:
+    event = refund()
+    event["properties"]["contents"][0]["refunded"] = -25
+    error = rejected(event, source="webhook")
+    assert error.field == "data[0].properties.contents[0].refunded"

@@ -1,15 +1,20 @@
 """The report cache warmer: after new copies arrive, the dashboard's range is
-merged in the background, so the report itself finds every day current."""
+merged in the background, so the report itself finds every day current.
+
+The clock is pinned: which UTC days the dashboard's range covers depends on
+the hour (the pixel's today ends at 08:00 UTC the next day in Los Angeles)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import msgspec
 import pytest
+import time_machine
 
 from pixel_server.reports import ReportParams, cache, needed_range, run
 from pixel_server.reports.base import WINDOWS, parse_params
@@ -17,6 +22,21 @@ from tests.datagen import generate
 from tests.ingest_helpers import WAIT_SECONDS, add_pixel, app_client, runtime_of, shared_settings
 
 TZ = "America/Los_Angeles"
+# Either side of UTC midnight and of the pixel's midnight (08:00 UTC).
+INSTANTS = [
+    "2026-12-04T23:50:00Z",
+    "2026-12-05T00:10:00Z",
+    "2026-12-05T07:50:00Z",
+    "2026-12-05T08:10:00Z",
+    "2026-12-05T16:45:00Z",
+]
+
+
+@pytest.fixture(params=INSTANTS[-1:])
+def pinned(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The clock starts at the given instant and runs on from there."""
+    with time_machine.travel(request.param, tick=True):
+        yield
 
 
 def _dashboard_range(pixel_id: str) -> tuple[ReportParams, datetime, datetime]:
@@ -25,8 +45,9 @@ def _dashboard_range(pixel_id: str) -> tuple[ReportParams, datetime, datetime]:
     return params, start, end
 
 
+@pytest.mark.parametrize("pinned", INSTANTS, indirect=True)
 def test_a_pass_warms_only_pixels_whose_copies_changed(
-    tmp_path_factory: pytest.TempPathFactory, engine_dir: Path
+    tmp_path_factory: pytest.TempPathFactory, engine_dir: Path, pinned: None
 ) -> None:
     with app_client(shared_settings(tmp_path_factory, engine_dir)) as client:
         runtime = runtime_of(client)
@@ -56,7 +77,7 @@ def test_a_pass_warms_only_pixels_whose_copies_changed(
 
 
 def test_the_background_thread_warms_after_an_insert(
-    tmp_path_factory: pytest.TempPathFactory, engine_dir: Path
+    tmp_path_factory: pytest.TempPathFactory, engine_dir: Path, pinned: None
 ) -> None:
     settings = shared_settings(tmp_path_factory, engine_dir, PIXEL_REPORT_WARM_INTERVAL_S="0.2")
     with app_client(settings) as client:
@@ -85,7 +106,7 @@ def test_the_background_thread_warms_after_an_insert(
 
 
 def test_a_pass_warms_changed_days_outside_the_dashboard_range(
-    tmp_path_factory: pytest.TempPathFactory, engine_dir: Path
+    tmp_path_factory: pytest.TempPathFactory, engine_dir: Path, pinned: None
 ) -> None:
     """Copies landing on an old day (a back-end import, late webhooks) are
     merged by the warmer too, with the days they can affect."""

@@ -10,7 +10,9 @@ skips HTTP for speed; the ingest path has its own tests, and
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -20,10 +22,15 @@ import msgspec
 import pytest
 from starlette.testclient import TestClient
 
+from pixel_server.pipeline.record import COLUMNS as RECORD_COLUMNS
 from pixel_server.pipeline.record import Record
+from pixel_server.pipeline.record import to_columns as record_columns
 from pixel_server.reports import ReportParams, cache, run
 from pixel_server.reports.base import ParamError, parse_params
 from pixel_server.reports.export import to_csv
+from pixel_server.reports.products import MONEY
+from pixel_server.storage import migrate
+from pixel_server.storage.client import connect, parse_url
 from tests.datagen import FUNNEL, Dataset, Truth, generate
 from tests.ingest_helpers import add_pixel, app_client, runtime_of, shared_settings
 
@@ -136,12 +143,16 @@ def test_products_and_variants(loaded: tuple[TestClient, Dataset]) -> None:
     assert set(seen) == set(expected)
     for key, want in expected.items():
         row = seen[key]
-        for field in ("views", "add_to_carts", "orders", "units"):
+        for field in ("views", "add_to_carts", "orders", "units", "refunded_units"):
             assert row[field] == want[field], (key, field)
-        assert row["revenue"] == {c: v for c, v in want["revenue"].items()}, key
+        for field in MONEY:
+            assert row[field] == want[field], (key, field)
         assert row["view_to_purchase"] == (
             round(want["orders"] / want["views"], 6) if want["views"] else None  # type: ignore[operator]
         )  # type: ignore[attr-defined]
+    # The generator's refunds return units by line and money without lines.
+    assert any(r["refunded_units"] for r in seen.values())
+    assert any(sum(r["refunded_without_lines"].values()) for r in seen.values())
     hoodie = next(p for p in got["products"] if p["product"] == "hoodie")
     assert len(hoodie["variants"]) == 4
     assert hoodie["units"] == sum(v["units"] for v in hoodie["variants"])
@@ -200,6 +211,16 @@ def test_csv_of_every_table(loaded: tuple[TestClient, Dataset]) -> None:
             text = to_csv(table)
             assert text.splitlines()[0].split(",") == table.columns, (name, table_name)
             assert len(text.splitlines()) == len(table.rows) + 1
+    variants = run(ch, "products", params).tables["variants"]
+    assert variants.columns[-10:] == [f"{m}_{c}" for c in ("EUR", "USD") for m in MONEY]
+    assert "refunded_units" in variants.columns
+    by_variant = {row[1]: dict(zip(variants.columns, row, strict=True)) for row in variants.rows}
+    want = {k[1]: v for k, v in truth(ds).products().items() if k[1]}
+    for variant, row in by_variant.items():  # the CSV's cells are the report's numbers
+        assert row["revenue_EUR"] == want[variant]["revenue"].get("EUR", Decimal("0.0000"))
+        assert row["refunded_without_lines_USD"] == want[variant]["refunded_without_lines"].get(
+            "USD", Decimal("0.0000")
+        )
 
 
 def test_parameters() -> None:
@@ -427,3 +448,45 @@ def test_a_late_touch_reattributes_cached_purchases(
 
         assert orders(after, "tiktok_paid") == orders(before, "tiktok_paid") + 1
         assert orders(after, "direct") == orders(before, "direct") - 1
+
+
+def test_migration_0007_reads_older_copies_as_without_refund_amounts(engine_dir: Path) -> None:
+    """Copies stored before refund lines existed read zeros of the right length
+    (a Refund's lines then return price × quantity), and the report cache,
+    emptied by the migration, is rebuilt with the new columns."""
+    target = parse_url(f"chdb://{engine_dir}", "t_" + uuid.uuid4().hex[:12])
+    ch = connect(target)
+    try:
+        migrate.applied_versions(ch)  # creates schema_migrations
+        for m in migrate.available():
+            if m.version < 7:
+                for statement in m.statements():
+                    ch.command(statement)
+                ch.insert("schema_migrations", [[m.version, m.name, m.checksum]],
+                          column_names=["version", "name", "checksum"])  # fmt: skip
+        ds = generate(visitors=60, days=3, first_day=FIRST, tz="UTC", pixel_id="px_old")
+        old = [msgspec.structs.replace(r, content_refunds=[]) for r in ds.records]
+        columns = list(RECORD_COLUMNS)[:-2]  # without contents.refunded / refunded_share
+        ch.insert("events", record_columns(old)[:-2], column_names=columns, column_oriented=True)
+        ch.insert("report_days", [["px_old", FIRST, 1, "stale", 0, 0, 0, 1]],
+                  column_names=["pixel_id", "day", "generation", "fingerprint", "touches",
+                                "basis", "attributed", "version"])  # fmt: skip
+        later = [m.version for m in migrate.available() if m.version >= 7]
+        assert [m.version for m in migrate.apply(ch)] == later
+        assert ch.command("SELECT count() FROM report_days") == 0
+        assert ch.command(
+            "SELECT countIf(length(`contents.refunded`) != length(`contents.content_id`)"
+            " OR arrayExists(x -> x != 0, `contents.refunded_share`)) FROM events"
+        ) == 0  # fmt: skip
+        params = ReportParams("px_old", FIRST, FIRST + timedelta(days=2), "UTC")
+        expected = Truth.of(
+            replace(ds, events=[replace(e, refund_lines=[]) for e in ds.events]),
+            FIRST, FIRST + timedelta(days=2),
+        ).products()  # fmt: skip
+        for cached in (True, False):
+            got = run(ch, "products", params, cached=cached).data["products"]
+            assert {(p["product"], ""): p["revenue"] for p in got} == {
+                k: v["revenue"] for k, v in expected.items() if not k[1]
+            }
+    finally:
+        ch.command(f"DROP DATABASE IF EXISTS `{target.database}`")

@@ -252,6 +252,8 @@ def test_a_refund_webhook_goes_as_a_custom_event_with_the_amount(
 ) -> None:
     refund = received["_shopify_refund"]
     (transaction,) = refund["transactions"]
+    (line,) = refund["refund_line_items"]
+    item = line["line_item"]
     event_id = f"refund:{refund['order_id']}:{refund['id']}"
     # our tables keep -11.00 (revenue nets out); TikTok gets the amount
     assert received[event_id] == {
@@ -260,7 +262,14 @@ def test_a_refund_webhook_goes_as_a_custom_event_with_the_amount(
         "event_id": event_id,
         "properties": {"currency": transaction["currency"],
                        "value": float(transaction["amount"]),
-                       "order_id": str(refund["order_id"])},
+                       "order_id": str(refund["order_id"]),
+                       # the line returned: money back for it per unit (10.00 of 11.00;
+                       # the 1.00 of tax stays at order level)
+                       "content_type": "product",
+                       "contents": [{"content_id": str(item["variant_id"]),
+                                     "content_name": item["title"], "brand": item["vendor"],
+                                     "price": float(line["subtotal"]),
+                                     "quantity": line["quantity"]}]},
         "limited_data_use": False,
     }  # fmt: skip
 
@@ -453,3 +462,22 @@ def test_the_forwarders_partial_decode_maps_like_the_whole_record() -> None:
     assert _STORED.decode(records.encode(full)).test_event_code == "TEST1"
     short = msgspec.msgpack.encode(["px_1", "Lead", "Lead", "lead-1", "server", 1.0e9, 1.0e9])
     assert json.loads(encode_event(_STORED.decode(short)))["event_id"] == "lead-1"
+
+
+def test_a_refunds_lines_go_with_the_money_returned_per_unit() -> None:
+    """Two units returned for 45.00 of a line, and 2.50 of an amount-only
+    refund's money on another line (no units: TikTok wants quantity >= 1)."""
+    event = tiktok_event(record(
+        event="Refund", received_event="Refund", event_id="refund:1001:7", source="webhook",
+        event_time=time.time(),
+        value=-47.5, currency="USD", order_id="1001",
+        contents=[("SW-RED-M", "SW", "Sweater", "", "", 2, 25.0),
+                  ("MUG-1", "MUG", "Mug", "", "", 0, 10.0)],
+        content_refunds=[(45.0, 0.0), (0.0, 2.5)],
+    ))  # fmt: skip
+    assert event["properties"]["value"] == 47.5
+    assert event["properties"]["contents"] == [
+        {"content_id": "SW-RED-M", "content_name": "Sweater", "price": 22.5, "quantity": 2},
+        {"content_id": "MUG-1", "content_name": "Mug", "price": 2.5, "quantity": 1},
+    ]
+    validate_event(json.loads(json.dumps(event)), "data.0", time.time())  # the stand-in's rules

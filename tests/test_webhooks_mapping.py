@@ -12,8 +12,10 @@ from pixel_server.events.schema import EventError, decode_event, event_json_sche
 from pixel_server.ingest.webhooks import bigcommerce, ecwid, shopify, woocommerce
 from pixel_server.ingest.webhooks.common import (
     Buyer,
+    Line,
     OrderState,
     RefundEntry,
+    RefundLine,
     Unauthorized,
     order_events,
     unix_time,
@@ -91,13 +93,13 @@ def test_shopify_purchase_event_shape() -> None:
 def test_shopify_refund_without_money_returned_makes_no_event() -> None:
     refund = fixture("shopify_refunds_create.json")
     refund["transactions"] = []  # a restock-only refund
-    assert shopify.refund_events(refund) == []
+    assert shopify.refund_events(refund)[0].events == []
 
 
 def test_shopify_failed_refund_transactions_do_not_count() -> None:
     refund = fixture("shopify_refunds_create.json")
     refund["transactions"][0]["status"] = "failure"
-    assert shopify.refund_events(refund) == []
+    assert shopify.refund_events(refund)[0].events == []
 
 
 # -------------------------------------------------------------- WooCommerce
@@ -263,3 +265,56 @@ def test_other_webhook_events_may_not_carry_negative_values(name: str) -> None:
 def test_the_published_schema_still_says_values_are_not_negative() -> None:
     value = event_json_schema()["$defs"]["PropertiesInput"]["properties"]["value"]
     assert any(v.get("minimum") == 0 for v in value.get("anyOf", [value]))
+
+
+# ------------------------------------------------------------ refund lines
+
+
+def _order(*refunds: RefundEntry, cancelled: bool = False) -> OrderState:
+    """2 × A at 25.00, 1 × B at 10.00, shipping 5.00: 65.00."""
+    lines = [Line("A", "a", price=25.0, quantity=2), Line("B", "b", price=10.0, quantity=1)]
+    return OrderState("o1", True, 1.0, 65.0, "USD", lines, refunds=list(refunds),
+                      cancelled_at=9.0 if cancelled else None)  # fmt: skip
+
+
+def _lines(event: dict[str, Any]) -> list[tuple[str, int, float, float]]:
+    return [(c["content_id"], c["quantity"], c["refunded"], c["refunded_share"])
+            for c in event["properties"]["contents"]]  # fmt: skip
+
+
+def test_money_without_lines_goes_to_the_largest_fractions_first() -> None:
+    lines = [Line(x, price=10.0) for x in "XYZ"]
+    order = OrderState("o2", True, 1.0, 30.0, "USD", lines, refunds=[RefundEntry("r", 10.0, 2.0)])
+    refund = order_events(order).events[1]
+    assert _lines(refund) == [("X", 0, 0.0, 3.34), ("Y", 0, 0.0, 3.33), ("Z", 0, 0.0, 3.33)]
+
+
+def test_money_without_lines_never_exceeds_what_is_left_of_them() -> None:
+    first = RefundEntry("r1", 50.0, 2.0, lines=[RefundLine("A", 50.0, 2)])
+    rest = RefundEntry("r2", 15.0, 3.0)  # 10.00 is left of the lines; 5.00 is shipping
+    events = order_events(_order(first, rest)).events
+    assert _lines(events[1]) == [("A", 2, 50.0, 0.0)]
+    assert _lines(events[2]) == [("B", 0, 0.0, 10.0)]
+
+
+def test_lines_worth_more_than_the_money_are_scaled_to_it() -> None:
+    short = RefundEntry("r1", 20.0, 2.0, lines=[RefundLine("A", 25.0, 1), RefundLine("B", 10.0, 1)])
+    assert _lines(order_events(_order(short)).events[1]) == [
+        ("A", 1, 14.29, 0.0), ("B", 1, 5.71, 0.0),
+    ]  # fmt: skip
+
+
+def test_shipping_and_tax_stay_at_order_level() -> None:
+    entry = RefundEntry("r1", 16.0, 2.0, lines=[RefundLine("B", 10.0, 1)], order_level=6.0)
+    refund = order_events(_order(entry)).events[1]
+    assert refund["properties"]["value"] == -16.0
+    assert _lines(refund) == [("B", 1, 10.0, 0.0)]
+
+
+def test_a_cancellation_returns_what_is_left_of_every_line_and_covers_later_refunds() -> None:
+    first = RefundEntry("r1", 25.0, 2.0, lines=[RefundLine("A", 25.0, 1)])
+    mapped = order_events(_order(first, cancelled=True))
+    cancel = mapped.events[-1]
+    assert cancel["event_id"] == "refund:o1" and cancel["properties"]["value"] == -40.0
+    assert _lines(cancel) == [("A", 1, 25.0, 0.0), ("B", 1, 10.0, 0.0)]
+    assert mapped.covered == {"refund:o1:r1": "refund:o1"} and "refund:o1" in mapped.once

@@ -20,6 +20,9 @@ Rules worth knowing:
   capped by :class:`Limits` (count of keys, size when re-encoded as JSON).
 * ``properties.value`` is never negative, except in a ``Refund`` from the
   ``webhook`` source, which carries the refunded amount as a negative number.
+  Likewise only such a Refund's lines may carry ``refunded`` /
+  ``refunded_share`` (money returned for the line) and a ``quantity`` of 0
+  (money returned without units).
 * Identifiers (``event_id``, ``order_id``, ``content_id``, ``item_group_id``)
   may be sent as JSON integers — store platforms number their products and
   orders — and are kept as decimal strings, which is what TikTok requires.
@@ -189,7 +192,9 @@ NonNegativeNumber = Annotated[float, Meta(ge=0.0)]  # JSON has no NaN/Infinity; 
 # amount as a negative value, so summing Purchase and Refund values nets revenue):
 # the sign needs the event name and source, so it is checked in decode_event.
 SignedValue = Annotated[float, Meta(extra_json_schema={"minimum": 0.0})]
-Quantity = Annotated[int, Meta(ge=1, le=MAX_QUANTITY)]
+# Units are >= 1, except on a webhook Refund's line (0: money back, no units
+# returned): checked in decode_event, like the sign of ``value``.
+Quantity = Annotated[int, Meta(le=MAX_QUANTITY, extra_json_schema={"minimum": 1})]
 CurrencyCode = Annotated[
     str,
     Meta(
@@ -258,6 +263,10 @@ class Content(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     brand: Text256 | None = None
     price: NonNegativeNumber | None = None
     quantity: Quantity | None = None
+    # A webhook Refund's line only: money returned for it as the store
+    # assigned it, and its share of money returned without lines.
+    refunded: NonNegativeNumber | None = None
+    refunded_share: NonNegativeNumber | None = None
 
 
 class Page(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
@@ -509,6 +518,8 @@ def decode_event(
     sent, properties = _decode_sent(raw, field_prefix, limits)
     name = _event_name(sent.event, field_prefix)
     _check_value(properties.value, name, source, field_prefix)
+    if properties.contents:
+        _check_refund_lines(properties.contents, name, source, field_prefix)
     event_time = _event_time(sent.event_time, source, now, limits, field_prefix)
     _check_page(sent.page, field_prefix)
     return Event(
@@ -634,6 +645,22 @@ def _check_value(value: float | None, name: str, source: Source, prefix: str) ->
         )
 
 
+def _check_refund_lines(contents: list[Content], name: str, source: Source, prefix: str) -> None:
+    """Refunded amounts and 0 units belong to a webhook Refund's lines only."""
+    refund = name == REFUND and source == "webhook"
+    for i, content in enumerate(contents):
+        at = _join(prefix, f".properties.contents[{i}]")
+        lowest = 0 if refund else 1
+        if content.quantity is not None and content.quantity < lowest:
+            raise EventError("invalid_field", f"Expected `int` >= {lowest}", at + ".quantity")
+        if not refund and (content.refunded is not None or content.refunded_share is not None):
+            field = "refunded" if content.refunded is not None else "refunded_share"
+            raise EventError(
+                "invalid_field", "only a Refund from a store webhook has refunded amounts",
+                f"{at}.{field}",
+            )  # fmt: skip
+
+
 def _check_page(page: Page | None, prefix: str) -> None:
     """``page.url`` must be an absolute http(s) URL with a host."""
     if page is not None and _URL_HEAD.match(page.url) is None:
@@ -738,6 +765,9 @@ _FIELD_DOCS: Final[dict[str, dict[str, str]]] = {
         "brand": "Brand.",
         "price": "Unit price, a non-negative number.",
         "quantity": "Units, 1 to {max_quantity}.",
+        "refunded": "Refund events from store webhooks only: money returned for this line.",
+        "refunded_share": "Refund events from store webhooks only: this line's share of "
+        "money returned without lines.",
     },
     "Page": {
         "url": "Page URL, absolute http(s).",

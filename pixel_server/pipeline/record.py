@@ -16,6 +16,10 @@ import msgspec
 
 # (content_id, item_group_id, name, category, brand, quantity, price)
 ContentRow = tuple[str, str, str, str, str, int, float | None]
+# Per content row of a Refund: (refunded, refunded_share) — money returned for
+# the line as the store assigned it, and its share of money returned without
+# lines. A separate field (at the end) keeps older log records readable.
+RefundRow = tuple[float, float]
 
 
 class Record(msgspec.Struct, array_like=True, gc=False):
@@ -56,13 +60,14 @@ class Record(msgspec.Struct, array_like=True, gc=False):
     consent: str = "unknown"  # unknown | granted | denied
     limited_data_use: bool = False
     test_event_code: str = ""
+    content_refunds: list[RefundRow] = []  # empty, or one per ``contents`` row
 
 
 _ENCODER: Final = msgspec.msgpack.Encoder()
 _DECODER: Final = msgspec.msgpack.Decoder(Record)
 
 SCALAR_COLUMNS: Final[tuple[str, ...]] = tuple(
-    f for f in Record.__struct_fields__ if f != "contents"
+    f for f in Record.__struct_fields__ if f not in ("contents", "content_refunds")
 )
 CONTENT_COLUMNS: Final[tuple[str, ...]] = (
     "contents.content_id",
@@ -72,6 +77,8 @@ CONTENT_COLUMNS: Final[tuple[str, ...]] = (
     "contents.brand",
     "contents.quantity",
     "contents.price",
+    "contents.refunded",
+    "contents.refunded_share",
 )
 COLUMNS: Final[tuple[str, ...]] = SCALAR_COLUMNS + CONTENT_COLUMNS
 _TIME_COLUMNS: Final = frozenset({"event_time", "received_at"})
@@ -94,6 +101,14 @@ def to_columns(records: list[Record]) -> list[list[Any]]:
             # DateTime64(3) takes integer milliseconds (no datetime objects made).
             values = [round(v * 1000) for v in values]
         columns.append(values)
-    for index in range(len(CONTENT_COLUMNS)):
+    for index in range(len(CONTENT_COLUMNS) - 2):
         columns.append([[c[index] for c in r.contents] for r in records])
+    for index in range(2):
+        columns.append([_refund_column(r, index) for r in records])
     return columns
+
+
+def _refund_column(record: Record, index: int) -> list[float]:
+    if not record.content_refunds:
+        return [0.0] * len(record.contents)
+    return [row[index] for row in record.content_refunds]

@@ -22,7 +22,7 @@ import msgspec
 from pixel_server.events.normalise import hash_email, hash_external_id, hash_phone
 from pixel_server.events.redact import redact_json, redact_text, redact_url
 from pixel_server.events.schema import Event, Source
-from pixel_server.pipeline.record import ContentRow, Record
+from pixel_server.pipeline.record import ContentRow, Record, RefundRow
 from pixel_server.storage.pixels import Pixel
 
 DropReason = Literal["bot", "duplicate"]
@@ -93,6 +93,9 @@ def start(event: Event, ctx: Context) -> Work:
         )
         for c in props.contents or ()
     ]
+    refunds: list[RefundRow] = []
+    if any(c.refunded is not None or c.refunded_share is not None for c in props.contents or ()):
+        refunds = [(c.refunded or 0.0, c.refunded_share or 0.0) for c in props.contents or ()]
     record = Record(
         pixel_id=ctx.pixel.id,
         event=event.event,
@@ -119,6 +122,7 @@ def start(event: Event, ctx: Context) -> Work:
         consent=event.consent or "unknown",
         limited_data_use=event.limited_data_use,
         test_event_code=ctx.test_event_code,
+        content_refunds=refunds,
     )
     return Work(event, record, _query(record.page_url))
 

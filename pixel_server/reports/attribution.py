@@ -17,7 +17,8 @@ Definitions:
   is ``direct``.
 
 Per product, purchase lines (``price × quantity``) are credited the same way,
-less refund lines. Amounts stay per currency.
+less what refunds returned for the line (by line and its share of money
+returned without lines, see :mod:`.products`). Amounts stay per currency.
 
 Each purchase's channel under every model and window is worked out when its
 day is cached (``report_attributed``, see :mod:`.rollups`), so a report reads
@@ -75,7 +76,7 @@ def refunds_sql(cached: bool) -> str:
     """The range's refunds: few rows, netted in Python."""
     return f"""
 SELECT order_id, currency, value, `contents.content_id`, `contents.item_group_id`,
-       `contents.quantity`, `contents.price`
+       `contents.quantity`, `contents.price`, `contents.refunded`, `contents.refunded_share`
 FROM ({merged(("Refund",), cached=cached)})
 """
 
@@ -156,12 +157,17 @@ def run(client: Client, params: ReportParams, cached: bool = False) -> Report:
     refunds = rows(client, refunds_sql(cached), qp)
     orders = sorted({r[0] for r in refunds if r[0]})
     channel_of = dict(rows(client, orders_sql(cached), {**qp, "orders": orders})) if orders else {}
-    for order_id, currency, value, ids, groups, qtys, prices in refunds:
+    for order_id, currency, value, ids, groups, qtys, prices, by_line, shares in refunds:
         channel = channel_of.get(order_id, "direct")  # an order not found is direct
         channel_row(channel, currency)["revenue"] += money(value)
-        for content_id, group, quantity, price in zip(ids, groups, qtys, prices, strict=True):
+        for content_id, group, quantity, price, refunded, share in zip(
+            ids, groups, qtys, prices, by_line, shares, strict=True
+        ):
             line = product_row(channel, currency, group or content_id)
-            line["revenue"] -= money(price) * quantity
+            if refunded or share:
+                line["revenue"] -= money(refunded) + money(share)
+            else:  # a Refund without amounts (a back end's): its lines at their price
+                line["revenue"] -= money(price) * quantity
     for row in channels.values():
         row["revenue"] = money(row["revenue"])
     per_product = list(products.values())

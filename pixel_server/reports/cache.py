@@ -5,7 +5,7 @@ function and a GROUP BY over every copy in the range — seconds for a shop with
 millions of events. So the merged view's *output* (one row per event; the
 merge rules stay in one place) is stored per UTC day in ``report_merged``, and
 from it the 15-minute rollups the reports read (:mod:`.rollups`). Tables:
-migration 0004. They are kept exact like this:
+migrations 0004 and 0007 (refund lines). They are kept exact like this:
 
 * materialized views on ``events``, maintained by ClickHouse on every insert
   whoever inserts: ``report_day_stats`` (per pixel and UTC day, how many copies

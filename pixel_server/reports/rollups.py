@@ -5,7 +5,7 @@ events (one row per event, docs/architecture.md §2) that groups them by 15-minu
 (UTC) and a few keys. The same ``SELECT`` is used twice:
 
 * by the cache (:mod:`.cache`), which stores its output per UTC day and
-  generation in the table of the same name (migration 0004);
+  generation in the table of the same name (migrations 0004, 0007);
 * at query time over the live merged view (``cached=False``), which the tests
   compare with the stored rows and with the generator's truth.
 
@@ -49,6 +49,8 @@ MERGED_COLUMNS: Final = (
     "`contents.item_group_id`",
     "`contents.quantity`",
     "`contents.price`",
+    "`contents.refunded`",
+    "`contents.refunded_share`",
     "sources",
     "copies",
     "event_id_assigned",
@@ -125,7 +127,10 @@ GROUP BY bucket, event, currency, sources""",
         + ")",
         time_column="day",
     ),
-    # Content lines per product, variant and currency (products). A line names
+    # Content lines per product, variant and currency (products). A Refund's
+    # line returns ``refunded`` (by line; price × quantity when it carries no
+    # amounts: a Refund sent by a back end) and ``refunded_share`` (its part of
+    # money returned without lines); ``revenue`` is net of both. A line names
     # a variant (content_id) of a product (item_group_id, or the variant
     # itself). An event counts once per variant and once per product however
     # many lines name it: *_v / *_p count only a line that is the event's first
@@ -146,6 +151,9 @@ GROUP BY bucket, event, currency, sources""",
             "units",
             "money_lines",
             "revenue",
+            "refunded_units",
+            "refunded",
+            "refunded_share",
         ),
         f"""SELECT toDate(bucket) AS day, {BUCKET} AS bucket, line.5 AS product,
        line.1 AS variant, currency,
@@ -157,14 +165,19 @@ GROUP BY bucket, event, currency, sources""",
        countIf(event = 'Purchase' AND line.7 = 1) AS orders_p,
        sumIf(line.3, event = 'Purchase') AS units,
        countIf(event IN ('Purchase', 'Refund')) AS money_lines,
-       sum(multiIf(event = 'Purchase', 1, event = 'Refund', -1, 0)
-           * ifNull(line.4, toDecimal64(0, 4)) * line.3) AS revenue
+       sumIf(line.3 * ifNull(line.4, toDecimal64(0, 4)), event = 'Purchase')
+           - refunded - refunded_share AS revenue,
+       sumIf(line.3, event = 'Refund') AS refunded_units,
+       sumIf(if(line.8 = 0 AND line.9 = 0, line.3 * ifNull(line.4, toDecimal64(0, 4)), line.8),
+             event = 'Refund') AS refunded,
+       sumIf(line.9, event = 'Refund') AS refunded_share
 FROM (SELECT *, arrayMap((i, g) -> if(g != '', g, i), `contents.content_id`,
                          `contents.item_group_id`) AS products
       FROM ({{source}}) WHERE event IN ('ViewContent', 'AddToCart', 'Purchase', 'Refund'))
 ARRAY JOIN arrayZip(`contents.content_id`, `contents.item_group_id`, `contents.quantity`,
                     `contents.price`, products, arrayEnumerateUniq(`contents.content_id`),
-                    arrayEnumerateUniq(products)) AS line
+                    arrayEnumerateUniq(products), `contents.refunded`,
+                    `contents.refunded_share`) AS line
 GROUP BY bucket, product, variant, currency""",
     ),
     # Touches (events with a non-direct channel and a visitor): attribution.

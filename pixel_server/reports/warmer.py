@@ -8,7 +8,8 @@ ahead: every ``interval`` seconds it reads the per-day change summary
 ClickHouse keeps on every insert (``report_day_stats``: copies and latest
 arrival per pixel and UTC day) and prepares, per pixel, the days whose copies
 changed since its last pass, with the days they can affect (two before: late
-twins; 28 after: attribution). The first pass after a start also prepares the
+twins; 28 after: attribution, up to the UTC day on which the pixel's own
+today ends). The first pass after a start also prepares the
 range the dashboard opens with (the last 30 days and attribution's
 look-back). Work goes newest days first, 14 days per call; a report arriving
 meanwhile waits only for the call under way (the per-pixel lock in :mod:`.cache`).
@@ -96,15 +97,16 @@ class Warmer:
             if pixel is None or seen == days:
                 continue
             ranges = []
+            params = parse_params(pixel_id, {}, pixel.timezone)
+            dashboard = needed_range("attribution", replace(params, window=max(WINDOWS)))
             if seen is None:  # first pass: what the dashboard opens with
-                params = parse_params(pixel_id, {}, pixel.timezone)
-                ranges.append(needed_range("attribution", replace(params, window=max(WINDOWS))))
+                ranges.append(dashboard)
             changed = sorted(d for d, summary in days.items() if (seen or {}).get(d) != summary)
             if changed and seen is not None:
                 first = changed[0] - timedelta(days=cache.NEIGHBOURS)
-                last = min(
-                    changed[-1] + timedelta(days=ATTRIBUTION_LOOKBACK_DAYS), max(today, changed[-1])
-                )
+                # The pixel's today may end on the next UTC day (zones behind UTC).
+                latest = max(today, cache.utc_days(*dashboard)[1], changed[-1])
+                last = min(changed[-1] + timedelta(days=ATTRIBUTION_LOOKBACK_DAYS), latest)
                 ranges.append((_midnight(first), _midnight(last + timedelta(days=1))))
             if self._warm(client, pixel_id, ranges):
                 self._seen[pixel_id] = days

@@ -347,6 +347,9 @@ _SELECT: Final = {
     "contents": "arrayZip(`contents.content_id`, `contents.item_group_id`, `contents.name`,"
     " `contents.category`, `contents.brand`, `contents.quantity`,"
     " arrayMap(p -> toFloat64(p), `contents.price`))",
+    "content_refunds": "if(arrayExists(r -> r != 0, arrayConcat(`contents.refunded`,"
+    " `contents.refunded_share`)), arrayZip(arrayMap(r -> toFloat64(r), `contents.refunded`),"
+    " arrayMap(r -> toFloat64(r), `contents.refunded_share`)), [])",
 }
 
 

@@ -217,6 +217,7 @@ class _Stored(msgspec.Struct, array_like=True, gc=False):
     consent: str = "unknown"
     limited_data_use: bool = False
     test_event_code: str = ""
+    content_refunds: list[records.RefundRow] = []
 
 
 _STORED: Final = msgspec.msgpack.Decoder(_Stored)
@@ -252,6 +253,12 @@ def _event_struct(r: Record | _Stored) -> _TikTokEvent:
                        price=None if c[6] is None else float(c[6]), quantity=int(c[5]))
         for c in r.contents
     ] or None  # fmt: skip
+    if contents and r.content_refunds:
+        # A refund's line: the money it returned for the line, per unit returned
+        # (an amount-only line counts as one unit: TikTok wants quantity >= 1).
+        for content, (by_line, share) in zip(contents, r.content_refunds, strict=False):
+            content.quantity = max(content.quantity, 1)
+            content.price = round((by_line + share) / content.quantity, 2)
     content_type = r.content_type or ("product" if contents else "")
     value = None if r.value is None else abs(float(r.value))
     properties = None

@@ -40,7 +40,7 @@ _ORDER_FIELDS: dict[str, str] = {
     "search_query": "c_search_query != ''",
 }
 _CONTENT_FIELDS = ("content_id", "item_group_id", "name", "category", "brand", "quantity",
-                   "price")  # fmt: skip
+                   "price", "refunded", "refunded_share")  # fmt: skip
 _IDENTITY_FIELDS = ("anonymous_id", "ttclid", "ttp", "ip", "user_agent", "page_url",
                     "page_referrer", "referrer_host", "utm_source", "utm_medium",
                     "utm_campaign", "utm_content", "utm_term", "locale")  # fmt: skip

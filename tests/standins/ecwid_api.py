@@ -19,14 +19,13 @@ Faults (:meth:`EcwidApi.inject`): the next *n* requests answer a status (503,
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.standins.store_api import StoreApi
+from tests.standins.store_api import StoreApi, send
 
 
 class EcwidApi(StoreApi):
@@ -77,12 +76,7 @@ class EcwidApi(StoreApi):
 
 
 def _send(request: BaseHTTPRequestHandler, status: int, body: Any) -> None:
-    data = json.dumps(body).encode()
-    request.send_response(status)
-    request.send_header("Content-Type", "application/json;charset=utf-8")
-    request.send_header("Content-Length", str(len(data)))
-    request.end_headers()
-    request.wfile.write(data)
+    send(request, status, body, "application/json;charset=utf-8")
 
 
 @contextmanager

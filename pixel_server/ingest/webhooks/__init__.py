@@ -9,7 +9,7 @@ purchases and refunds (source ``webhook``).
 * ``common``: the shared order model and the Purchase/Refund builders;
 * ``ledger``: deliveries already handled (repeats are acknowledged, ignored);
 * ``fetcher``: the durable queue and background fetch for platforms whose
-  webhooks carry ids only (Ecwid, BigCommerce);
+  webhooks carry ids only (Ecwid, BigCommerce), and for WooCommerce refund lines;
 * ``service``: the runtime part (:class:`Webhooks`) the server starts and stops.
 """
 

@@ -37,6 +37,12 @@ Rules:
 * Refunds give ``refund:<id>:<refund id>`` (``total_amount``, at ``created``);
   4 Refunded and 5 Cancelled give ``refund:<id>`` for what they do not cover,
   at ``date_modified``, stored once.
+* Refund lines: ``items[]`` of ``item_type`` ``PRODUCT`` name the order line
+  by ``item_id`` (the ``id`` of its row in ``/products``), with ``quantity``
+  and ``requested_amount`` (else the line's ``price_inc_tax`` × quantity: the
+  same basis as the purchase line). ``SHIPPING``, ``HANDLING``, ``TAX`` and
+  ``GIFT_WRAPPING`` stay at order level; ``ORDER`` (an amount against the
+  whole order) is money without lines.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ from pixel_server.ingest.webhooks.common import (
     Mapped,
     OrderState,
     RefundEntry,
+    RefundLine,
     check_shared_secret,
     get_json,
     header,
@@ -131,7 +138,8 @@ async def fetch(
         refunds = await get_json(
             http, f"{root}/v3/orders/{job.order_id}/payment_actions/refunds", auth
         )
-        state.refunds = [e for r in items(obj(refunds).get("data")) if (e := _refund(r))]
+        data = items(obj(refunds).get("data"))
+        state.refunds = [e for r in data if (e := _refund(r, state.lines))]
     return order_events(state)
 
 
@@ -164,13 +172,33 @@ def order_state(order: dict[str, Any]) -> OrderState:
     )
 
 
-def _refund(refund: dict[str, Any]) -> RefundEntry | None:
+ORDER_LEVEL: Final = frozenset({"SHIPPING", "HANDLING", "TAX", "GIFT_WRAPPING"})
+
+
+def _refund(refund: dict[str, Any], lines: list[Line]) -> RefundEntry | None:
     refund_id = text(refund.get("id"), 64)
     amount = money(refund.get("total_amount"))
     when = unix_time(refund.get("created"))
     if not refund_id or amount is None or amount == 0 or when is None:
         return None
-    return RefundEntry(refund_id, abs(amount), when)
+    by_ref = {line.ref: line for line in lines}
+    entry = RefundEntry(refund_id, abs(amount), when)
+    for item in items(refund.get("items")):
+        kind = text(item.get("item_type"), 32).upper()
+        requested = money(item.get("requested_amount"))
+        quantity = item.get("quantity")
+        units = quantity if isinstance(quantity, int) and not isinstance(quantity, bool) else 0
+        if kind in ORDER_LEVEL:
+            entry.order_level += abs(requested or 0.0)
+        elif kind == "PRODUCT":
+            line = by_ref.get(text(item.get("item_id"), 64))
+            if line is None:
+                continue  # an unknown line: its money is spread with the rest
+            if requested is None:
+                requested = (line.price or 0.0) * units
+            entry.lines.append(RefundLine(line.content_id, abs(requested), max(units, 0),
+                                          ref=line.ref))  # fmt: skip
+    return entry
 
 
 def _line(product: dict[str, Any]) -> Line:
@@ -182,4 +210,5 @@ def _line(product: dict[str, Any]) -> Line:
         name=text(product.get("name")),
         price=money(product.get("price_inc_tax")),
         quantity=quantity if isinstance(quantity, int) and not isinstance(quantity, bool) else 1,
+        ref=text(product.get("id"), 64),
     )

@@ -17,7 +17,22 @@
   - every refund the order lists gives ``Refund`` ``refund:<order id>:<refund
     id>`` with the refunded amount as a **negative** value, time = the refund's;
   - a cancelled (or fully refunded) order gives ``Refund`` ``refund:<order id>``
-    for the part of its value no listed refund covers.
+    for the part of its value no listed refund covers;
+  - a Refund's ``contents`` are the order lines it returns money for, each with
+    the content_id (and item_group_id, name, unit price) of the purchase line,
+    the units returned (0: money only) and two amounts: ``refunded``, what the
+    platform assigned to the line, and ``refunded_share``, the line's part of
+    money returned *without* lines (an amount-only refund, or lines that do not
+    add up to the money). That unassigned remainder is the refund's money less
+    its lines and the parts the platform books at order level (shipping, tax,
+    fees), spread over the order's lines in proportion to what is left of
+    their value (price × quantity less earlier refunds), in cents, the last
+    cent to the largest fractions, and never more than is left of them.
+    Shipping, tax and order-level discounts thus never land on a product.
+    Without the order's lines, the remainder stays at order level;
+  - a cancellation returns what is left of every line (units and value);
+    refunds the order shows after its cancellation has been stored are the
+    same money and are dropped (:attr:`Mapped.covered`).
 
   The events are derived from the order's *current state*, not from the
   transition a webhook reports, so deliveries that arrive late, twice or out of
@@ -111,10 +126,13 @@ class FetchJob(msgspec.Struct, frozen=True, kw_only=True):
 
 @dataclass(slots=True)
 class Mapped:
-    """Events made from an order; ``once`` lists those stored only the first time."""
+    """Events made from an order; ``once`` lists those stored only the first time;
+    ``covered`` maps a refund's event id to its order's cancellation: once that
+    is stored, the refund is the same money and is dropped."""
 
     events: list[dict[str, Any]] = field(default_factory=list)
     once: set[str] = field(default_factory=set)
+    covered: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -125,6 +143,9 @@ class Delivery:
     topic: str
     mapped: Mapped = field(default_factory=Mapped)
     job: FetchJob | None = None
+    # Instead of ``mapped``, when the pixel has a store API (base URL and token):
+    # a fetch that knows more than the body (WooCommerce's refund lines).
+    job_with_api: FetchJob | None = None
     note: str = ""  # why nothing is stored, when nothing is
 
 
@@ -310,6 +331,7 @@ class Line:
     price: float | None = None
     quantity: int = 1
     brand: str = ""
+    ref: str = ""  # the platform's id of the order line, which refunds name
 
 
 @dataclass(slots=True)
@@ -326,11 +348,37 @@ class Buyer:
 
 
 @dataclass(slots=True)
+class RefundLine:
+    """Money a refund returns for one order line (positive), as the platform
+    assigned it; ``content_id`` is derived the way the purchase line's is."""
+
+    content_id: str
+    amount: float
+    quantity: int = 0  # units returned
+    item_group_id: str = ""
+    name: str = ""
+    price: float | None = None
+    ref: str = ""  # the order line's id, when the refund names it that way
+    brand: str = ""
+
+
+@dataclass(slots=True)
 class RefundEntry:
     refund_id: str
     amount: float  # positive: money given back
     time: float
     learnt: bool = False  # ``time`` is when we learnt of it, not the platform's date
+    lines: list[RefundLine] = field(default_factory=list)
+    order_level: float = 0.0  # shipping, tax, fees: never a product's
+
+
+@dataclass(slots=True)
+class _Left:
+    """What is left of one order line: units and value, in cents."""
+
+    line: Line
+    units: int
+    cents: int
 
 
 @dataclass(slots=True)
@@ -376,10 +424,14 @@ def order_events(order: OrderState) -> Mapped:
             },
         )
     ]
+    left = [_Left(line, line.quantity, _cents((line.price or 0.0) * line.quantity))
+            for line in order.lines[:MAX_CONTENTS]]  # fmt: skip
     refunded = 0.0
+    cancel = refund_id(order.order_id)
     for entry in order.refunds:
         if entry.amount > _CENT:
             refunded += entry.amount
+            contents = refund_contents(entry, left)
             events.append(
                 refund_event(
                     order.order_id,
@@ -388,34 +440,131 @@ def order_events(order: OrderState) -> Mapped:
                     entry.amount,
                     order.currency,
                     order.buyer,
+                    contents,
                 )
             )
             if entry.learnt:
                 mapped.once.add(events[-1]["event_id"])
+            mapped.covered[events[-1]["event_id"]] = cancel
     if order.cancelled_at is not None and order.value is not None:
         rest = round(order.value - refunded, 4)
         if rest > _CENT:
+            contents = [
+                _refund_content(x.line, x.units, x.cents, 0) for x in left if x.units or x.cents
+            ]
             events.append(
                 refund_event(
-                    order.order_id, "", order.cancelled_at, rest, order.currency, order.buyer
+                    order.order_id,
+                    "",
+                    order.cancelled_at,
+                    rest,
+                    order.currency,
+                    order.buyer,
+                    contents,
                 )
             )
-            if order.cancel_learnt:
-                mapped.once.add(events[-1]["event_id"])
+            mapped.once.add(cancel)  # its amount depends on the refunds listed so far
     return mapped
 
 
+def refund_contents(entry: RefundEntry, left: list[_Left]) -> list[dict[str, Any]]:
+    """The refund's lines (rules in the module docstring); updates ``left``."""
+    by_id = {x.line.content_id: x for x in left}
+    by_ref = {x.line.ref: x for x in left if x.line.ref}
+    assigned: dict[str, list[int]] = {}  # content_id -> [units, cents by line, cents shared]
+    extra: list[RefundLine] = []  # lines the order (as known here) does not list
+    budget = max(_cents(entry.amount - entry.order_level), 0)
+    line_cents = [max(_cents(r.amount), 0) for r in entry.lines]
+    if sum(line_cents) > budget:  # the lines exceed the money: scale them to it
+        line_cents = _spread(budget, line_cents) if budget else [0] * len(line_cents)
+    used = 0
+    for refund_line, cents in zip(entry.lines, line_cents, strict=True):
+        target = by_ref.get(refund_line.ref) or by_id.get(refund_line.content_id)
+        if target is None and not refund_line.content_id:
+            continue  # a line we cannot name: its money is spread with the rest
+        if target is None:
+            extra.append(RefundLine(**{**_fields(refund_line), "amount": cents / 100}))
+            used += cents
+            continue
+        units, cents = min(refund_line.quantity, target.units), min(cents, target.cents)
+        target.units -= units
+        target.cents -= cents
+        used += cents
+        row = assigned.setdefault(target.line.content_id, [0, 0, 0])
+        row[0] += units
+        row[1] += cents
+    remainder = budget - used
+    weights = [max(x.cents, 0) for x in left]
+    if remainder > 0 and sum(weights) > 0:
+        # Never more than is left of the lines: the rest stays at order level.
+        spread = _spread(min(remainder, sum(weights)), weights)
+        for x, share in zip(left, spread, strict=True):
+            if share:
+                x.cents = max(x.cents - share, 0)
+                assigned.setdefault(x.line.content_id, [0, 0, 0])[2] += share
+    contents = [
+        _refund_content(x.line, *assigned[x.line.content_id])
+        for x in left
+        if x.line.content_id in assigned
+    ]
+    for r in extra:
+        line = Line(r.content_id, r.item_group_id, r.name, r.price, r.quantity, r.brand)
+        contents.append(_refund_content(line, r.quantity, _cents(r.amount), 0))
+    return contents[:MAX_CONTENTS]
+
+
+def _fields(line: RefundLine) -> dict[str, Any]:
+    return {name: getattr(line, name) for name in RefundLine.__dataclass_fields__}
+
+
+def _cents(amount: float) -> int:
+    return round(amount * 100)
+
+
+def _spread(total: int, weights: list[int]) -> list[int]:
+    """``total`` cents in proportion to ``weights``; the cents rounding leaves
+    go to the largest fractions (earlier lines first on ties)."""
+    whole = sum(weights)
+    exact = [total * w / whole for w in weights]
+    shares = [math.floor(e) for e in exact]
+    by_fraction = sorted(range(len(weights)), key=lambda i: (shares[i] - exact[i], i))
+    for i in by_fraction[: total - sum(shares)]:
+        shares[i] += 1
+    return shares
+
+
+def _refund_content(line: Line, units: int, by_line: int, shared: int) -> dict[str, Any]:
+    content = _content(line)
+    content["quantity"] = min(max(units, 0), MAX_QUANTITY)
+    content["refunded"] = by_line / 100
+    content["refunded_share"] = shared / 100
+    return content
+
+
 def refund_event(
-    order_id: str, refund: str, time: float, amount: float, currency: str, buyer: Buyer
+    order_id: str,
+    refund: str,
+    time: float,
+    amount: float,
+    currency: str,
+    buyer: Buyer,
+    contents: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A Refund: the amount given back as a negative value, so that summing
-    ``value`` over Purchase and Refund events nets revenue."""
+    ``value`` over Purchase and Refund events nets revenue; ``contents``, the
+    lines it returns money for (:func:`refund_contents`)."""
     return _event(
         REFUND,
         refund_id(order_id, refund),
         time,
         _user(buyer),
-        {"value": -abs(amount), "currency": currency, "order_id": order_id},
+        {
+            "value": -abs(amount),
+            "currency": currency,
+            "order_id": order_id,
+            "content_type": "product" if contents else None,
+            "contents": contents or None,
+        },
     )
 
 

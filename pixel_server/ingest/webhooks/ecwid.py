@@ -32,7 +32,10 @@ no currency: it is the store's, from ``GET {base}/api/v3/{storeId}/profile``
 * ``refunds[]`` (``{date, amount, ...}``, no ids) give ``refund:<id>:<n>``
   (1-based position in the list, which only grows); a ``REFUNDED`` or
   ``CANCELLED`` order gives ``refund:<id>`` for what they do not cover, at
-  ``updateTimestamp``, stored once.
+  ``updateTimestamp``, stored once. Ecwid's refunds name no lines (only an
+  amount; the order's ``refundedAmount`` is their sum): their money is spread
+  over the order's lines (the rule in :mod:`.common`), never beyond what is
+  left of them.
 """
 
 from __future__ import annotations

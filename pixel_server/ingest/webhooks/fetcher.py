@@ -1,4 +1,5 @@
-"""Asynchronous order fetches for webhooks that carry ids only (Ecwid, BigCommerce).
+"""Asynchronous order fetches for webhooks that carry ids only (Ecwid, BigCommerce)
+and for what a body lacks (WooCommerce's refund lines).
 
 The webhook is acknowledged as soon as its job is **durably queued**, so the
 platform never waits for the store API (platforms time out after a few seconds

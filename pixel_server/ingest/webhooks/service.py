@@ -18,7 +18,7 @@ import msgspec
 import orjson
 
 from pixel_server.ingest.service import Ingestor, Outcome
-from pixel_server.ingest.webhooks import bigcommerce, ecwid
+from pixel_server.ingest.webhooks import bigcommerce, ecwid, woocommerce
 from pixel_server.ingest.webhooks.common import Delivery, Mapped
 from pixel_server.ingest.webhooks.fetcher import FetchFn, OrderFetcher, RetryPolicy
 from pixel_server.ingest.webhooks.ledger import Ledger
@@ -33,7 +33,11 @@ log = logging.getLogger("pixel_server.webhooks")
 DELIVERY_TTL: Final = 72 * 3600.0
 #: Once-only events (refunds timed by when we learnt of them): about a year.
 ONCE_TTL: Final = 400 * 86400.0
-FETCHERS: Final[dict[str, FetchFn]] = {ecwid.NAME: ecwid.fetch, bigcommerce.NAME: bigcommerce.fetch}
+FETCHERS: Final[dict[str, FetchFn]] = {
+    ecwid.NAME: ecwid.fetch,
+    bigcommerce.NAME: bigcommerce.fetch,
+    woocommerce.NAME: woocommerce.fetch,
+}
 
 Status = Literal["stored", "queued", "ignored", "duplicate", "in_progress"]
 
@@ -102,9 +106,12 @@ class Webhooks:
             self.metrics.webhook_deliveries.labels(platform, "duplicate").inc()
             return Result("duplicate")
         self.ledger.claim(key)
+        job = delivery.job
+        if job is None and pixel.store_api_base and pixel.store_api_token:
+            job = delivery.job_with_api
         try:
-            if delivery.job is not None:
-                await self.fetcher.enqueue(msgspec.structs.replace(delivery.job, pixel_id=pixel.id))
+            if job is not None:
+                await self.fetcher.enqueue(msgspec.structs.replace(job, pixel_id=pixel.id))
                 result = Result("queued")
             elif delivery.mapped.events:
                 result = Result("stored", await self.store(pixel, delivery.mapped))
@@ -142,7 +149,11 @@ class Webhooks:
         return outcome
 
     def _stored_once(self, pixel: Pixel, event_id: str, mapped: Mapped) -> bool:
-        return event_id in mapped.once and self.ledger.state(_once_key(pixel, event_id)) == "done"
+        """Stored before (a once-only event), or covered by a cancellation stored before."""
+        keys = [event_id] if event_id in mapped.once else []
+        if event_id in mapped.covered:
+            keys.append(mapped.covered[event_id])
+        return any(self.ledger.state(_once_key(pixel, key)) == "done" for key in keys)
 
 
 def _once_key(pixel: Pixel, event_id: str) -> str:

@@ -26,7 +26,16 @@ Topics and rules (subscribe to ``orders/create``, ``orders/updated``,
   listed refunds do not cover (e.g. a voided authorisation).
 * ``refunds/create``: the body is a refund; its successful ``refund``
   transactions give ``refund:<order_id>:<id>`` (the same id as in the order's
-  ``refunds[]``, so both copies collapse).
+  ``refunds[]``, so both copies collapse). A refund whose money its lines and
+  shipping do not account for needs the order's lines to spread the rest: it
+  is mapped from the ``orders/updated`` delivery that follows (acknowledged
+  here with a note).
+* Refund lines (both topics): each ``refund_line_items[]`` entry names its
+  ``line_item`` (content_id derived as for the purchase line), ``quantity``
+  (units returned, whatever the ``restock_type``) and ``subtotal`` (money for
+  the line, after its discounts, before tax). At order level: the lines'
+  ``total_tax``, shipping (``refund_shipping_lines[]`` subtotal and tax, else
+  ``order_adjustments[]`` of kind ``shipping_refund``) and refunded duties.
 * Other topics are acknowledged and ignored.
 """
 
@@ -40,8 +49,10 @@ from pixel_server.ingest.webhooks.common import (
     Delivery,
     InvalidBody,
     Line,
+    Mapped,
     OrderState,
     RefundEntry,
+    RefundLine,
     body_hash,
     check_signature,
     header,
@@ -50,7 +61,9 @@ from pixel_server.ingest.webhooks.common import (
     obj,
     order_events,
     parse_json_object,
+    refund_contents,
     refund_event,
+    refund_id,
     text,
     unix_time,
 )
@@ -91,9 +104,7 @@ def parse(headers: Mapping[str, str], body: bytes) -> Delivery:
             status = text(data.get("financial_status"), 64) or "none"
             delivery.note = f"order {order.order_id} not placed (financial_status {status})"
     elif topic == REFUND_TOPIC:
-        delivery.mapped.events = refund_events(data)
-        if not delivery.mapped.events:
-            delivery.note = "refund without money returned"
+        delivery.mapped, delivery.note = refund_events(data)
     else:
         delivery.note = f"topic {topic or '(none)'} is not handled"
     return delivery
@@ -122,18 +133,34 @@ def order_state(order: dict[str, Any]) -> OrderState:
     )
 
 
-def refund_events(refund: dict[str, Any]) -> list[dict[str, Any]]:
+def refund_events(refund: dict[str, Any]) -> tuple[Mapped, str]:
+    """A ``refunds/create`` body: its Refund, or why none (and a note)."""
     order_id = numeric_id(refund.get("order_id"))
     if not order_id:
         raise InvalidBody("invalid_order", "the refund has no order_id", "order_id")
     entry = _refund_entry(refund)
+    mapped = Mapped()
     if entry is None:
-        return []
+        return mapped, "refund without money returned"
+    named = sum(r.amount for r in entry.lines if r.content_id)
+    unassigned = entry.amount - entry.order_level - named
+    if unassigned > 0.005:
+        # Spreading it needs the order's lines: orders/updated follows every refund.
+        return mapped, (
+            f"refund {entry.refund_id} returns {unassigned:.2f} not on named lines: "
+            "mapped from the order's orders/updated delivery"
+        )
     currency = next(
         (text(t.get("currency"), 8) for t in items(refund.get("transactions"))
          if t.get("currency")), "",
     )  # fmt: skip
-    return [refund_event(order_id, entry.refund_id, entry.time, entry.amount, currency, Buyer())]
+    contents = refund_contents(entry, [])
+    event = refund_event(
+        order_id, entry.refund_id, entry.time, entry.amount, currency, Buyer(), contents
+    )
+    mapped.events.append(event)
+    mapped.covered[event["event_id"]] = refund_id(order_id)
+    return mapped, ""
 
 
 def _refund_entry(refund: dict[str, Any]) -> RefundEntry | None:
@@ -146,7 +173,36 @@ def _refund_entry(refund: dict[str, Any]) -> RefundEntry | None:
     )
     if not refund_id or time is None or amount <= 0:
         return None  # a restock-only refund returns no money
-    return RefundEntry(refund_id, round(amount, 4), time)
+    lines = []
+    order_level = 0.0
+    for r in items(refund.get("refund_line_items")):
+        item = obj(r.get("line_item"))
+        quantity = _quantity(r)
+        line = _line({**item, "quantity": quantity}) if item else Line("")
+        subtotal = money(r.get("subtotal"))
+        if subtotal is None:
+            subtotal = (line.price or 0.0) * quantity
+        ref = numeric_id(r.get("line_item_id")) or line.ref
+        lines.append(RefundLine(line.content_id, subtotal, quantity, line.item_group_id,
+                                line.name, line.price, ref, line.brand))  # fmt: skip
+        order_level += money(r.get("total_tax")) or 0.0
+    shipping = items(refund.get("refund_shipping_lines"))
+    for s in shipping:
+        order_level += _shop_money(s.get("subtotal_amount_set")) + _shop_money(
+            s.get("tax_amount_set")
+        )
+    if not shipping:
+        for a in items(refund.get("order_adjustments")):
+            if a.get("kind") == "shipping_refund":  # negative: money back
+                order_level -= (money(a.get("amount")) or 0.0) + (money(a.get("tax_amount")) or 0.0)
+    order_level += _shop_money(refund.get("total_duties_set"))
+    return RefundEntry(refund_id, round(amount, 4), time, lines=lines,
+                       order_level=round(order_level, 4))  # fmt: skip
+
+
+def _shop_money(value: Any) -> float:
+    """The shop-currency amount of a Shopify MoneyBag (``{shop_money: {amount}}``)."""
+    return money(obj(obj(value).get("shop_money")).get("amount")) or 0.0
 
 
 def _quantity(line: dict[str, Any]) -> int:
@@ -163,6 +219,7 @@ def _line(line: dict[str, Any]) -> Line:
         price=money(line.get("price")),
         quantity=_quantity(line),
         brand=text(line.get("vendor"), 256),
+        ref=numeric_id(line.get("id")),
     )
 
 

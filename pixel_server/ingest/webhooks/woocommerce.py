@@ -26,32 +26,55 @@ API version v3): the body is the REST v3 order. Rules:
   a cancelled or refunded order gives ``refund:<id>`` for what they do not cover.
   Their time is ``date_modified_gmt`` of the first delivery that shows them
   (WooCommerce gives refunds no date in the order), and they are stored once.
+* Refund lines: the order's refund summaries have none. For a pixel with a
+  store API (base URL = the site, token = ``<consumer key>:<consumer
+  secret>``, sent as HTTP Basic auth), an order that lists refunds is fetched
+  in the background instead: ``GET {base}/wp-json/wc/v3/orders/{id}`` and
+  ``GET {base}/wp-json/wc/v3/orders/{id}/refunds``, whose refunds carry their
+  date (``date_created_gmt``, so they are no longer "learnt"), ``amount`` and
+  ``line_items[]`` (negative ``quantity`` and ``total``, the order line's id
+  in the ``_refunded_item_id`` meta); line tax, ``shipping_lines`` and
+  ``fee_lines`` stay at order level. Without a store API the summaries'
+  money is spread over the order's lines (the rule in :mod:`.common`). Keep
+  to one of the two for a shop: their refunds' times differ.
 """
 
 from __future__ import annotations
 
+import base64
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, MutableMapping
 from typing import Any, Final
+
+import httpx
 
 from pixel_server.ingest.webhooks.common import (
     Buyer,
     Delivery,
+    FetchError,
+    FetchJob,
     InvalidBody,
     Line,
+    Mapped,
     OrderState,
     RefundEntry,
+    RefundLine,
     body_hash,
     check_signature,
+    get_json,
     header,
     items,
     money,
     obj,
     order_events,
     parse_json_object,
+    safe_id,
+    store_api,
     text,
     unix_time,
 )
+from pixel_server.storage.pixels import Pixel
 
 NAME: Final = "woocommerce"
 SIGNATURE_HEADER: Final = "X-WC-Webhook-Signature"
@@ -82,7 +105,31 @@ def parse(headers: Mapping[str, str], body: bytes) -> Delivery:
     if not delivery.mapped.events:
         status = text(data.get("status"), 64) or "none"
         delivery.note = f"order {order.order_id} not placed (status {status})"
+    elif order.refunds:
+        now = time.time()
+        delivery.job_with_api = FetchJob(
+            platform=NAME, pixel_id="", store="site", order_id=safe_id(order.order_id, "id"),
+            delivery_id=delivery_id, topic=topic, due=now, queued_at=now,
+        )  # fmt: skip
     return delivery
+
+
+async def fetch(
+    http: httpx.AsyncClient, pixel: Pixel, job: FetchJob, cache: MutableMapping[str, Any]
+) -> Mapped:
+    """The order and its refund resources (with lines) from the REST API."""
+    base, token = store_api(pixel.store_api_base, pixel.store_api_token)
+    auth = {"authorization": "Basic " + base64.b64encode(token.encode()).decode()}
+    root = f"{base}/wp-json/wc/v3/orders/{job.order_id}"
+    order = await get_json(http, root, auth)
+    if not isinstance(order, dict):
+        raise FetchError("bad_response", "the WooCommerce order is not a JSON object")
+    state = order_state(order)
+    if state.refunds:
+        refunds = await get_json(http, f"{root}/refunds", auth)
+        modified = unix_time(order.get("date_modified_gmt")) or state.created
+        state.refunds = [e for r in items(refunds) if (e := _refund(r, modified))]
+    return order_events(state)
 
 
 def order_state(order: dict[str, Any]) -> OrderState:
@@ -112,13 +159,26 @@ def order_state(order: dict[str, Any]) -> OrderState:
 
 
 def _refund(refund: dict[str, Any], modified: float) -> RefundEntry | None:
+    """An order's refund summary (``total``), or a refund resource (``amount``)."""
     refund_id = text(refund.get("id"), 64)
-    amount = money(refund.get("total"))
+    amount = money(refund.get("amount")) if "amount" in refund else money(refund.get("total"))
     if not refund_id or amount is None or amount == 0:
         return None
     # The order's refund summary carries no date: the order's last change is
     # when we learnt of it, so the Refund is stored only the first time.
-    return RefundEntry(refund_id, abs(amount), modified, learnt=True)
+    dated = unix_time(refund.get("date_created_gmt"))
+    entry = RefundEntry(refund_id, abs(amount), dated or modified, learnt=dated is None)
+    for item in items(refund.get("line_items")):
+        ref = next((text(m.get("value"), 64) for m in items(item.get("meta_data"))
+                    if m.get("key") == "_refunded_item_id"), "")  # fmt: skip
+        line = _line(item)
+        entry.lines.append(RefundLine(line.content_id, abs(money(item.get("total")) or 0.0),
+                                      abs(line.quantity), ref=ref))  # fmt: skip
+        entry.order_level += abs(money(item.get("total_tax")) or 0.0)
+    for extra in items(refund.get("shipping_lines")) + items(refund.get("fee_lines")):
+        entry.order_level += abs(money(extra.get("total")) or 0.0)
+        entry.order_level += abs(money(extra.get("total_tax")) or 0.0)
+    return entry
 
 
 def _id(value: Any) -> str:
@@ -136,6 +196,7 @@ def _line(line: dict[str, Any]) -> Line:
         name=text(line.get("name")),
         price=money(line.get("price")),
         quantity=quantity if isinstance(quantity, int) and not isinstance(quantity, bool) else 1,
+        ref=text(line.get("id"), 64),
     )
 
 
