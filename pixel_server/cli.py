@@ -96,7 +96,7 @@ def _print_pixel(p: dict[str, Any]) -> None:
         if isinstance(value, list):
             value = ", ".join(value) or "-"
         elif isinstance(value, bool) and key in ("tiktok_access_token", "webhook_secret",
-                                                 "store_api_token"):  # fmt: skip
+                                                 "store_api_token", "feed_token"):  # fmt: skip
             value = "set" if value else "not set"
         print(f"{key:24} {value}")
     if "api_key" in p:
@@ -143,6 +143,9 @@ _PIXEL_OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
     ),
     ("--currency", "currency", {"help": "store currency (ISO 4217) for Ecwid"}),
     ("--click-window-days", "click_window_days", {"type": int}),
+    ("--tiktok-catalog-id", "tiktok_catalog_id", {"help": "push the catalog to this catalog"}),
+    ("--tiktok-bc-id", "tiktok_bc_id", {"help": "the Business Center owning that catalog"}),
+    ("--catalog-sync-hours", "catalog_sync_hours", {"type": int, "help": "full pull every N h"}),
 ]
 _PIXEL_FLAGS: list[tuple[str, str]] = [
     ("ip-truncation", "ip_truncation"),
