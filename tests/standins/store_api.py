@@ -75,6 +75,10 @@ class StoreApi:
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     api._handle(self)
 
+            def do_POST(self) -> None:  # GraphQL APIs (Shopify) read with POST
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    api._handle(self)
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # quiet tests
 
