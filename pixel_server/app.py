@@ -23,6 +23,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from pixel_server import dashboard, snippet_route
+from pixel_server.catalog import feed as catalog_feed
+from pixel_server.catalog.store import CatalogStore
 from pixel_server.config import Settings
 from pixel_server.errors import (
     ApiError,
@@ -86,6 +88,7 @@ class Runtime:
             server_horizon_s=settings.server_horizon_hours * 3600,
         )
         self.dedup = DedupIndex()
+        self.catalog = CatalogStore(self.database.client)
         self.wal: WriteAheadLog | None = None
         self.loader: Loader | None = None
         # TikTok forwarder; tests pass constructor options (short backoffs, timeouts).
@@ -406,6 +409,7 @@ def create_app(settings: Settings, *, database: str | None = None) -> Starlette:
         *api.routes(),
         *webhook_routes(),
         *snippet_route.routes(),
+        *catalog_feed.routes(runtime.registry, runtime.catalog),
         *dashboard.routes(settings.demo),
     ]
     app = Starlette(

@@ -25,6 +25,7 @@ from pixel_server.storage.client import DataDirInUse, StorageError, parse_url
 from pixel_server.storage.pixels import PLATFORMS, ROLES, RegistryError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+SLOW_OPERATIONS = {"catalog.sync": 3600}  # seconds the CLI waits for the running server
 
 
 class CommandError(Exception):
@@ -70,7 +71,7 @@ def _via_admin_api(settings: Settings, op: str, args: dict[str, Any]) -> Any:
             f"{url}/admin/v1/{op}",
             content=orjson.dumps(args),
             headers={"x-admin-secret": secret, "content-type": "application/json"},
-            timeout=60,
+            timeout=SLOW_OPERATIONS.get(op, 60),
         )
     except httpx.HTTPError as exc:
         raise CommandError(f"the running server at {url} did not answer: {exc}") from None
@@ -290,6 +291,12 @@ def cmd_deliveries(settings: Settings, ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_catalog(settings: Settings, ns: argparse.Namespace) -> int:
+    from pixel_server.catalog import cli as catalog_cli
+
+    return catalog_cli.run(settings, ns, run_operation)
+
+
 def _install_target(settings: Settings, ns: argparse.Namespace) -> tuple[dict[str, Any], str]:
     pixel = run_operation(settings, "pixel.show", {"id": ns.pixel})
     return pixel, f"{settings.base_url}/p/{pixel['id']}.js"
@@ -405,6 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
     for p in deliveries.choices.values():
         p.add_argument("--json", action="store_true", help="print JSON")
         p.set_defaults(func=cmd_deliveries)
+    from pixel_server.catalog import cli as catalog_cli
+
+    catalog_cli.add_parser(sub, cmd_catalog)
     return parser
 
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pixel_server.catalog import operations as catalog_operations
 from pixel_server.storage.database import Database
 from pixel_server.storage.pixels import PixelStore, RegistryError
 
@@ -133,5 +134,7 @@ OPERATIONS: dict[str, Operation] = {
     "migrate": _migrate,
     "deliveries.list": _deliveries_list,
     "deliveries.replay": _deliveries_replay,
+    **catalog_operations.OPERATIONS,
 }
-READ_ONLY = {"pixel.list", "pixel.show", "token.list", "migrate", "deliveries.list"}
+READ_ONLY = {"pixel.list", "pixel.show", "token.list", "migrate", "deliveries.list",
+             *catalog_operations.READ_ONLY}  # fmt: skip

@@ -245,6 +245,29 @@ class CatalogStore:
         return {r[0]: _item(r) for r in result.result_rows}
 
 
+_MATCH = """
+SELECT content_id, uniqExact(event, event_id) AS events,
+       content_id IN (SELECT sku_id FROM catalog_items FINAL
+                      WHERE pixel_id = {p:String} AND NOT deleted AND length(problems) = 0)
+FROM events ARRAY JOIN contents.content_id AS content_id
+WHERE pixel_id = {p:String} AND event IN ('ViewContent', 'AddToCart', 'Purchase')
+  AND event_time >= {start:DateTime64(3)} AND event_time < {end:DateTime64(3)}
+  AND content_id != ''
+GROUP BY content_id
+ORDER BY events DESC, content_id
+"""
+
+
+def match_rows(
+    client: Client, pixel_id: str, start: datetime, end: datetime
+) -> list[tuple[str, int, bool]]:
+    """(content_id, events naming it, is a valid catalog item) for the pixel's
+    ViewContent, AddToCart and Purchase events in [start, end); copies of one
+    event from several sources count once."""
+    result = client.query(_MATCH, parameters={"p": pixel_id, "start": start, "end": end})
+    return [(c, int(n), bool(m)) for c, n, m in result.result_rows]
+
+
 def _item(row: Sequence[Any]) -> Item:
     values = dict(zip(ITEM_FIELDS, row, strict=True))
     values["additional_image_links"] = tuple(values["additional_image_links"])

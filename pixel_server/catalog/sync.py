@@ -54,11 +54,12 @@ class CatalogSync:
         self._source_for = source_for
         self.pacing = pacing
 
-    def full(self, pixel: Pixel) -> SyncRun:
+    def full(self, pixel: Pixel, rewrite: bool = False) -> SyncRun:
+        """A full pull; ``rewrite`` writes every item again, changed or not."""
         run = SyncRun(pixel.id, uuid.uuid4().hex, "full")
         self.store.record(run)
         try:
-            self._pull(pixel, run)
+            self._pull(pixel, run, rewrite)
             run.status = "ok"
         except (SourceError, StorageError) as exc:
             run.status, run.error = "failed", str(exc)
@@ -67,7 +68,7 @@ class CatalogSync:
         self.store.record(run)
         return run
 
-    def _pull(self, pixel: Pixel, run: SyncRun) -> None:
+    def _pull(self, pixel: Pixel, run: SyncRun, rewrite: bool) -> None:
         live = self.store.live(pixel.id)
         seen: set[str] = set()
         staged: list[Stored] = []
@@ -86,7 +87,7 @@ class CatalogSync:
                             continue  # the first item with a sku_id is the one TikTok keeps
                         seen.add(item.sku_id)
                         run.invalid += bool(reasons)
-                        if live.get(item.sku_id, ("",))[0] != item.content_hash():
+                        if rewrite or live.get(item.sku_id, ("",))[0] != item.content_hash():
                             staged.append(Stored(item, reasons))
                             run.changed += 1
                 if len(staged) >= STAGE_ROWS:
