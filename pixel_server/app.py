@@ -24,7 +24,10 @@ from starlette.routing import BaseRoute, Route
 
 from pixel_server import dashboard, snippet_route
 from pixel_server.catalog import feed as catalog_feed
+from pixel_server.catalog import webhooks as catalog_webhooks
+from pixel_server.catalog.schedule import CatalogSchedule
 from pixel_server.catalog.store import CatalogStore
+from pixel_server.catalog.sync import CatalogSync
 from pixel_server.config import Settings
 from pixel_server.errors import (
     ApiError,
@@ -89,6 +92,8 @@ class Runtime:
         )
         self.dedup = DedupIndex()
         self.catalog = CatalogStore(self.database.client)
+        self.catalog_sync = CatalogSync(self.catalog)
+        self.catalog_schedule = CatalogSchedule(self.registry.all, self.catalog_sync)
         self.wal: WriteAheadLog | None = None
         self.loader: Loader | None = None
         # TikTok forwarder; tests pass constructor options (short backoffs, timeouts).
@@ -229,6 +234,7 @@ class Runtime:
         )
         await self._webhooks.start()
         self.warmer.start()
+        self.catalog_schedule.start()
         self._tasks.append(asyncio.create_task(self._maintain()))
         self._write_admin_files()
 
@@ -288,6 +294,7 @@ class Runtime:
 
     async def stop(self) -> None:
         await anyio.to_thread.run_sync(self.warmer.stop)
+        await anyio.to_thread.run_sync(self.catalog_schedule.stop)
         if self._webhooks is not None:  # first: its fetches write to the event log
             await self._webhooks.stop()
         if self.loader is not None:
@@ -410,6 +417,9 @@ def create_app(settings: Settings, *, database: str | None = None) -> Starlette:
         *webhook_routes(),
         *snippet_route.routes(),
         *catalog_feed.routes(runtime.registry, runtime.catalog),
+        *catalog_webhooks.routes(
+            runtime.registry, runtime.catalog_sync, runtime.metrics.webhooks_rejected
+        ),
         *dashboard.routes(settings.demo),
     ]
     app = Starlette(
