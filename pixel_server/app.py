@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute, Route
 from pixel_server import dashboard, snippet_route
 from pixel_server.catalog import feed as catalog_feed
 from pixel_server.catalog import webhooks as catalog_webhooks
+from pixel_server.catalog.push import CatalogPush
 from pixel_server.catalog.schedule import CatalogSchedule
 from pixel_server.catalog.store import CatalogStore
 from pixel_server.catalog.sync import CatalogSync
@@ -93,7 +94,10 @@ class Runtime:
         self.dedup = DedupIndex()
         self.catalog = CatalogStore(self.database.client)
         self.catalog_sync = CatalogSync(self.catalog)
-        self.catalog_schedule = CatalogSchedule(self.registry.all, self.catalog_sync)
+        self.catalog_push = CatalogPush(self.catalog)
+        self.catalog_schedule = CatalogSchedule(
+            self.registry.all, self.catalog_sync, self.catalog_push
+        )
         self.wal: WriteAheadLog | None = None
         self.loader: Loader | None = None
         # TikTok forwarder; tests pass constructor options (short backoffs, timeouts).
@@ -418,7 +422,10 @@ def create_app(settings: Settings, *, database: str | None = None) -> Starlette:
         *snippet_route.routes(),
         *catalog_feed.routes(runtime.registry, runtime.catalog),
         *catalog_webhooks.routes(
-            runtime.registry, runtime.catalog_sync, runtime.metrics.webhooks_rejected
+            runtime.registry,
+            runtime.catalog_sync,
+            runtime.metrics.webhooks_rejected,
+            runtime.catalog_push,
         ),
         *dashboard.routes(settings.demo),
     ]

@@ -26,6 +26,7 @@ def add_parser(sub: Any, func: Callable[[Settings, argparse.Namespace], int]) ->
     ).add_subparsers(dest="catalog_command", required=True)
     sync = catalog.add_parser("sync", help="pull the store's whole catalog now")
     sync.add_argument("--full", action="store_true", help="write every item again")
+    catalog.add_parser("push", help="upload what changed to TikTok's Catalog API now")
     catalog.add_parser("status", help="last syncs, counts, invalid items, match rate")
     catalog.add_parser("feed-url", help="the URL to register in TikTok's catalog manager")
     catalog.add_parser("rotate-feed-token", help="a new feed URL (the old one stops working)")
@@ -49,21 +50,28 @@ def run(settings: Settings, ns: argparse.Namespace, run_operation: RunOperation)
         result["url"] = settings.base_url + result["path"]
     if ns.json:
         _json(result)
-    elif ns.catalog_command == "sync":
+    elif ns.catalog_command in ("sync", "push"):
         _print_run(result)
     elif ns.catalog_command == "status":
         _print_status(result)
     else:
         _print_feed(result)
-    if ns.catalog_command == "sync" and result["status"] != "ok":
+    if ns.catalog_command in ("sync", "push") and result["status"] != "ok":
         return EXIT_FAILED
     return EXIT_OK
 
 
 def _print_run(r: dict[str, Any]) -> None:
-    print(f"sync {r['status']}: {r['products']} products, {r['variants']} variants, "
-          f"{r['changed']} changed, {r['deleted']} deleted, {r['invalid']} invalid")  # fmt: skip
-    if r["error"]:
+    if r["kind"] == "push":
+        print(f"push {r['status']}: {r['changed']} uploaded, {r['deleted']} deleted, "
+              f"{r['invalid']} rejected by TikTok")  # fmt: skip
+    else:
+        print(f"sync {r['status']}: {r['products']} products, {r['variants']} variants, "
+              f"{r['changed']} changed, {r['deleted']} deleted, "
+              f"{r['invalid']} invalid")  # fmt: skip
+    if r["error"] and r["kind"] == "push":
+        print(f"error: {r['error']} (what was not sent goes with the next push)")
+    elif r["error"]:
         print(f"error: {r['error']} (the catalog was left as it was)")
 
 
@@ -84,6 +92,8 @@ def _print_status(s: dict[str, Any]) -> None:
             print(f"  not in the catalog: {u['content_id']} ({u['events']} events)")
     for i in s["invalid_items"]:
         print(f"invalid {i['sku_id']}: {', '.join(i['problems'])}")
+    for r in s["rejected_by_tiktok"]:
+        print(f"rejected by TikTok {r['sku_id']}: {r['tiktok_code']} {r['tiktok_message']}")
 
 
 def _print_feed(f: dict[str, Any]) -> None:

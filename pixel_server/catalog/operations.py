@@ -6,6 +6,7 @@ server's admin API. Each takes and returns plain JSON values.
   item again); the run's counts, or its error;
 * ``catalog.status`` ``{pixel}``: the last runs, item counts, invalid items
   with their reasons, and the match rate of the last 7 days;
+* ``catalog.push`` ``{pixel}``: upload what changed to TikTok's Catalog API;
 * ``catalog.feed_url`` ``{pixel}``: the feed's path; with its token only when
   this call created the token (it is stored hashed, so it is shown once);
 * ``catalog.rotate_feed_token`` ``{pixel}``: a new token (the old feed URL
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from pixel_server.catalog.match import match_rate
+from pixel_server.catalog.push import CatalogPush
 from pixel_server.catalog.store import CatalogStore
 from pixel_server.catalog.sync import CatalogSync
 
@@ -42,6 +44,10 @@ def sync(m: Management, args: dict[str, Any]) -> dict[str, Any]:
     return run.public()
 
 
+def push(m: Management, args: dict[str, Any]) -> dict[str, Any]:
+    return CatalogPush(_store(m)).push(m.store.get(args["pixel"])).public()
+
+
 def status(m: Management, args: dict[str, Any]) -> dict[str, Any]:
     pixel = m.store.get(args["pixel"])
     store = _store(m)
@@ -49,6 +55,11 @@ def status(m: Management, args: dict[str, Any]) -> dict[str, Any]:
         "pixel_id": pixel.id,
         "counts": store.counts(pixel.id),
         "last_runs": [r.public() for r in store.runs(pixel.id, limit=5)],
+        "rejected_by_tiktok": [
+            {k: r[k] for k in ("sku_id", "tiktok_code", "tiktok_message")}
+            for r in store.push_log(pixel.id, 200)
+            if r["outcome"] == "rejected"
+        ][:20],
         "invalid_items": store.invalid(pixel.id, limit=int(args.get("limit", 20))),
         "match_rate": match_rate(m.database.client(), pixel.id).public(),
         "feed_token": bool(pixel.feed_token_hash),
@@ -70,6 +81,7 @@ def rotate_feed_token(m: Management, args: dict[str, Any]) -> dict[str, Any]:
 
 OPERATIONS: Final[dict[str, Callable[[Management, dict[str, Any]], Any]]] = {
     "catalog.sync": sync,
+    "catalog.push": push,
     "catalog.status": status,
     "catalog.feed_url": feed_url,
     "catalog.rotate_feed_token": rotate_feed_token,

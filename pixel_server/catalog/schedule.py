@@ -3,8 +3,10 @@
 A background thread looks every ``check_every`` seconds for pixels whose last
 full pull started more than ``catalog_sync_hours`` ago (a pixel setting;
 default 24, 0 turns it off) and whose store is configured (platform with a
-catalog API, store id and token), and pulls them one after another. A failed
-pull is tried again at the next check after an hour, not in a tight loop.
+catalog API, store id and token), and pulls them one after another; a pixel
+with a TikTok catalog then gets what changed pushed
+(:mod:`pixel_server.catalog.push`). A failed pull is tried again at the next
+check after an hour, not in a tight loop.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Final
 
+from pixel_server.catalog import push
 from pixel_server.catalog.store import SyncRun
 from pixel_server.catalog.sync import CatalogSync
 from pixel_server.storage.pixels import Pixel
@@ -35,10 +38,12 @@ class CatalogSchedule:
         self,
         pixels: Callable[[], Iterable[Pixel]],
         sync: CatalogSync,
+        pusher: push.CatalogPush | None = None,
         check_every: float = 60.0,
     ) -> None:
         self._pixels = pixels
         self._sync = sync
+        self._push = pusher
         self.check_every = check_every
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -61,7 +66,12 @@ class CatalogSchedule:
         return out
 
     def run_once(self, now: float | None = None) -> list[SyncRun]:
-        return [self._sync.full(p) for p in self.due(now or time.time())]
+        runs = []
+        for pixel in self.due(now or time.time()):
+            runs.append(self._sync.full(pixel))
+            if self._push is not None and push.configured(pixel) and runs[-1].status == "ok":
+                runs.append(self._push.push(pixel))
+        return runs
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="catalog-schedule", daemon=True)

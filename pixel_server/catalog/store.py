@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, astuple, dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
@@ -75,6 +75,26 @@ class SyncRun:
 
 
 _SYNC_COLUMNS: Final = tuple(f.name for f in fields(SyncRun))
+
+
+@dataclass(frozen=True, slots=True)
+class PushAttempt:
+    """One item's part in one Catalog API request (a ``catalog_pushes`` row)."""
+
+    pixel_id: str
+    sku_id: str
+    content_hash: str
+    action: str  # upload, delete
+    outcome: str  # sent, retrying, rejected, dead
+    attempt: int
+    http_status: int
+    tiktok_code: int
+    tiktok_message: str
+    request_id: str
+    attempted_at: datetime
+
+
+_PUSH_COLUMNS: Final = tuple(f.name for f in fields(PushAttempt))
 
 
 def _iso(seconds: float) -> str:
@@ -151,6 +171,39 @@ class CatalogStore:
             ("pixel_id", "version", "deleted", "sync_id", "updated_at", *_ITEM_COLUMNS),
             rows,
         )
+
+    # ------------------------------------------------------ Catalog API push
+
+    def push_state(self, pixel_id: str) -> dict[str, tuple[str, bool]]:
+        """sku_id → (content hash, valid) of the pixel's current items."""
+        result = self._client().query(
+            f"SELECT sku_id, content_hash, length(problems) = 0 FROM {_LIVE}",
+            parameters={"p": pixel_id},
+        )
+        return {s: (h, bool(v)) for s, h, v in result.result_rows}
+
+    def pushed(self, pixel_id: str) -> dict[str, tuple[str, str, str]]:
+        """sku_id → (content hash, action, outcome) of each item's latest final
+        push outcome (sent or rejected)."""
+        result = self._client().query(
+            "SELECT sku_id, argMax(content_hash, attempted_at), argMax(action, attempted_at), "
+            "argMax(outcome, attempted_at) FROM catalog_pushes WHERE pixel_id = {p:String} "
+            "AND outcome IN ('sent', 'rejected') GROUP BY sku_id",
+            parameters={"p": pixel_id},
+        )
+        return {s: (h, a, o) for s, h, a, o in result.result_rows}
+
+    def record_pushes(self, rows: list[PushAttempt]) -> None:
+        if rows:
+            self._insert("catalog_pushes", _PUSH_COLUMNS, [list(astuple(r)) for r in rows])
+
+    def push_log(self, pixel_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        result = self._client().query(
+            f"SELECT {', '.join(_PUSH_COLUMNS)} FROM catalog_pushes WHERE pixel_id = {{p:String}} "
+            "ORDER BY attempted_at DESC, sku_id LIMIT {n:UInt32}",
+            parameters={"p": pixel_id, "n": limit},
+        )
+        return [dict(zip(_PUSH_COLUMNS, r, strict=True)) for r in result.result_rows]
 
     # --------------------------------------------------------- sync runs
 

@@ -21,7 +21,9 @@ admin API and writes what it finds (:meth:`CatalogSync.product`): a product
 the store no longer has, or has hidden, is deleted. So a delivery that arrives
 late, twice or out of order still converges on the store's state, and a
 replayed Ecwid signature (which does not cover the body) can only make us
-read the truth again. The answer is 200 once the catalog is written; when the
+read the truth again. A pixel with a TikTok catalog then gets the change
+pushed in the background (after the answer). The answer is 200 once the
+catalog is written; when the
 store's API fails it is 503 with Retry-After, so the platform delivers again.
 """
 
@@ -32,11 +34,13 @@ from typing import Any, Final
 
 import anyio
 from prometheus_client import Counter
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from pixel_server.catalog.feed import PixelLookup
+from pixel_server.catalog.push import CatalogPush, configured
 from pixel_server.catalog.sync import CatalogSync
 from pixel_server.errors import ApiError
 from pixel_server.ingest.http import read_body
@@ -74,7 +78,9 @@ def product_id(platform: str, pixel: Pixel, headers: Mapping[str, str], body: by
     return safe_id(shopify.numeric_id(data.get("id")), "id")
 
 
-def routes(pixels: PixelLookup, sync: CatalogSync, rejected: Counter) -> list[BaseRoute]:
+def routes(
+    pixels: PixelLookup, sync: CatalogSync, rejected: Counter, pusher: CatalogPush | None = None
+) -> list[BaseRoute]:
     """``rejected``: the counter of refused webhooks, labelled (platform, reason)."""
 
     async def receive(request: Request) -> Response:
@@ -112,7 +118,10 @@ def routes(pixels: PixelLookup, sync: CatalogSync, rejected: Counter) -> list[Ba
         answer: dict[str, Any] = {"status": "ok", "product_id": pid,
                                   "topic": _topic(name, headers, body),
                                   "changed": run.changed, "deleted": run.deleted}  # fmt: skip
-        return JSONResponse(answer)
+        background = None
+        if pusher is not None and configured(pixel) and (run.changed or run.deleted):
+            background = BackgroundTask(anyio.to_thread.run_sync, pusher.push, pixel)
+        return JSONResponse(answer, background=background)
 
     return [Route("/webhooks/{platform}/{pixel_id}/catalog", receive, methods=["POST"])]
 
