@@ -58,3 +58,16 @@ def test_sync_runs_keep_their_latest_state(catalog: CatalogStore) -> None:
     [latest] = catalog.runs("px")
     assert (latest.status, latest.changed) == ("ok", 7)
     assert latest.finished_at == pytest.approx(run.finished_at, abs=0.001)
+
+
+def test_the_feed_csv_pages_cover_every_valid_item_once(catalog: CatalogStore) -> None:
+    import csv
+    import io
+
+    catalog.write("px", [Stored(item(s, sale_price=Decimal("8.50"))) for s in "abcde"]
+                  + [Stored(item("f", link="/f"), ("bad_link",))])  # fmt: skip
+    catalog.write("px", [], [("c", "1")])
+    chunks = list(catalog.feed_csv_pages("px", ["sku_id", "price", "sale_price"], page_rows=2))
+    assert len(chunks) == 2
+    rows = list(csv.reader(io.StringIO(b"".join(chunks).decode())))
+    assert rows == [[s, "10.00 USD", "8.50 USD"] for s in "abde"]

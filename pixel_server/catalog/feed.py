@@ -13,9 +13,9 @@ The body is CSV (RFC 4180, UTF-8, header row) with one row per valid item
 additional images comma-separated in one field. Invalid items are left out
 (``pixel-server catalog status`` lists them).
 
-It is streamed: items are read from ClickHouse a page at a time
-(:meth:`~pixel_server.catalog.store.CatalogStore.feed_pages`) and written as
-they come, gzip-compressed on the fly when the client accepts it, so memory
+It is streamed: ClickHouse writes the CSV a page of items at a time
+(:meth:`~pixel_server.catalog.store.CatalogStore.feed_csv_pages`), sent as it
+comes, gzip-compressed on the fly when the client accepts it, so memory
 stays flat whatever the catalog's size. ``ETag`` (from the highest row version
 and row count of the pixel's catalog: it changes on every write) and
 ``Last-Modified`` make an unchanged feed a ``304`` for ``If-None-Match`` /
@@ -24,8 +24,6 @@ and row count of the pixel's catalog: it changes on every write) and
 
 from __future__ import annotations
 
-import csv
-import io
 import zlib
 from collections.abc import AsyncIterator, Iterator
 from email.utils import formatdate, parsedate_to_datetime
@@ -37,7 +35,6 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from pixel_server import credentials
-from pixel_server.catalog.model import Item
 from pixel_server.catalog.store import CatalogStore, FeedState
 from pixel_server.errors import ApiError
 from pixel_server.storage.pixels import Pixel
@@ -55,31 +52,10 @@ class PixelLookup(Protocol):
     def get(self, pixel_id: str) -> Pixel | None: ...
 
 
-def feed_row(item: Item) -> list[str]:
-    def money(value: object) -> str:
-        return f"{value} {item.currency}" if value is not None else ""
-
-    return [
-        item.sku_id, item.title, item.description, item.availability, item.condition,
-        money(item.price), item.link, item.image_link, item.brand,
-        item.item_group_id, money(item.sale_price), ",".join(item.additional_image_links),
-        item.google_product_category, item.product_type, item.color, item.size,
-        item.material, item.pattern, item.gender, item.gtin, item.mpn,
-    ]  # fmt: skip
-
-
-def csv_chunks(pages: Iterator[list[Item]]) -> Iterator[bytes]:
-    """The header, then one chunk per page of items."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    for page in pages:
-        writer.writerows(feed_row(i) for i in page)
-        yield buffer.getvalue().encode()
-        buffer.seek(0)
-        buffer.truncate()
-    if buffer.tell():
-        yield buffer.getvalue().encode()
+def csv_chunks(store: CatalogStore, pixel_id: str) -> Iterator[bytes]:
+    """The header, then one chunk of rows per page of items."""
+    yield (",".join(COLUMNS) + "\n").encode()
+    yield from store.feed_csv_pages(pixel_id, COLUMNS)
 
 
 def _gzip(chunks: Iterator[bytes]) -> Iterator[bytes]:
@@ -127,7 +103,7 @@ def routes(pixels: PixelLookup, store: CatalogStore) -> list[BaseRoute]:
         }
         if _not_modified(request, etag, state):
             return Response(status_code=304, headers=headers)
-        chunks = csv_chunks(store.feed_pages(pixel.id))
+        chunks = csv_chunks(store, pixel.id)
         if gzip:
             chunks = _gzip(chunks)
             headers["content-encoding"] = "gzip"

@@ -21,12 +21,13 @@ all four platforms.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal, InvalidOperation
 from html.parser import HTMLParser
 from typing import Any, Final
@@ -83,10 +84,14 @@ class Item:
     def content_hash(self) -> str:
         """Changes exactly when a field TikTok sees changes."""
         digest = hashlib.sha256()
-        for value in asdict(self).values():
+        for name in _FIELD_NAMES:
+            value = getattr(self, name)
             digest.update(repr(value).encode())
             digest.update(b"\x1f")
         return digest.hexdigest()[:32]
+
+
+_FIELD_NAMES: Final = tuple(f.name for f in fields(Item))
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +223,12 @@ def plain_text(value: Any, limit: int, *, single_line: bool = False) -> str:
     """Plain text from HTML (or text), at most ``limit`` characters, cut at a word."""
     if not isinstance(value, str) or not value:
         return ""
+    return _plain_text(value, limit, single_line)
+
+
+# A product's variants share its description: parse it once, not once per variant.
+@functools.lru_cache(maxsize=1024)
+def _plain_text(value: str, limit: int, single_line: bool) -> str:
     if "<" in value:
         parser = _Text()
         parser.feed(value)

@@ -29,8 +29,18 @@ from pixel_server.catalog.model import Item
 
 ITEM_FIELDS: Final = tuple(f.name for f in fields(Item))
 _ITEM_COLUMNS: Final = (*ITEM_FIELDS, "problems", "content_hash")
+_IMAGES: Final = ITEM_FIELDS.index("additional_image_links")
 _LIVE: Final = "catalog_items FINAL WHERE pixel_id = {p:String} AND NOT deleted"
 PAGE_ROWS: Final = 5000
+# TikTok's feed columns as SQL over catalog_items: prices as "49.90 USD",
+# additional images comma-separated in one field.
+_MONEY: Final = "if(isNull({0}), '', concat(toDecimalString(assumeNotNull({0}), 2), ' ', currency))"
+FEED_EXPRESSIONS: Final = {
+    **{c: c for c in ITEM_FIELDS},
+    "price": _MONEY.format("price"),
+    "sale_price": _MONEY.format("sale_price"),
+    "additional_image_link": "arrayStringConcat(additional_image_links, ',')",
+}
 INSERT_ROWS: Final = 5000
 
 
@@ -42,9 +52,9 @@ class Stored:
     problems: tuple[str, ...] = ()
 
     def row(self) -> list[Any]:
-        values = asdict(self.item)
-        values["additional_image_links"] = list(self.item.additional_image_links)
-        return [*(values[c] for c in ITEM_FIELDS), list(self.problems), self.item.content_hash()]
+        values = [getattr(self.item, c) for c in ITEM_FIELDS]
+        values[_IMAGES] = list(values[_IMAGES])
+        return [*values, list(self.problems), self.item.content_hash()]
 
 
 def _tombstone(sku_id: str, group: str) -> list[Any]:
@@ -286,6 +296,39 @@ class CatalogStore:
             if len(rows) < page_rows:
                 return
             after = rows[-1][0]
+
+    def feed_csv_pages(
+        self, pixel_id: str, columns: Sequence[str], page_rows: int = PAGE_ROWS
+    ) -> Iterator[bytes]:
+        """The pixel's valid items as CSV rows (no header) of TikTok's feed
+        ``columns``, in sku_id order, one chunk per page. ClickHouse writes the
+        CSV (RFC 4180 quoting): formatting 100k rows in Python costs ten times
+        as much."""
+        select = ", ".join(f"{FEED_EXPRESSIONS[c]} AS {c}" for c in columns)
+        where = f"{_LIVE} AND length(problems) = 0 AND sku_id > {{a:String}}"
+        after = ""
+        while True:
+            params = {"p": pixel_id, "a": after, "n": page_rows}
+            last = (
+                self._client()
+                .query(
+                    f"SELECT max(sku_id), count() FROM (SELECT sku_id FROM {where} "
+                    "ORDER BY sku_id LIMIT {n:UInt32})",
+                    parameters=params,
+                )
+                .result_rows[0]
+            )
+            if not last[1]:
+                return
+            chunk = self._client().raw_query(
+                f"SELECT {select} FROM {where} AND sku_id <= {{b:String}} ORDER BY sku_id "
+                "FORMAT CSV",
+                parameters={**params, "b": last[0]},
+            )
+            yield chunk
+            if last[1] < page_rows:
+                return
+            after = last[0]
 
     def items(self, pixel_id: str, sku_ids: Sequence[str]) -> dict[str, Item]:
         """Current items by sku_id (deleted ones are absent)."""
