@@ -137,3 +137,26 @@ def test_the_periodic_pull_runs_when_due(client: TestClient) -> None:
         assert schedule.run_once(now + 100 * 3600) == []  # turned off
     finally:
         api.stop()
+
+
+def test_a_product_webhook_pushes_the_change_to_tiktok(client: TestClient) -> None:
+    from tests.standins.tiktok_api import TikTokStandIn
+
+    api = standin("shopify").start()
+    try:
+        with TikTokStandIn({"tt-token": None}) as tiktok:
+            stored = tiktok.catalog.add_catalog("9001", "7001")
+            s = Shop(client, "shopify", api)
+            s.runtime.management.run("pixel.update", {
+                "id": s.pixel["id"], "tiktok_api_base": tiktok.base_url,
+                "tiktok_access_token": "tt-token", "tiktok_catalog_id": "7001",
+                "tiktok_bc_id": "9001",
+            })  # fmt: skip
+            s.runtime.management.run("catalog.sync", {"pixel": s.pixel["id"]})
+            api.products[MUG_ID].price = Decimal("9.50")
+            assert s.send(MUG_ID, "updated").status_code == 200
+            # The push runs after the answer (the test client waits for it).
+            assert stored["MUG-1"]["sale_price"] == {"sale_price": "9.50", "currency": "USD"}
+            assert len(stored) == 71
+    finally:
+        api.stop()
