@@ -13,6 +13,8 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from pixel_server import dashboard, health, snippet_route
+from pixel_server.catalog import feed as catalog_feed
+from pixel_server.catalog import webhooks as catalog_webhooks
 from pixel_server.config import Settings
 from pixel_server.connect import woo_plugin
 from pixel_server.console import Console
@@ -93,6 +95,13 @@ def create_app(
         *dashboard.routes(console.gate, console.pages, console.setup_steps, reports),
         *console.routes(),
         *woo_plugin.routes(runtime.registry, settings.base_url),
+        *catalog_feed.routes(runtime.registry, runtime.catalog),
+        *catalog_webhooks.routes(
+            runtime.registry,
+            runtime.catalog_sync,
+            runtime.metrics.webhooks_rejected,
+            runtime.catalog_push,
+        ),
     ]
     if settings.demo:
         routes += DemoStore(

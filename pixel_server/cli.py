@@ -25,6 +25,7 @@ from pixel_server.storage.client import DataDirInUse, StorageError, parse_url
 from pixel_server.storage.pixels import PLATFORMS, ROLES, RegistryError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+SLOW_OPERATIONS = {"catalog.sync": 3600}  # seconds the CLI waits for the running server
 
 
 class CommandError(Exception):
@@ -62,7 +63,7 @@ def _via_admin_api(settings: Settings, op: str, args: dict[str, Any]) -> Any:
     deadline = time.monotonic() + 10
     while True:  # a server that is starting writes its admin files last
         try:
-            return admin.call(data_dir, op, args)
+            return admin.call(data_dir, op, args, timeout=SLOW_OPERATIONS.get(op, 60))
         except admin.AdminRefused as exc:
             raise CommandError(str(exc)) from None
         except admin.AdminUnavailable as exc:
@@ -90,7 +91,7 @@ def _print_pixel(p: dict[str, Any]) -> None:
         if isinstance(value, list):
             value = ", ".join(value) or "-"
         elif isinstance(value, bool) and key in ("tiktok_access_token", "webhook_secret",
-                                                 "store_api_token"):  # fmt: skip
+                                                 "store_api_token", "feed_token"):  # fmt: skip
             value = "set" if value else "not set"
         print(f"{key:24} {value}")
     if "api_key" in p:
@@ -137,6 +138,9 @@ _PIXEL_OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
     ),
     ("--currency", "currency", {"help": "store currency (ISO 4217) for Ecwid"}),
     ("--click-window-days", "click_window_days", {"type": int}),
+    ("--tiktok-catalog-id", "tiktok_catalog_id", {"help": "push the catalog to this catalog"}),
+    ("--tiktok-bc-id", "tiktok_bc_id", {"help": "the Business Center owning that catalog"}),
+    ("--catalog-sync-hours", "catalog_sync_hours", {"type": int, "help": "full pull every N h"}),
 ]
 _PIXEL_FLAGS: list[tuple[str, str]] = [
     ("ip-truncation", "ip_truncation"),
@@ -340,6 +344,12 @@ def cmd_deliveries(settings: Settings, ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_catalog(settings: Settings, ns: argparse.Namespace) -> int:
+    from pixel_server.catalog import cli as catalog_cli
+
+    return catalog_cli.run(settings, ns, run_operation)
+
+
 def _install_target(settings: Settings, ns: argparse.Namespace) -> tuple[dict[str, Any], str]:
     pixel = run_operation(settings, "pixel.show", {"id": ns.pixel})
     return pixel, f"{settings.base_url}/p/{pixel['id']}.js"
@@ -524,6 +534,9 @@ def build_parser() -> argparse.ArgumentParser:
     for p in deliveries.choices.values():
         p.add_argument("--json", action="store_true", help="print JSON")
         p.set_defaults(func=cmd_deliveries)
+    from pixel_server.catalog import cli as catalog_cli
+
+    catalog_cli.add_parser(sub, cmd_catalog)
     return parser
 
 

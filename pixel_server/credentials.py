@@ -28,6 +28,11 @@ def new_report_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
+def new_feed_token() -> str:
+    # In a URL path: URL-safe characters only, no prefix a crawler could key on.
+    return secrets.token_urlsafe(32)
+
+
 def hash_secret(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
 

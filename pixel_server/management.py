@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pixel_server.catalog import operations as catalog_operations
 from pixel_server.secretbox import SecretBox
 from pixel_server.storage import audit
 from pixel_server.storage.database import Database
@@ -219,9 +220,10 @@ OPERATIONS: dict[str, Operation] = {
     "connect": _store_connection("connect"),
     "disconnect": _store_connection("disconnect"),
     "connect.status": _store_connection("status"),
+    **catalog_operations.OPERATIONS,
 }
 # Store connections change no pixel setting: no registry refresh after them.
 READ_ONLY = {
     "pixel.list", "pixel.show", "token.list", "audit.list", "migrate", "deliveries.list", "status",
-    "connect", "disconnect", "connect.status",
+    "connect", "disconnect", "connect.status", *catalog_operations.READ_ONLY,
 }  # fmt: skip

@@ -21,6 +21,10 @@ from prometheus_client.core import GaugeMetricFamily
 
 from pixel_server import filemodes
 from pixel_server.admin import AdminApi, AdminServer
+from pixel_server.catalog.push import CatalogPush
+from pixel_server.catalog.schedule import CatalogSchedule
+from pixel_server.catalog.store import CatalogStore
+from pixel_server.catalog.sync import CatalogSync
 from pixel_server.config import Settings
 from pixel_server.events.schema import Limits
 from pixel_server.ingest.ratelimit import RateLimiter
@@ -91,6 +95,12 @@ class Runtime:
         self.ip_limiter = RateLimiter(settings.rate_limit_ip, settings.rate_limit_ip_burst)
         self.pixel_limiter = RateLimiter(settings.rate_limit_pixel, settings.rate_limit_pixel_burst)
         self.dedup = DedupIndex()
+        self.catalog = CatalogStore(self.database.client)
+        self.catalog_sync = CatalogSync(self.catalog)
+        self.catalog_push = CatalogPush(self.catalog)
+        self.catalog_schedule = CatalogSchedule(
+            self.registry.all, self.catalog_sync, self.catalog_push
+        )
         self.ingestor = Ingestor(
             self.metrics,
             Limits(
@@ -249,6 +259,7 @@ class Runtime:
         self.backfill.start()
         await self.webhooks.start()
         self.warmer.start()
+        self.catalog_schedule.start()
         self._tasks.append(asyncio.create_task(self._maintain()))
         await self.admin.start()
 
@@ -308,6 +319,7 @@ class Runtime:
     async def stop(self) -> None:
         await self.admin.stop()  # first: no management change while parts stop
         await anyio.to_thread.run_sync(self.warmer.stop)
+        await anyio.to_thread.run_sync(self.catalog_schedule.stop)
         await self.webhooks.stop()  # first: its fetches write to the event log
         if self.backfill is not None:
             await anyio.to_thread.run_sync(self.backfill.stop)

@@ -9,6 +9,9 @@
   ClickHouse has not collapsed yet: identical re-deliveries collapse in
   background merges, copies with another event time stay), and events whose
   ``event_id`` the server had to assign (they can never merge);
+* catalog match: the share of the range's ViewContent / AddToCart / Purchase
+  content ids that are valid catalog items, and the top unmatched ids
+  (``pixel_server.catalog.match``; what Dynamic Showcase Ads need);
 * the running process's counters (since it started):
   ``pixel_duplicates_collapsed_total`` (same-source copies dropped at ingest)
   and ``pixel_events_missing_event_id_total``, by source.
@@ -21,6 +24,7 @@ from collections.abc import Mapping
 
 from clickhouse_connect.driver.client import Client
 
+from pixel_server.catalog.match import match_rate
 from pixel_server.reports.base import Report, ReportParams, Table, rollup, rows
 
 _DELIVERIES = """
@@ -115,6 +119,9 @@ def run(
             "last_messages": messages.records(),
             "dedup": {"totals": totals, "by_sources": dedup.records()},
             "process_counters": process,
+            "catalog_match": match_rate(
+                client, params.pixel_id, params.end, params.end - params.start
+            ).public(),
         },
         {"forwarding": forwarding, "messages": messages, "dedup": dedup},
     )

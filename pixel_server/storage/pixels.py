@@ -29,6 +29,7 @@ PLATFORMS = ("ecwid", "bigcommerce", "shopify", "woocommerce", "html")
 ROLES = ("owner", "reader")
 SECRET_FIELDS = ("tiktok_access_token", "webhook_secret", "store_api_token")
 _TIKTOK_CODE = re.compile(r"^[A-Z0-9]{5,40}$")
+_WHOLE_NUMBERS = {"click_window_days": (1, 90), "catalog_sync_hours": (0, 720)}
 # What each platform calls a store (checked once platform and store id are both known).
 _STORE_ID_RULES: dict[str, tuple[re.Pattern[str], str]] = {
     "ecwid": (re.compile(r"^[0-9]{1,12}$"), "an Ecwid store id is digits, e.g. 1003"),
@@ -77,6 +78,10 @@ class Pixel:
     consent_mode: str = "granted"  # "hold": send nothing until ttq.grantConsent()
     currency: str = ""  # the store's currency, for platforms whose events lack one
     click_window_days: int = 7
+    tiktok_catalog_id: str = ""  # TikTok catalog for the Catalog API push (optional)
+    tiktok_bc_id: str = ""  # the Business Center that owns that catalog
+    catalog_sync_hours: int = 24  # full catalog pull every N hours (0: webhooks only)
+    feed_token_hash: str = ""  # the catalog feed URL's token, hashed
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
 
@@ -84,6 +89,7 @@ class Pixel:
         """Settings safe to show: secrets replaced by whether they are set."""
         out = asdict(self)
         out.pop("api_key_hash")
+        out["feed_token"] = bool(out.pop("feed_token_hash"))
         out["origins"] = list(self.origins)
         for name in SECRET_FIELDS:
             out[name] = bool(out[name])
@@ -94,7 +100,7 @@ class Pixel:
 EDITABLE = tuple(
     f.name
     for f in fields(Pixel)
-    if f.name not in ("id", "api_key_hash", "created_at", "updated_at")
+    if f.name not in ("id", "api_key_hash", "feed_token_hash", "created_at", "updated_at")
 )
 
 
@@ -161,13 +167,18 @@ def validate_changes(changes: dict[str, Any]) -> dict[str, Any]:
             value = str(value).strip().upper()
             if value and value not in ISO_4217_CODES:
                 raise RegistryError(f"currency {value!r} is not an ISO 4217 code")
-        elif key == "click_window_days":
+        elif key in _WHOLE_NUMBERS:
+            low, high = _WHOLE_NUMBERS[key]
             try:
                 value = int(value)
             except (TypeError, ValueError):
-                raise RegistryError("click_window_days must be a whole number") from None
-            if not 1 <= value <= 90:
-                raise RegistryError("click_window_days must be between 1 and 90")
+                raise RegistryError(f"{key} must be a whole number") from None
+            if not low <= value <= high:
+                raise RegistryError(f"{key} must be between {low} and {high}")
+        elif key in ("tiktok_catalog_id", "tiktok_bc_id"):
+            value = str(value).strip()
+            if value and not value.isdigit():
+                raise RegistryError(f"{key} must be TikTok's numeric id")
         elif key in (
             "enabled", "ip_truncation", "forward_browser", "load_tiktok_pixel",
             "mirror_to_tiktok_pixel",
@@ -337,15 +348,21 @@ class PixelStore:
         return len(stale)
 
     def rotate_key(self, pixel_id: str) -> tuple[Pixel, str]:
-        api_key = credentials.new_api_key()
+        return self._rotate(pixel_id, "api_key_hash", credentials.new_api_key())
+
+    def rotate_feed_token(self, pixel_id: str) -> tuple[Pixel, str]:
+        """A new catalog feed token (the old feed URL stops working at once)."""
+        return self._rotate(pixel_id, "feed_token_hash", credentials.new_feed_token())
+
+    def _rotate(self, pixel_id: str, hash_field: str, secret: str) -> tuple[Pixel, str]:
         with self._lock:
             pixel = replace(
                 self.get(pixel_id),
-                api_key_hash=credentials.hash_secret(api_key),
+                **{hash_field: credentials.hash_secret(secret)},
                 updated_at=time.time(),
             )
             self._write(pixel)
-        return pixel, api_key
+        return pixel, secret
 
     # report tokens -------------------------------------------------------
 

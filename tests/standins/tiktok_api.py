@@ -57,6 +57,8 @@ import msgspec
 import orjson
 from msgspec import UNSET, UnsetType
 
+from tests.standins.tiktok_catalog import CatalogEndpoints
+
 API_PATH = "/open_api/v1.3/event/track/"
 MAX_EVENTS = 1000
 MAX_AGE_S = 7 * 86_400  # older events are refused as implausible
@@ -467,6 +469,7 @@ class TikTokStandIn:
         self._server.daemon_threads = True
         self._server.standin = self  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None
+        self.catalog = CatalogEndpoints(self.token_allowed)  # the Catalog API
 
     # --------------------------------------------------------------- control
 
@@ -500,6 +503,10 @@ class TikTokStandIn:
         """Accept ``token`` for these pixel codes (all pixels when none are given)."""
         with self._lock:
             self._state.tokens[token] = frozenset(pixel_codes) if pixel_codes else None
+
+    def token_allowed(self, token: str) -> bool:
+        with self._lock:
+            return token in self._state.tokens
 
     def revoke(self, token: str) -> None:
         """From now on ``token`` is answered with 40105."""
@@ -721,6 +728,13 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path == "/_standin/reset":
             self.standin.reset()
             self._send(200, b"{}")
+            return
+        if self.standin.catalog.handles(self.path):
+            status, body = self.standin.catalog.handle(
+                self.path, self.headers.get("Access-Token"), self.headers.get("Content-Type", ""),
+                raw,
+            )  # fmt: skip
+            self._send(status, json.dumps(body).encode())
             return
         if self.path != API_PATH:
             self._send(404, b'{"code": 40400, "message": "Not Found"}')
