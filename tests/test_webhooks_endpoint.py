@@ -259,3 +259,20 @@ def test_a_copy_arriving_while_the_first_is_handled_is_told_to_retry(
     finally:
         ledger.release(key)
     assert post_webhook(client, "shopify", pixel, body, headers).json()["status"] == "stored"
+
+
+@pytest.mark.parametrize(
+    ("platform", "ours", "field"),
+    [("ecwid", "1003", "storeId"), ("bigcommerce", "abc123xyz", "producer")],
+)
+def test_a_webhook_for_another_store_is_refused(
+    client: TestClient, platform: str, ours: str, field: str
+) -> None:
+    body, headers = delivery(platform)
+    other = _add_shop(client, platform, store_id="999999" if platform == "ecwid" else "zzz999")
+    send = lambda: post_webhook(client, platform, other["id"], body, headers)  # noqa: E731
+    error = refused(client, platform, send, 422, "wrong_store")
+    assert error["field"] == field
+    mine = _add_shop(client, platform, store_id=ours)  # the store the delivery names
+    answer = post_webhook(client, platform, mine["id"], body, headers)
+    assert answer.status_code == 200 and answer.json()["status"] == "queued"

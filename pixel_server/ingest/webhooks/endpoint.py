@@ -10,7 +10,9 @@ Order of checks, each refusal a JSON error counted in
 3. WooCommerce's unsigned ``webhook_id=N`` ping: 200, nothing stored;
 4. authentication with the pixel's webhook secret, before the body's content
    is used (401 ``missing_signature`` / ``bad_signature``);
-5. the body: malformed JSON 400, unusable order 422;
+5. the body: malformed JSON 400, unusable order 422, a store other than the
+   pixel's ``store_id`` (Ecwid ``storeId``, BigCommerce ``producer``) 422
+   ``wrong_store``;
 6. the delivery: a repeat is 200 ``duplicate``; events are stored (200
    ``stored``), or the order fetch is queued durably (200 ``queued``), or
    nothing counts (200 ``ignored`` with a note). A 2xx means on disk.
@@ -54,6 +56,9 @@ MAX_BODY: Final[dict[str, int]] = {
     "shopify": 1024 * 1024,
     "woocommerce": 1024 * 1024,
 }
+
+
+_STORE_FIELD: Final = {"ecwid": "storeId", "bigcommerce": "producer"}
 
 
 class Platform(Protocol):
@@ -127,6 +132,16 @@ class WebhookIntake:
             delivery = platform.parse(headers, body)
         except InvalidBody as exc:
             raise ApiError(exc.status, exc.code, exc.message, exc.field or None) from None
+        job = delivery.job
+        if job is not None and pixel.store_id and job.store.lower() != pixel.store_id.lower():
+            # Ecwid signs only the event id and its time, with the app's secret,
+            # which every store of the app shares: the store named must be ours.
+            raise ApiError(
+                422,
+                "wrong_store",
+                "the webhook is for another store than this pixel's",
+                _STORE_FIELD.get(name, "store"),
+            )
         try:
             result = await self._webhooks.accept(pixel, name, delivery)
         except LogFull as exc:
