@@ -131,6 +131,8 @@ def test_the_periodic_pull_pushes_what_it_changed(
                       tiktok_api_base=tiktok.base_url, tiktok_access_token=TOKEN,
                       tiktok_catalog_id=CATALOG, tiktok_bc_id=BC)  # fmt: skip
         schedule = CatalogSchedule(lambda: [p], CatalogSync(catalog), pusher(catalog))
-        full, pushed = schedule.run_once()
+        runs = schedule.run_once()
+        assert len(runs) == 2, runs
+        full, pushed = runs
         assert (full.kind, full.status, pushed.kind, pushed.status) == ("full", "ok", "push", "ok")
         assert len(tiktok.catalog.catalogs[(BC, CATALOG)]) == full.variants == 16

@@ -433,10 +433,10 @@ def test_routing_reads_only_the_records_leading_fields() -> None:
     """The forwarder skips events from a partial decode of the stored record;
     that holds as long as Record keeps these fields first (it only grows at the end)."""
     from pixel_server.pipeline import record as records
-    from pixel_server.sinks.tiktok import _HEAD, _Head
+    from pixel_server.sinks.tiktok.routing import HEAD, Head
 
-    assert _Head.__struct_fields__ == Record.__struct_fields__[:7]
-    head = _HEAD.decode(records.encode(record(source="webhook", consent="denied")))
+    assert Head.__struct_fields__ == Record.__struct_fields__[:7]
+    head = HEAD.decode(records.encode(record(source="webhook", consent="denied")))
     assert (head.pixel_id, head.event, head.event_id, head.source) == (
         "px_1", "Lead", "lead-1", "webhook"
     )  # fmt: skip
@@ -447,21 +447,21 @@ def test_the_forwarders_partial_decode_maps_like_the_whole_record() -> None:
     does not get stay undecoded): same field order as Record, same result, and
     records written before later fields existed still decode."""
     from pixel_server.pipeline import record as records
-    from pixel_server.sinks.tiktok import _STORED, _Stored, encode_event
+    from pixel_server.sinks.tiktok.payload import STORED, Stored, encode_event
 
-    assert _Stored.__struct_fields__ == Record.__struct_fields__[: len(_Stored.__struct_fields__)]
+    assert Stored.__struct_fields__ == Record.__struct_fields__[: len(Stored.__struct_fields__)]
     full = record(
         email_sha256=["a" * 64], ip="203.0.113.9", ttclid="E.C.P.x", page_url="https://s.example/",
         value=-5.5, currency="USD", contents=[("A", "G", "Name", "Cat", "Brand", 2, 2.75)],
         consent="granted", test_event_code="TEST1", utm_source="tiktok", description="d",
     )  # fmt: skip
     for r in (full, record()):
-        stored = _STORED.decode(records.encode(r))
+        stored = STORED.decode(records.encode(r))
         assert encode_event(stored) == encode_event(r)
         assert json.loads(encode_event(r)) == tiktok_event(r)
-    assert _STORED.decode(records.encode(full)).test_event_code == "TEST1"
+    assert STORED.decode(records.encode(full)).test_event_code == "TEST1"
     short = msgspec.msgpack.encode(["px_1", "Lead", "Lead", "lead-1", "server", 1.0e9, 1.0e9])
-    assert json.loads(encode_event(_STORED.decode(short)))["event_id"] == "lead-1"
+    assert json.loads(encode_event(STORED.decode(short)))["event_id"] == "lead-1"
 
 
 def test_a_refunds_lines_go_with_the_money_returned_per_unit() -> None:

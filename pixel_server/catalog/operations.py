@@ -16,15 +16,25 @@ server's admin API. Each takes and returns plain JSON values.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 from pixel_server.catalog.match import match_rate
 from pixel_server.catalog.push import CatalogPush
 from pixel_server.catalog.store import CatalogStore
 from pixel_server.catalog.sync import CatalogSync
+from pixel_server.storage.database import Database
+from pixel_server.storage.pixels import PixelStore
 
-if TYPE_CHECKING:
-    from pixel_server.management import Management
+
+class Management(Protocol):
+    """What the catalog's operations use of :class:`pixel_server.management.Management`
+    (a protocol, so the two modules do not import each other)."""
+
+    @property
+    def database(self) -> Database: ...
+    @property
+    def store(self) -> PixelStore: ...
+
 
 FEED_PATH: Final = "/feeds/{pixel_id}/tiktok.csv"
 

@@ -320,6 +320,7 @@ def shopify_product(p: SeedProduct) -> dict[str, Any]:
 
 
 class ShopifyCatalogApi(CatalogMixin, StoreApi):
+    METHODS = ("GET", "POST")  # GraphQL reads with POST
     PATH = "/admin/api/2024-10/graphql.json"
     QUERY_COST = 100
     MAXIMUM, RESTORE_RATE = 2000.0, 1000.0

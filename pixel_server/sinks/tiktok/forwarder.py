@@ -1,454 +1,54 @@
-"""The TikTok forwarder: the write-ahead log's second reader (docs/architecture.md §1, §4).
-
-It reads the log from its own committed offset (reader ``forwarder``), keeps
-the copies TikTok should get, and sends them per pixel to
-``POST {base}/open_api/v1.3/event/track/`` in batches of up to 1,000 events,
-recording every attempt in the delivery ledger (``deliveries``).
-
-Which copies go
----------------
-Server and webhook copies always; browser copies only for pixels with
-``forward_browser`` (server-only mode: TikTok's own pixel is not on the page),
-and never those whose event_id starts with ``ttq:``: the snippet gives such
-ids to calls the page made on TikTok's own pixel, which sent TikTok its own
-copy under another id (docs/tiktok-pixel.md).
-Never sent: consent-denied events, events of unknown or disabled pixels, and of
-pixels without a TikTok pixel code or access token ("not configured", counted
-in ``pixel_forward_skipped_total{reason}``, not errors).
-
-Per-pixel lanes (one pixel never delays another)
-------------------------------------------------
-Everything runs on one asyncio loop in the forwarder's own thread (the HTTP
-server's loop is left alone). The reader task hands each kept event to its
-pixel's *lane*: a memory queue, a spill store on disk (``sinks.spill``), its
-own HTTP client (own connection pool), ``concurrency`` worker tasks and its own
-retry timer. A lane sends as soon as 1,000 events are queued or the oldest has
-waited ``linger`` seconds. A slow or failing endpoint only ever occupies its
-own lane's workers.
-
-Retries and dead letters
-------------------------
-Connection errors, timeouts, HTTP 5xx/408/429 and TikTok code 40100 are
-transient: the lane backs off (exponential, with jitter, honouring
-Retry-After) and sends one probe at a time until an answer comes. Permanent
-answers (40001, 40002, 40105, other 4xx or non-zero codes) dead-letter the
-events with TikTok's message; a 40002 batch is first bisected so its good
-events still go. 40105 marks the pixel's credentials as failing (``/readyz``,
-``pixel_forward_credentials_failing``) until the pixel's settings change;
-meanwhile its events are dead-lettered without being sent. Dead letters are the
-ledger's ``dead`` rows; ``pixel-server deliveries replay`` rebuilds them from
-``events`` and queues them again (``sinks.ledger.replay``).
-
-Memory and the offset commit rule
----------------------------------
-The log offset is committed up to the end of the oldest log batch that still
-has an unfinished event. An event is finished when it was sent or
-dead-lettered *and* that ledger row is in ClickHouse, or when it is safely
-(fsynced) in its pixel's spill store. So a crash loses nothing: what was not
-finished is read from the log again.
-
-Memory is bounded three ways: a lane keeps at most ``lane_capacity`` events in
-memory (more go straight to its spill store); events that waited
-``spill_after`` seconds in memory are spilled (a slow endpoint); and at the
-first transient failure the failed batch and the lane's whole queue are
-spilled, and new events for that pixel go to disk until it recovers. Only
-then does the offset advance past them, so one pixel's outage never holds the
-log (and ingestion's disk budget) hostage. The reader pauses when
-``max_in_memory`` events are in memory overall (plain backpressure), and when
-``max_ledger_backlog`` ledger rows wait for ClickHouse: during a ClickHouse
-outage forwarding goes on for that many attempts, then waits, because an
-event whose outcome is not on the record would be sent again after a crash
-(keeping ledger rows in a local journal instead is left for later).
-
-Never twice
------------
-An event (pixel, event, event_id, source) is sent again only when the outcome
-of an attempt is unknown (timeout, connection lost, or a crash before the
-ledger row reached ClickHouse). After a restart, the log ranges the previous
-run handed out without committing (the reader persists them) and the spill
-chunks found on disk are checked against the ledger, and events whose latest
-row is ``sent`` or ``dead`` are skipped. A spilled event
-remembers its position in the log; after a crash, spill entries the committed
-offset had not passed are dropped, because the log hands those out again.
-A retried event keeps its event_id, so TikTok deduplicates it.
-"""
+"""The forwarder: reads the log, routes each copy to its pixel's lane, sends,
+retries, spills, records every attempt and commits the log offset (the rules
+are the package's docstring)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import re
 import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Literal, Protocol, TypeVar
+from typing import Any
 
 import httpx
 import msgspec
-import orjson
 from prometheus_client.core import GaugeMetricFamily
 
 from pixel_server.metrics import Metrics
-from pixel_server.pipeline import record as records
-from pixel_server.pipeline.record import Record
 from pixel_server.pipeline.wal import HEADER_SIZE, Batch, Position, WalClosed, WriteAheadLog
 from pixel_server.sinks.answers import Answer, RetryPolicy, classify
 from pixel_server.sinks.ledger import Attempt, Ledger, Outcome, key_of
 from pixel_server.sinks.spill import Chunk, PixelSpill, SpillEntry
+from pixel_server.sinks.tiktok.constants import (
+    API_PATH,
+    DISPATCH_SLICE,
+    INVALID_PARAMETER,
+    INVALID_TOKEN,
+    MAX_BODY_BYTES,
+    MAX_EVENTS,
+    PIXEL_ID,
+    READER_NAME,
+    T,
+)
+from pixel_server.sinks.tiktok.lanes import BadCredentials, Item, Lane, Tracked, Work
+from pixel_server.sinks.tiktok.payload import STORED, encode_body, encode_event, test_code_of
+from pixel_server.sinks.tiktok.routing import (
+    HEAD,
+    PixelSource,
+    SkipReason,
+    pixel_skip_reason,
+    route_skip_reason,
+)
 from pixel_server.storage.pixels import Pixel
 
 log = logging.getLogger("pixel_server.forwarder")
-
-READER_NAME: Final = "forwarder"
-SPILL_DIR: Final = "forwarder"  # under the data directory: the retry store, per pixel
-API_PATH: Final = "/open_api/v1.3/event/track/"
-MAX_EVENTS: Final = 1000  # TikTok rejects a larger request whole
-MAX_BODY_BYTES: Final = 1_000_000  # no published limit; integrators stay under 1 MB
-NO_PERMISSION: Final = 40001
-INVALID_PARAMETER: Final = 40002
-INVALID_TOKEN: Final = 40105
-DISPATCH_SLICE: Final = 500  # events handed out between turns of the event loop
-_PIXEL_ID: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # also a directory name
-
-T = TypeVar("T")
-
-# ------------------------------------------------------------------ payload
-# The event TikTok gets, as msgspec structs: building structs and encoding them
-# costs about half of building dicts and encoding those, and omit_defaults
-# leaves out every empty field. Field names are the Events API 2.0 names.
-
-
-class _TikTokUser(msgspec.Struct, omit_defaults=True, gc=False):
-    email: str | list[str] | None = None  # SHA-256 hex: one as a string, several as an array
-    phone: str | list[str] | None = None
-    external_id: str | list[str] | None = None
-    ttclid: str = ""
-    ttp: str = ""
-    ip: str = ""
-    user_agent: str = ""
-    locale: str = ""
-
-
-class _TikTokContent(msgspec.Struct, omit_defaults=True, kw_only=True, gc=False):
-    content_id: str = ""
-    content_name: str = ""
-    content_category: str = ""
-    brand: str = ""
-    price: float | None = None
-    quantity: int  # always sent, 1 included
-
-
-class _TikTokProperties(msgspec.Struct, omit_defaults=True, gc=False):
-    contents: list[_TikTokContent] | None = None
-    content_type: str = ""
-    currency: str = ""
-    value: float | None = None  # 0.0 is sent: only None is left out
-    order_id: str = ""
-    query: str = ""
-
-
-class _TikTokPage(msgspec.Struct, omit_defaults=True, gc=False):
-    url: str = ""
-    referrer: str = ""
-
-
-class _TikTokEvent(msgspec.Struct, omit_defaults=True, kw_only=True, gc=False):
-    event: str
-    event_time: int
-    event_id: str
-    user: _TikTokUser | None = None
-    properties: _TikTokProperties | None = None
-    page: _TikTokPage | None = None
-    limited_data_use: bool
-
-
-_RAW: Final = msgspec.Raw()
-
-
-class _Stored(msgspec.Struct, array_like=True, gc=False):
-    """A stored Record as the forwarder reads it: fields TikTok does not get stay
-    undecoded (``Raw``: no objects made). Same order as Record, which only
-    grows at the end (trailing fields are ignored)."""
-
-    pixel_id: str
-    event: str
-    received_event: msgspec.Raw
-    event_id: str
-    source: str
-    event_time: float
-    received_at: float
-    # Defaults as in Record: a record written before a field existed is shorter.
-    event_id_assigned: msgspec.Raw = _RAW
-    anonymous_id: msgspec.Raw = _RAW
-    ip: str = ""
-    user_agent: str = ""
-    ttclid: str = ""
-    ttp: str = ""
-    locale: str = ""
-    email_sha256: list[str] = []
-    phone_sha256: list[str] = []
-    external_id_sha256: list[str] = []
-    page_url: str = ""
-    page_referrer: str = ""
-    referrer_host: msgspec.Raw = _RAW
-    channel: msgspec.Raw = _RAW
-    utm_source: msgspec.Raw = _RAW
-    utm_medium: msgspec.Raw = _RAW
-    utm_campaign: msgspec.Raw = _RAW
-    utm_content: msgspec.Raw = _RAW
-    utm_term: msgspec.Raw = _RAW
-    value: float | None = None
-    currency: str = ""
-    order_id: str = ""
-    search_query: str = ""
-    content_type: str = ""
-    description: msgspec.Raw = _RAW
-    contents: list[records.ContentRow] = []
-    properties: msgspec.Raw = _RAW
-    consent: str = "unknown"
-    limited_data_use: bool = False
-    test_event_code: str = ""
-    content_refunds: list[records.RefundRow] = []
-
-
-_STORED: Final = msgspec.msgpack.Decoder(_Stored)
-_JSON: Final = msgspec.json.Encoder()
-
-
-def _hashed(values: list[str]) -> str | list[str] | None:
-    if not values:
-        return None
-    return values[0] if len(values) == 1 else list(values)
-
-
-def _event_struct(r: Record | _Stored) -> _TikTokEvent:
-    """The mapping, per the Events API 2.0 reference.
-
-    Empty fields are left out rather than sent empty. The record's event name is
-    already canonical (``Purchase``, ``Lead``); names that are not TikTok
-    standard events (``ViewCategory``, ``PageView``, ``Refund``, custom) go as
-    they are: TikTok takes them as custom events. ``event_time`` is whole
-    seconds. Refunds are stored with a negative value so that revenue nets out
-    in our reports; to TikTok a value is an amount, and the name says refund.
-    """
-    user = None
-    if (r.email_sha256 or r.phone_sha256 or r.external_id_sha256 or r.ttclid or r.ttp
-            or r.ip or r.user_agent or r.locale):  # fmt: skip
-        user = _TikTokUser(
-            _hashed(r.email_sha256), _hashed(r.phone_sha256), _hashed(r.external_id_sha256),
-            r.ttclid, r.ttp, r.ip, r.user_agent, r.locale,
-        )  # fmt: skip
-    # ContentRow: (content_id, item_group_id, name, category, brand, quantity, price)
-    contents = [
-        _TikTokContent(content_id=c[0], content_name=c[2], content_category=c[3], brand=c[4],
-                       price=None if c[6] is None else float(c[6]), quantity=int(c[5]))
-        for c in r.contents
-    ] or None  # fmt: skip
-    if contents and r.content_refunds:
-        # A refund's line: the money it returned for the line, per unit returned
-        # (an amount-only line counts as one unit: TikTok wants quantity >= 1).
-        for content, (by_line, share) in zip(contents, r.content_refunds, strict=False):
-            content.quantity = max(content.quantity, 1)
-            content.price = round((by_line + share) / content.quantity, 2)
-    content_type = r.content_type or ("product" if contents else "")
-    value = None if r.value is None else abs(float(r.value))
-    properties = None
-    if (
-        contents
-        or content_type
-        or r.currency
-        or value is not None
-        or r.order_id
-        or (r.search_query)
-    ):
-        properties = _TikTokProperties(
-            contents, content_type, r.currency, value, r.order_id, r.search_query
-        )
-    page = _TikTokPage(r.page_url, r.page_referrer) if r.page_url or r.page_referrer else None
-    return _TikTokEvent(
-        event=r.event, event_time=int(r.event_time), event_id=r.event_id, user=user,
-        properties=properties, page=page, limited_data_use=r.limited_data_use,
-    )  # fmt: skip
-
-
-def tiktok_event(record: Record) -> dict[str, Any]:
-    """One element of the request's ``data``, as plain JSON values."""
-    out: dict[str, Any] = msgspec.to_builtins(_event_struct(record))
-    return out
-
-
-def encode_event(record: Record | _Stored) -> bytes:
-    """``tiktok_event`` as JSON, built as soon as an event is read: the
-    queued event then holds only bytes (see ``_Item``)."""
-    return _JSON.encode(_event_struct(record))
-
-
-def encode_body(pixel_code: str, events: Sequence[bytes], test_event_code: str = "") -> bytes:
-    """The request body around already encoded events: ``event_source``,
-    ``event_source_id`` (the TikTok pixel code), ``test_event_code`` when set,
-    and ``data``."""
-    head = b'{"event_source":"web","event_source_id":' + orjson.dumps(pixel_code)
-    if test_event_code:
-        head += b',"test_event_code":' + orjson.dumps(test_event_code)
-    return head + b',"data":[' + b",".join(events) + b"]}"
-
-
-def test_code_of(pixel: Pixel, sent: str) -> str:
-    """The pixel's setting wins; otherwise the code the back end sent with the event."""
-    return pixel.tiktok_test_event_code or sent
-
-
-# ------------------------------------------------------------------ routing
-
-SkipReason = Literal[
-    "unknown_pixel", "pixel_disabled", "not_configured", "consent_denied", "browser_copy",
-    "already_final", "undecodable",
-]  # fmt: skip
-
-
-class PixelSource(Protocol):
-    """Where the forwarder reads pixel settings (the server's registry)."""
-
-    @property
-    def loaded(self) -> bool: ...
-
-    def get(self, pixel_id: str) -> Pixel | None: ...
-
-
-def pixel_skip_reason(pixel: Pixel | None) -> SkipReason | None:
-    if pixel is None or not _PIXEL_ID.match(pixel.id):
-        return "unknown_pixel"
-    if not pixel.enabled:
-        return "pixel_disabled"
-    if not (pixel.tiktok_pixel_code and pixel.tiktok_access_token):
-        return "not_configured"
-    return None
-
-
-#: The snippet's event_id prefix for calls it saw on TikTok's own pixel.
-TIKTOK_PIXEL_COPY: Final = "ttq:"
-
-
-def _route_skip_reason(pixel: Pixel | None, source: str, event_id: str) -> SkipReason | None:
-    """Why a copy from ``source`` is not sent (consent is checked on the full record)."""
-    reason = pixel_skip_reason(pixel)
-    if (
-        reason is None
-        and source == "browser"
-        and (
-            not pixel.forward_browser or event_id.startswith(TIKTOK_PIXEL_COPY)  # type: ignore[union-attr]
-        )
-    ):
-        return "browser_copy"  # TikTok's own pixel has it already
-    return reason
-
-
-class _Head(msgspec.Struct, array_like=True, gc=False):
-    """The leading fields of a stored Record. msgspec ignores an array's trailing
-    elements, so this decodes in a tenth of the time of a whole Record: enough
-    to skip the events that are not forwarded (most browser copies, pixels
-    without TikTok settings) without decoding them, and all a ledger row needs.
-    Unlike a Record it holds no lists, so the cyclic GC never looks at it."""
-
-    pixel_id: str
-    event: str
-    received_event: str
-    event_id: str
-    source: str
-    event_time: float
-    received_at: float
-
-
-_HEAD: Final = msgspec.msgpack.Decoder(_Head)
-
-
-# -------------------------------------------------------------- lane state
-
-
-@dataclass(eq=False, slots=True)
-class _Tracked:
-    """One log batch handed to lanes; committable when nothing of it is outstanding."""
-
-    end: Position
-    outstanding: int = 1  # 1 while it is being dispatched
-    ledger_seq: int = 0  # ledger call holding the last row of its events
-
-
-class _Item(msgspec.Struct, gc=False, eq=False):
-    """One event on its way, with nothing the cyclic GC tracks: tens of
-    thousands may wait in memory, and full collections walking decoded records
-    (each with its lists) cost over half of the forwarder's CPU. So the JSON
-    TikTok gets is built once, when the event is read, and the record dropped."""
-
-    head: _Head  # routing and ledger fields
-    payload: bytes  # the stored record, for the spill store
-    encoded: bytes  # the event as TikTok gets it
-    test_code: str = ""  # the test_event_code the back end sent, if any
-    attempts: int = 0
-    origin: Position | None = None  # where it is in the log, if it came from there
-    owner: Any = None  # the _Tracked log batch it holds back, while in memory
-    queued_at: float = 0.0
-    seq: int = 0  # ledger call holding its latest row
-    done: bool = False
-
-    def entry(self) -> SpillEntry:
-        o = self.origin
-        return SpillEntry(self.attempts, self.payload, o.segment if o else -1,
-                          o.offset if o else -1)  # fmt: skip
-
-
-@dataclass(eq=False, slots=True)
-class _Work:
-    items: list[_Item]
-    chunk: Chunk | None = None
-    probe: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class _BadCredentials:
-    updated_at: float  # the pixel's settings version that was rejected
-    since: float
-    message: str
-
-
-class _Lane:
-    """One pixel's queue, spill store, HTTP client and retry state."""
-
-    def __init__(self, pixel_id: str, spill: PixelSpill, client: httpx.AsyncClient) -> None:
-        self.pixel_id = pixel_id
-        self.queue: deque[_Item] = deque()
-        self.spill = spill
-        self.client = client
-        self.failing_since: float | None = None
-        self.failures = 0
-        self.retry_at = 0.0  # monotonic
-        self.probing = False
-        self.last_error = ""
-        self.inflight = 0
-        self.tasks: list[asyncio.Task[None]] = []
-        self._wake = asyncio.Event()
-
-    @property
-    def failing(self) -> bool:
-        return self.failing_since is not None
-
-    def notify(self) -> None:
-        self._wake.set()
-        self._wake = asyncio.Event()  # every waiter holds the one just set
-
-    async def wait(self, timeout: float | None) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
-
-
-# ------------------------------------------------------------------ forwarder
 
 
 class Forwarder:
@@ -505,10 +105,10 @@ class Forwarder:
         self.fsync = fsync
         self.recheck = recheck
 
-        self._lanes: dict[str, _Lane] = {}
-        self._tracked: deque[_Tracked] = deque()
-        self._removals: list[tuple[int, _Lane, Chunk]] = []  # (ledger seq, lane, chunk)
-        self._bad_credentials: dict[str, _BadCredentials] = {}
+        self._lanes: dict[str, Lane] = {}
+        self._tracked: deque[Tracked] = deque()
+        self._removals: list[tuple[int, Lane, Chunk]] = []  # (ledger seq, lane, chunk)
+        self._bad_credentials: dict[str, BadCredentials] = {}
         self._in_memory = 0
         self._room = asyncio.Event()
         self._draining = False
@@ -635,7 +235,7 @@ class Forwarder:
         for lane in list(self._lanes.values()):
             info: dict[str, Any] = {}
             if lane.failing_since is not None:
-                info["retrying_since"] = _iso(lane.failing_since)
+                info["retrying_since"] = iso_time(lane.failing_since)
                 info["last_error"] = lane.last_error
             spilled = lane.spill.size_bytes()
             if spilled:
@@ -643,7 +243,7 @@ class Forwarder:
             failure = bad.get(lane.pixel_id)
             if failure is not None:
                 info["credentials"] = (
-                    f"failing since {_iso(failure.since)}: {failure.message}"
+                    f"failing since {iso_time(failure.since)}: {failure.message}"
                     " (events are dead-lettered until the pixel's TikTok settings change)"
                 )
             if info:
@@ -736,14 +336,14 @@ class Forwarder:
         thousands of events would otherwise hold the loop for tens of
         milliseconds while requests in flight wait to be read.
         """
-        tracked = _Tracked(batch.end)  # holds back the commit until fully handed out
+        tracked = Tracked(batch.end)  # holds back the commit until fully handed out
         self._tracked.append(tracked)
         recheck = self.recheck and Position(batch.segment, batch.first_offset) < (
             self._recheck_until
         )
         offset = batch.first_offset
         for start in range(0, len(batch.records), DISPATCH_SLICE):
-            items: list[_Item] = []
+            items: list[Item] = []
             for payload in batch.records[start : start + DISPATCH_SLICE]:
                 origin = Position(batch.segment, offset)
                 offset += HEADER_SIZE + len(payload)
@@ -756,15 +356,15 @@ class Forwarder:
             await asyncio.sleep(0)
         tracked.outstanding -= 1
 
-    def _prepare(self, payload: bytes, origin: Position) -> _Item | None:
+    def _prepare(self, payload: bytes, origin: Position) -> Item | None:
         """The event as it will be sent, or None (counted) when it is not sent."""
         try:
-            head = _HEAD.decode(payload)
-            reason = _route_skip_reason(self.pixels.get(head.pixel_id), head.source, head.event_id)
+            head = HEAD.decode(payload)
+            reason = route_skip_reason(self.pixels.get(head.pixel_id), head.source, head.event_id)
             if reason is not None:
                 self._skip(reason)
                 return None
-            record = _STORED.decode(payload)
+            record = STORED.decode(payload)
         except msgspec.DecodeError:
             log.error("undecodable log record skipped", extra={"position": str(origin)})
             self._skip("undecodable")
@@ -772,12 +372,12 @@ class Forwarder:
         if record.consent == "denied":
             self._skip("consent_denied")
             return None
-        return _Item(head, payload, encode_event(record), record.test_event_code, origin=origin)
+        return Item(head, payload, encode_event(record), record.test_event_code, origin=origin)
 
-    def _route(self, items: list[_Item], tracked: _Tracked) -> None:
+    def _route(self, items: list[Item], tracked: Tracked) -> None:
         now = time.monotonic()
-        touched: set[_Lane] = set()
-        spilled: dict[_Lane, list[SpillEntry]] = {}
+        touched: set[Lane] = set()
+        spilled: dict[Lane, list[SpillEntry]] = {}
         for item in items:
             lane = self._lane(item.head.pixel_id)
             if not lane.failing and not lane.spill.backlog and len(lane.queue) < self.lane_capacity:
@@ -798,8 +398,8 @@ class Forwarder:
             lane.notify()
 
     async def _drop_finished(
-        self, items: list[_Item], final: tuple[str, ...] = ("sent", "dead")
-    ) -> list[_Item]:
+        self, items: list[Item], final: tuple[str, ...] = ("sent", "dead")
+    ) -> list[Item]:
         """Skip events whose latest ledger row is final (after a crash)."""
         since = min(i.head.received_at for i in items) - 60
         try:
@@ -823,7 +423,7 @@ class Forwarder:
 
     # ---------------------------------------------------------------- lanes
 
-    def _lane(self, pixel_id: str) -> _Lane:
+    def _lane(self, pixel_id: str) -> Lane:
         lane = self._lanes.get(pixel_id)
         if lane is None:
             client = httpx.AsyncClient(
@@ -834,7 +434,7 @@ class Forwarder:
                 headers={"User-Agent": "pixel-server"},
             )  # fmt: skip
             spill = PixelSpill(self.spill_dir / pixel_id, fsync=self.fsync)
-            lane = self._lanes[pixel_id] = _Lane(pixel_id, spill, client)
+            lane = self._lanes[pixel_id] = Lane(pixel_id, spill, client)
             lane.tasks = [
                 asyncio.create_task(self._worker(lane), name=f"forwarder-{pixel_id}-{n}")
                 for n in range(self.concurrency)
@@ -846,7 +446,7 @@ class Forwarder:
         if not self.spill_dir.is_dir():
             return
         for directory in self.spill_dir.iterdir():
-            if not directory.is_dir() or not _PIXEL_ID.match(directory.name):
+            if not directory.is_dir() or not PIXEL_ID.match(directory.name):
                 continue
             if directory.name not in self._lanes and not any(directory.iterdir()):
                 with contextlib.suppress(OSError):
@@ -856,7 +456,7 @@ class Forwarder:
             if lane.spill.scan():
                 lane.notify()
 
-    async def _worker(self, lane: _Lane) -> None:
+    async def _worker(self, lane: Lane) -> None:
         while True:
             work = await self._next_work(lane)
             lane.inflight += 1
@@ -873,7 +473,7 @@ class Forwarder:
                     lane.probing = False
                 lane.notify()
 
-    def _recover_work(self, lane: _Lane, work: _Work, exc: Exception) -> None:
+    def _recover_work(self, lane: Lane, work: Work, exc: Exception) -> None:
         """Retry what a failed delivery left unfinished: from disk, else from memory."""
         pending = [i for i in work.items if not i.done]
         answer = Answer("retry", message=f"internal error: {exc!r}"[:300])
@@ -888,7 +488,7 @@ class Forwarder:
         else:
             lane.queue.extendleft(reversed([i for i in pending if i.owner is not None]))
 
-    async def _next_work(self, lane: _Lane) -> _Work:
+    async def _next_work(self, lane: Lane) -> Work:
         while True:
             now = time.monotonic()
             timeout: float | None = None
@@ -914,10 +514,10 @@ class Forwarder:
                 continue
             await lane.wait(timeout)
 
-    def _take(self, lane: _Lane) -> _Work | None:
+    def _take(self, lane: Lane) -> Work | None:
         if lane.queue:
             n = min(self.batch_events, len(lane.queue))
-            return _Work([lane.queue.popleft() for _ in range(n)])
+            return Work([lane.queue.popleft() for _ in range(n)])
         taken = lane.spill.take()
         if taken is None:
             return None
@@ -927,14 +527,14 @@ class Forwarder:
             origin = Position(e.origin_segment, e.origin_offset) if e.origin_segment >= 0 else None
             if chunk.found and origin is not None and origin >= self._startup_committed:
                 continue  # the log had not passed it at the crash: the log hands it out again
-            record = _STORED.decode(e.record)
-            items.append(_Item(_HEAD.decode(e.record), e.record, encode_event(record),
+            record = STORED.decode(e.record)
+            items.append(Item(HEAD.decode(e.record), e.record, encode_event(record),
                                record.test_event_code, e.attempts, origin))  # fmt: skip
-        return _Work(items, chunk)
+        return Work(items, chunk)
 
     # ------------------------------------------------------------- delivery
 
-    async def _deliver(self, lane: _Lane, work: _Work) -> None:
+    async def _deliver(self, lane: Lane, work: Work) -> None:
         items = work.items
         if work.chunk is not None and work.chunk.found and self.recheck and items:
             # A replayed dead letter is "dead" on the ledger until it goes out.
@@ -956,22 +556,22 @@ class Forwarder:
         self._settle(lane, work, retry, failure, probe=work.probe)
 
     async def _send(
-        self, lane: _Lane, pixel: Pixel, items: list[_Item]
-    ) -> tuple[list[_Item], Answer | None, bool]:
+        self, lane: Lane, pixel: Pixel, items: list[Item]
+    ) -> tuple[list[Item], Answer | None, bool]:
         """Send items (grouped by test code, bisecting 40002 rejections).
 
         Returns the items to retry, the failure that made them so, and whether
         TikTok gave any definitive answer (the endpoint works).
         """
-        groups: dict[str, list[_Item]] = {}
+        groups: dict[str, list[Item]] = {}
         for item in items:
             groups.setdefault(test_code_of(pixel, item.test_code), []).append(item)
-        pending: deque[tuple[str, list[_Item]]] = deque(
+        pending: deque[tuple[str, list[Item]]] = deque(
             (code, group[i : i + self.batch_events])
             for code, group in groups.items()
             for i in range(0, len(group), self.batch_events)
         )
-        retry: list[_Item] = []
+        retry: list[Item] = []
         failure: Answer | None = None
         answered = False
         while pending:
@@ -1014,7 +614,7 @@ class Forwarder:
         return retry, failure, answered
 
     async def _post(
-        self, lane: _Lane, pixel: Pixel, body: bytes, part: list[_Item]
+        self, lane: Lane, pixel: Pixel, body: bytes, part: list[Item]
     ) -> tuple[Answer, Attempt]:
         for item in part:
             item.attempts += 1
@@ -1049,7 +649,7 @@ class Forwarder:
         return answer, attempt
 
     def _record(
-        self, part: Sequence[_Item], attempt: Attempt, outcome: Outcome, *, finish: bool = True
+        self, part: Sequence[Item], attempt: Attempt, outcome: Outcome, *, finish: bool = True
     ) -> None:
         """Ledger rows for one attempt; sent and dead items are finished."""
         seq = self.ledger.add([i.head for i in part], [i.attempts for i in part], attempt,
@@ -1060,7 +660,7 @@ class Forwarder:
             if finish and outcome != "retrying":
                 self._finish(item)
 
-    def _finish(self, item: _Item) -> None:
+    def _finish(self, item: Item) -> None:
         """The item no longer needs memory (sent, dead, skipped or spilled)."""
         item.done = True
         tracked = item.owner
@@ -1075,7 +675,7 @@ class Forwarder:
             self._room = asyncio.Event()
 
     def _settle(
-        self, lane: _Lane, work: _Work, retry: list[_Item], failure: Answer | None,
+        self, lane: Lane, work: Work, retry: list[Item], failure: Answer | None,
         *, probe: bool = False,
     ) -> None:  # fmt: skip
         """After a delivery: persist what must be retried, release the rest."""
@@ -1100,7 +700,7 @@ class Forwarder:
             seq = max((i.seq for i in work.items), default=0)
             self._removals.append((seq, lane, work.chunk))  # after its rows are flushed
 
-    def _spill_queue(self, lane: _Lane) -> None:
+    def _spill_queue(self, lane: Lane) -> None:
         if not lane.queue:
             return
         items = list(lane.queue)
@@ -1111,7 +711,7 @@ class Forwarder:
             self._finish(item)
         self.metrics.forward_spilled.inc(len(items))
 
-    def _failed(self, lane: _Lane, answer: Answer, counted: bool) -> None:
+    def _failed(self, lane: Lane, answer: Answer, counted: bool) -> None:
         lane.last_error = answer.message
         if counted:
             lane.failures += 1
@@ -1127,7 +727,7 @@ class Forwarder:
                        "retry_in_s": round(delay, 2)},
             )  # fmt: skip
 
-    def _recovered(self, lane: _Lane) -> None:
+    def _recovered(self, lane: Lane) -> None:
         if lane.failing_since is not None:
             after = round(time.time() - lane.failing_since, 1)
             log.info("TikTok endpoint answers again",
@@ -1139,7 +739,7 @@ class Forwarder:
 
     # ---------------------------------------------------------- credentials
 
-    def _credentials_failing(self, pixel: Pixel) -> _BadCredentials | None:
+    def _credentials_failing(self, pixel: Pixel) -> BadCredentials | None:
         bad = self._bad_credentials.get(pixel.id)
         if bad is not None and bad.updated_at != pixel.updated_at:
             log.info("pixel settings changed; sending again", extra={"pixel_id": pixel.id})
@@ -1154,13 +754,13 @@ class Forwarder:
                 "until the pixel's TikTok settings change",
                 extra={"pixel_id": pixel.id, "error": answer.message},
             )
-        self._bad_credentials[pixel.id] = _BadCredentials(
+        self._bad_credentials[pixel.id] = BadCredentials(
             pixel.updated_at, time.time(), answer.message
         )
 
-    def _dead_unsent(self, part: list[_Item], bad: _BadCredentials) -> None:
+    def _dead_unsent(self, part: list[Item], bad: BadCredentials) -> None:
         message = (
-            f"not sent: TikTok rejected this pixel's access token at {_iso(bad.since)} "
+            f"not sent: TikTok rejected this pixel's access token at {iso_time(bad.since)} "
             f"({bad.message}); fix the pixel's TikTok settings, then replay"
         )
         attempt = Attempt(time.time(), 0, 0, INVALID_TOKEN, message, "", "")
@@ -1220,5 +820,5 @@ async def _wait_event(event: asyncio.Event, timeout: float) -> bool:
     return event.is_set()
 
 
-def _iso(seconds: float) -> str:
+def iso_time(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
