@@ -444,6 +444,28 @@ def test_setup_checklist_follows_what_arrives(env: dict[str, Any], api: TikTokSt
         time.sleep(0.1)
 
 
+def test_the_checklist_has_the_catalog_with_its_match_rate(env: dict[str, Any]) -> None:
+    from pixel_server.catalog.store import Stored, SyncRun
+    from pixel_server.pipeline.record import Record
+    from tests.catalog_helpers import item
+
+    c, runtime = env["client"], env["runtime"]
+    pixel = add_pixel(runtime, name="Catalog shop")
+    login(c, pixel["owner_token"])
+    url = f"/dashboard/{pixel['id']}"
+    assert steps_of(c.get(url).text)["Catalog synced"] is False
+    runtime.catalog.write(pixel["id"], [Stored(item("SKU-1")), Stored(item("SKU-2"))])
+    runtime.catalog.record(SyncRun(pixel["id"], "sync-1", "full", status="ok"))
+    now = time.time()
+    runtime.insert_events(
+        [Record(pixel["id"], "ViewContent", "ViewContent", f"vc-{sku}", "browser", now, now,
+                contents=[(sku, "1", "", "", "", 1, None)]) for sku in ("SKU-1", "SKU-2", "X-9")],
+        "checklist-catalog",
+    )  # fmt: skip
+    steps = steps_of(c.get(url).text)
+    assert steps["Catalog synced: 67% of product ids match it"] is True
+
+
 def test_cli_issues_agency_and_expiring_tokens(tmp_path: Path) -> None:
     data = tmp_path / "data"
     first = cli_json(data, "pixel", "add", "--name", "A")["id"]

@@ -5,7 +5,8 @@ Steps: the snippet seen on the storefront (a first browser event); PageView,
 ViewContent, AddToCart, InitiateCheckout and Purchase seen; an order webhook
 received; a purchase's browser and server copies merged; TikTok credentials
 verified (since the TikTok settings last changed, "Check TikTok connection"
-succeeded or TikTok took an event). Events of the last ``DAYS`` days count.
+succeeded or TikTok took an event); the catalog synced, with how many of the
+last 7 days' product ids it matches. Events of the last ``DAYS`` days count.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Final
 import orjson
 from clickhouse_connect.driver.client import Client
 
+from pixel_server.catalog.match import match_rate
+from pixel_server.catalog.store import CatalogStore
 from pixel_server.console.tiktok_check import CHECK_ACTION
 from pixel_server.storage.pixels import Pixel
 
@@ -80,6 +83,21 @@ def _tiktok_verified(client: Client, pixel_id: str) -> bool:
     return int(sent.result_rows[0][0]) > 0
 
 
+def _catalog_step(client: Client, pixel: Pixel, base: str) -> Step:
+    """Done once a full pull succeeded; the title carries the match rate, which
+    says whether Dynamic Showcase Ads can find the products events name."""
+    runs = CatalogStore(lambda: client).runs(pixel.id, limit=20, kind="full")
+    synced = any(r.status == "ok" for r in runs)
+    title = "Catalog synced"
+    if synced:
+        rate = match_rate(client, pixel.id)
+        if rate.rate is not None:
+            title += f": {rate.rate * 100:.0f}% of product ids match it"
+    return Step(title, synced,
+                "set the store id and store API token, then run `pixel-server catalog sync`",
+                f"{base}/settings")  # fmt: skip
+
+
 def steps(client: Client, pixel: Pixel) -> list[Step]:
     p = {"p": pixel.id}
     browser, seen, webhook = client.query(
@@ -105,5 +123,6 @@ def steps(client: Client, pixel: Pixel) -> list[Step]:
         Step("TikTok credentials verified", _tiktok_verified(client, pixel.id),
              "enter the TikTok pixel code and access token, then Check TikTok connection",
              f"{base}/settings#check-tiktok"),
+        _catalog_step(client, pixel, base),
     ]  # fmt: skip
     return out
