@@ -80,3 +80,43 @@ def test_reports_can_look_up_titles_and_options(client: TestClient) -> None:
     assert found == {"SWEAT-RED-M": {"title": "Sweatshirt", "options": "Red / M",
                                      "image_link": "https://cdn.example.com/SWEAT-RED-M.jpg",
                                      "link": "https://shop.example.com/p/1"}}  # fmt: skip
+
+
+def test_the_products_report_and_dashboard_name_what_the_catalog_knows(
+    client: TestClient,
+) -> None:
+    runtime = runtime_of(client)
+    pixel = add_pixel(runtime)
+    pixel_id = pixel["id"]
+    runtime.catalog.write(pixel_id, [
+        Stored(item("SW-RED-M", group="SW", title="Heavy sweatshirt", options="Red / M")),
+        Stored(item("SW-BLUE-S", group="SW", title="Heavy sweatshirt", options="Blue / S")),
+    ])  # fmt: skip
+    when = NOW - timedelta(days=1)
+    runtime.insert_events([
+        Record(pixel_id, "ViewContent", "ViewContent", f"v{i}", "browser", when.timestamp(),
+               when.timestamp(), contents=[(sku, "SW" if sku != "LOOSE-1" else "LOOSE", "", "",
+                                            "", 1, None)])
+        for i, sku in enumerate(("SW-RED-M", "SW-BLUE-S", "LOOSE-1"))
+    ], "titles")  # fmt: skip
+    day = when.date()
+    params = ReportParams(pixel_id, day, day, "UTC")
+    products = {
+        p["product"]: p
+        for p in run_report(runtime.database.client(), "products", params).data["products"]
+    }
+    sweat = products["SW"]
+    assert sweat["title"] == "Heavy sweatshirt"
+    assert sweat["image_link"].startswith("https://cdn.example.com/")
+    assert sorted(v["options"] for v in sweat["variants"]) == ["Blue / S", "Red / M"]
+    assert "title" not in products["LOOSE"]  # unknown to the catalog: its id only
+    page = client.get(
+        f"/dashboard/{pixel_id}",
+        params={"from": day.isoformat(), "to": day.isoformat(), "tz": "UTC"},
+        headers={"authorization": f"Bearer {pixel['owner_token']}"},
+    )
+    assert page.status_code == 200
+    assert "Heavy sweatshirt" in page.text and "Red / M" in page.text
+    assert 'class="thumb" src="https://cdn.example.com/' in page.text
+    match = page.text[page.text.index('id="catalog-match"') :]
+    assert "<strong>66.7%</strong> of the 3 product ids" in match and "LOOSE-1" in match

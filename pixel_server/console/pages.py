@@ -25,7 +25,7 @@ STATIC_PREFIX: Final = "/static/dashboard"
 LOCALE: Final = "en_US"
 CSP: Final = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+    "img-src 'self' data: https:; connect-src 'self'; form-action 'self'; base-uri 'none'; "
     "frame-ancestors 'none'"
 )
 SECURITY_HEADERS: Final = {

@@ -35,6 +35,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from pixel_server.catalog.match import lookup_titles
 from pixel_server.reports.base import Report, ReportParams, Table, money, ratio, rollup, rows
 
 
@@ -134,12 +135,29 @@ def run(client: Client, params: ReportParams, cached: bool = False) -> Report:
         product_table.rows.append(_cells(row, product_table.columns))
         for v in variants[p]:
             variant_table.rows.append(_cells(v, variant_table.columns))
+    _name_from_catalog(client, params.pixel_id, out)
     return Report(
         "products",
         params,
         {"currencies": sorted(currencies), "products": out},
         {"products": product_table, "variants": variant_table},
     )
+
+
+def _name_from_catalog(client: Client, pixel_id: str, products: list[dict[str, Any]]) -> None:
+    """Titles, option names (Red / M) and thumbnails from the catalog, for the
+    variants whose content id is a catalog sku_id (and their products); ids
+    the catalog does not know keep only their id."""
+    ids = [v["variant"] for p in products for v in p["variants"]]
+    found = lookup_titles(client, pixel_id, ids) if ids else {}
+    for product in products:
+        for variant in product["variants"]:
+            known = found.get(variant["variant"])
+            if known is not None:
+                variant.update(known)
+                product.setdefault("title", known["title"])
+                if known["image_link"]:
+                    product.setdefault("image_link", known["image_link"])
 
 
 def _cells(row: dict[str, Any], columns: list[str]) -> list[Any]:
