@@ -26,6 +26,7 @@ from pixel_server.ingest import api
 from pixel_server.ingest.collect import BrowserIntake
 from pixel_server.ingest.webhooks import RetryPolicy, WebhookIntake
 from pixel_server.logs import AccessLogMiddleware
+from pixel_server.processes.storage import StorageSide
 from pixel_server.runtime import Runtime
 
 
@@ -35,19 +36,32 @@ def create_app(
     database: str | None = None,
     webhook_policy: RetryPolicy | None = None,
     forwarder_options: Mapping[str, Any] | None = None,
+    worker_slots: int = 0,
 ) -> Starlette:
     """Build the application. ``database`` overrides the ClickHouse database
-    (tests give each case its own database on one embedded engine)."""
+    (tests give each case its own database on one embedded engine).
+    ``worker_slots`` > 0 makes it the storage process of the multi-process
+    layout, fed by that many ingest workers' logs."""
     runtime = Runtime(
         settings, database, webhook_policy=webhook_policy, forwarder_options=forwarder_options
     )
+    storage = None
+    if worker_slots:
+        storage = StorageSide(
+            slots=worker_slots, registry=runtime.registry, dedup=runtime.dedup,
+            metrics=runtime.metrics, readiness=runtime.readiness, fsync=settings.wal_fsync,
+        )  # fmt: skip
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await runtime.start()
         try:
+            if storage is not None and runtime.wal is not None:
+                await storage.start(runtime.wal)
             yield
         finally:
+            if storage is not None:
+                await storage.stop()
             await runtime.stop()
 
     browser = BrowserIntake(
@@ -62,6 +76,7 @@ def create_app(
         registry=runtime.registry, webhooks=runtime.webhooks, metrics=runtime.metrics
     )
     routes: list[BaseRoute] = [
+        *(storage.routes() if storage is not None else []),  # before health: /readyz, /metrics
         *health.routes(runtime.readiness, runtime.metrics),
         *AdminApi(runtime.management, runtime.admin_secret).routes(),
         *browser.routes(),

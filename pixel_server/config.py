@@ -69,6 +69,8 @@ class Settings:
     report_warm_interval_s: float = 30.0
     # Start with a demo pixel and the /demo storefront.
     demo: bool = False
+    # Ingest worker processes for `serve` (0: one per core; 1: a single process).
+    workers: int = 0
 
     @property
     def clickhouse_dsn(self) -> str:
@@ -207,6 +209,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "rate_limit_pixel_burst": _int(1, 10**9),
     "report_warm_interval_s": _float(0.0, 86_400.0),
     "demo": _bool,
+    "workers": _int(0, 256),
 }
 assert set(_PARSERS) == {f.name for f in fields(Settings)}
 

@@ -97,3 +97,24 @@ def to_columns(records: list[Record]) -> list[list[Any]]:
     for index in range(len(CONTENT_COLUMNS)):
         columns.append([[c[index] for c in r.contents] for r in records])
     return columns
+
+
+class RecordKey(msgspec.Struct, array_like=True, gc=False):
+    """The leading fields of a :class:`Record` that name the copy (for dedup);
+    decoding stops there, which is cheaper than a whole record."""
+
+    pixel_id: str
+    event: str
+    received_event: str
+    event_id: str
+    source: str
+    event_time: float
+    received_at: float
+    event_id_assigned: bool = False
+
+
+_KEY_DECODER: Final = msgspec.msgpack.Decoder(RecordKey)
+
+
+def decode_key(payload: bytes) -> RecordKey:
+    return _KEY_DECODER.decode(payload)

@@ -400,6 +400,40 @@ def _non_negative_ints(values: object, count: int) -> list[int]:
     return values
 
 
+# ------------------------------------------- for readers in another process
+
+
+def segments_in(directory: Path) -> list[int]:
+    """Numbers of the segment files in a log directory, oldest first."""
+    return sorted(int(m.group(1)) for p in directory.iterdir() if (m := _SEGMENT_RE.match(p.name)))
+
+
+def segment_file(directory: Path, number: int) -> Path:
+    return _segment_path(directory, number)
+
+
+def parse_records(buf: bytes, max_records: int) -> tuple[list[bytes], int, str | None]:
+    """Good records from the start of ``buf``: (payloads, bytes consumed, problem
+    at the first bad one: None, "incomplete", "zero length" or "crc mismatch")."""
+    parsed = _parse_records(buf, max_records, keep=True)
+    return parsed.payloads, parsed.consumed, parsed.problem
+
+
+def read_committed(directory: Path, name: str) -> Position:
+    """A reader's committed offset as stored on disk (the start if none or unreadable)."""
+    try:
+        return _decode_state((directory / "readers" / f"{name}.offset").read_bytes()).committed
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return Position(0, 0)
+
+
+def write_committed(directory: Path, name: str, position: Position, fsync: bool) -> None:
+    """Store a reader's committed offset the way :class:`LogReader` does (no pending
+    ranges: such a reader must make its replays idempotent itself)."""
+    path = directory / "readers" / f"{name}.offset"
+    _atomic_write(path, _encode_state(_ReaderState(position, [])), fsync)
+
+
 # ------------------------------------------------------------------- the log
 
 
@@ -595,6 +629,16 @@ class WriteAheadLog:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def adopt_commits(self) -> None:
+        """Take in readers' offsets committed by another process (the storage
+        process reads a worker's log), then delete the segments they passed."""
+        for reader in self._readers.values():
+            stored = read_committed(self._dir, reader.name)
+            with self._lock:
+                if self._normalise(stored) > self._normalise(reader._committed):
+                    reader._committed = reader._cursor = self._normalise(stored)
+        self._apply_retention()
 
     # ---------------------------------------------------------- append internals
 

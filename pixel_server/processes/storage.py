@@ -1,0 +1,208 @@
+"""What the storage process adds to the full application in the multi-process
+layout (docs/architecture.md §8): the sequencer over the workers' logs, the
+registry snapshot workers poll, the board of workers seen, and ``/readyz``
+and ``/metrics`` over every process.
+
+These routes are served only on the storage process's Unix socket; workers
+refuse to hop ``/internal/`` paths, so nothing here is reachable from outside.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import orjson
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from pixel_server.metrics import Metrics
+from pixel_server.pipeline.dedup import DedupIndex
+from pixel_server.pipeline.wal import WriteAheadLog
+from pixel_server.processes.exposition import merge_expositions
+from pixel_server.processes.sequencer import Sequencer
+from pixel_server.registry import PixelRegistry
+from pixel_server.storage.pixels import Pixel
+
+Readiness = Callable[[], tuple[bool, dict[str, Any]]]
+
+PEER_HEADER = "x-pixel-peer"  # the client's address, set by the worker's hop
+WORKER_HEADER = "x-pixel-worker"  # "<slot> <pid>", on a worker's registry poll
+#: A worker that has not polled for this long counts as down in /readyz.
+WORKER_SILENCE_S = 3.0
+
+
+def encode_pixels(pixels: list[Pixel]) -> bytes:
+    return orjson.dumps([dataclasses.asdict(p) for p in pixels])
+
+
+def decode_pixels(body: bytes) -> list[Pixel]:
+    return [Pixel(**{**row, "origins": tuple(row["origins"])}) for row in orjson.loads(body)]
+
+
+@dataclasses.dataclass(slots=True)
+class _Seen:
+    pid: int
+    at: float  # monotonic
+    metrics: bytes = b""
+
+
+class StorageSide:
+    def __init__(
+        self,
+        *,
+        slots: int,
+        registry: PixelRegistry,
+        dedup: DedupIndex,
+        metrics: Metrics,
+        readiness: Readiness,
+        fsync: bool,
+    ) -> None:
+        self._slots = slots
+        self._registry = registry
+        self._dedup = dedup
+        self._metrics = metrics
+        self._readiness = readiness
+        self._fsync = fsync
+        self.sequencer: Sequencer | None = None
+        self._workers: dict[int, _Seen] = {}
+        self._snapshot: tuple[int, bytes, str] = (-1, b"", "")
+        metrics.add_callback(self._sequencer_metrics)
+
+    async def start(self, wal: WriteAheadLog) -> None:
+        self.sequencer = Sequencer(wal, range(self._slots), self._dedup, fsync=self._fsync)
+        await anyio.to_thread.run_sync(self.sequencer.rebuild)
+        self.sequencer.start()
+
+    async def stop(self) -> None:
+        if self.sequencer is not None:
+            await self.sequencer.stop()
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/internal/v1/registry", self.registry_snapshot, methods=["GET"]),
+            Route("/internal/v1/metrics/{slot:int}", self.worker_metrics, methods=["PUT"]),
+            Route("/readyz", self.readyz, methods=["GET"]),
+            Route("/metrics", self.render_metrics, methods=["GET"]),
+        ]
+
+    # registry ---------------------------------------------------------------
+
+    async def registry_snapshot(self, request: Request) -> Response:
+        slot, _, pid = request.headers.get(WORKER_HEADER, "").partition(" ")
+        if slot.isdigit() and pid.isdigit():
+            seen = self._workers.get(int(slot))
+            if seen is None or seen.pid != int(pid):
+                seen = self._workers[int(slot)] = _Seen(int(pid), 0.0)
+            seen.at = time.monotonic()
+        version, body, etag = self._snapshot
+        if version != self._registry.version:
+            body = encode_pixels(self._registry.all())
+            etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+            self._snapshot = (self._registry.version, body, etag)
+        if not self._registry.loaded:
+            return JSONResponse({"error": {"code": "registry_not_loaded"}}, status_code=503)
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers={"etag": etag})
+        return Response(body, media_type="application/json", headers={"etag": etag})
+
+    # workers ----------------------------------------------------------------
+
+    async def worker_metrics(self, request: Request) -> Response:
+        seen = self._workers.get(request.path_params["slot"])
+        if seen is not None:
+            seen.metrics = await request.body()
+        return Response(status_code=204)
+
+    def _worker_checks(self) -> tuple[bool, dict[str, str]]:
+        now = time.monotonic()
+        checks: dict[str, str] = {}
+        for slot in range(self._slots):
+            seen = self._workers.get(slot)
+            if seen is None:
+                checks[f"w{slot}"] = "not started"
+            elif now - seen.at > WORKER_SILENCE_S:
+                checks[f"w{slot}"] = f"silent for {now - seen.at:.1f} s (pid {seen.pid})"
+            else:
+                checks[f"w{slot}"] = f"ok (pid {seen.pid})"
+        return all(v.startswith("ok") for v in checks.values()), checks
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        ready, checks = self._readiness()
+        workers_ok, checks["workers"] = self._worker_checks()
+        if self.sequencer is not None:
+            error = self.sequencer.last_error
+            checks["sequencer"] = {
+                "status": f"degraded: {error}" if error else "ok",
+                "backlog_bytes": self.sequencer.backlog(),
+            }
+        return ready and workers_ok, checks
+
+    async def readyz(self, request: Request) -> Response:
+        ready, checks = await anyio.to_thread.run_sync(self.readiness)
+        return JSONResponse(
+            {"status": "ready" if ready else "unavailable", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    # metrics ----------------------------------------------------------------
+
+    async def render_metrics(self, request: Request) -> Response:
+        own = await anyio.to_thread.run_sync(self._metrics.render)
+        parts = {"storage": own}
+        for slot, seen in sorted(self._workers.items()):
+            if seen.metrics:
+                parts[f"w{slot}"] = seen.metrics
+        body = await anyio.to_thread.run_sync(merge_expositions, parts)
+        return PlainTextResponse(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    def _sequencer_metrics(self) -> list[GaugeMetricFamily | CounterMetricFamily]:
+        if self.sequencer is None:
+            return []
+        counts = self.sequencer.counts
+        records = CounterMetricFamily(
+            "pixel_sequencer_records",
+            "Worker-log records the sequencer handled, by outcome (appended, duplicate, replayed).",
+            labels=["outcome"],
+        )
+        records.add_metric(["appended"], counts.appended)
+        records.add_metric(["duplicate"], counts.duplicates)
+        records.add_metric(["replayed"], counts.replayed)
+        backlog = GaugeMetricFamily(
+            "pixel_worker_log_backlog_bytes",
+            "Bytes of a worker's log the sequencer has not moved yet.",
+            labels=["log"],
+        )
+        for name, size in self.sequencer.backlog().items():
+            backlog.add_metric([name], size)
+        return [records, backlog]
+
+
+class PeerFromHop:
+    """On the Unix socket, the peer is a worker: take the client's address from
+    the header the worker's hop set, so rate limits and ``X-Forwarded-For``
+    checks see the real client."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = scope["headers"]
+            for name, value in headers:
+                if name == PEER_HEADER.encode():
+                    host, _, port = value.decode("latin-1").rpartition(" ")
+                    scope = {
+                        **scope,
+                        "client": (host, int(port) if port.isdigit() else 0),
+                        "headers": [h for h in headers if h[0] != name],
+                    }
+                    break
+        await self.app(scope, receive, send)
