@@ -170,10 +170,17 @@ def cmd_serve(settings: Settings, ns: argparse.Namespace) -> int:
 
     role = getattr(ns, "role", None)
     workers = ns.workers if ns.workers is not None else settings.workers or os.cpu_count() or 1
-    if role is None and DataDirLock(settings.data_dir.resolve()).held_by_other():
+    lock = DataDirLock(settings.data_dir.resolve())
+    # The children of a supervisor killed a moment ago may still be exiting.
+    deadline = time.monotonic() + (5 if role is None and workers > 1 else 0)
+    while lock.held_by_other() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if role is None and lock.held_by_other():
         raise CommandError(
             f"data directory {settings.data_dir} is in use by another pixel-server process"
         )
+    if role is not None:
+        _die_with_parent(ns.parent)
     logs.configure(settings.log_level, settings.log_format)
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with
     # the handler found at start: make that a clean exit 0 instead of -15.
@@ -214,7 +221,7 @@ def _supervise(settings: Settings, ns: argparse.Namespace, workers: int) -> int:
         argv = [sys.executable, "-m", "pixel_server"]
         if ns.config:
             argv += ["--config", ns.config]
-        argv += ["serve", "--role", role, "--workers", str(workers)]
+        argv += ["serve", "--role", role, "--workers", str(workers), "--parent", str(os.getpid())]
         argv += ["--host", settings.host, "--port", str(settings.port)]
         if settings.demo:
             argv += ["--demo"]
@@ -223,15 +230,22 @@ def _supervise(settings: Settings, ns: argparse.Namespace, workers: int) -> int:
         return argv
 
     run_dir = settings.data_dir.resolve() / "run"
-    return Supervisor(settings.host, settings.port, run_dir, workers, command).run()
+    try:
+        return Supervisor(settings.host, settings.port, run_dir, workers, command).run()
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {settings.host}:{settings.port}: {exc}") from None
 
 
-def _die_with_parent() -> None:
-    """A child of the supervisor stops when the supervisor is gone (Linux)."""
+def _die_with_parent(parent: int) -> None:
+    """A child dies with the supervisor (Linux): the server is one unit, and a
+    restarted supervisor must find the port and the data directory free. What
+    the workers acknowledged is in their logs either way."""
     import ctypes
 
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before we asked
+        os._exit(EXIT_FAILED)
 
 
 def _serve_worker(settings: Settings, slot: int, listen_fd: int) -> int:
@@ -239,7 +253,6 @@ def _serve_worker(settings: Settings, slot: int, listen_fd: int) -> int:
 
     from pixel_server.processes.worker import create_worker_app
 
-    _die_with_parent()
     sock = socket.socket(fileno=listen_fd)
     _uvicorn(create_worker_app(settings, slot), sockets=[sock])
     return EXIT_OK
@@ -253,7 +266,6 @@ def _serve_storage(settings: Settings, workers: int) -> int:
     from pixel_server.processes.worker import storage_socket
     from pixel_server.storage.lock import DataDirLock
 
-    _die_with_parent()
     if DataDirLock(settings.data_dir.resolve()).held_by_other():
         raise CommandError(f"data directory {settings.data_dir} is in use")
     path = storage_socket(settings.data_dir.resolve())
@@ -419,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--role", choices=("storage", "worker"), help=argparse.SUPPRESS)
     serve.add_argument("--slot", type=int, default=0, help=argparse.SUPPRESS)
     serve.add_argument("--listen-fd", type=int, default=-1, help=argparse.SUPPRESS)
+    serve.add_argument("--parent", type=int, default=0, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
 
     sub.add_parser("migrate", help="apply pending schema migrations").set_defaults(func=cmd_migrate)

@@ -34,11 +34,21 @@ WORKER_STOP_S: Final = 40.0  # uvicorn drains for up to 30 s
 STORAGE_STOP_S: Final = 120.0
 
 
-def listen(host: str, port: int, backlog: int = 2048) -> socket.socket:
+def listen(host: str, port: int, backlog: int = 2048, wait_s: float = 5.0) -> socket.socket:
+    """Bind, waiting a little for the workers of a killed predecessor to let go."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            sock.bind((host, port))
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                sock.close()
+                raise
+            time.sleep(0.1)
     sock.listen(backlog)
     sock.set_inheritable(True)
     return sock
