@@ -223,7 +223,7 @@ def scenario(
     result = Result(name, target, events, w)
     result.extra["load"] = max(load_before, os.getloadavg()[0])
     if target == "server":
-        time.sleep(0.5)  # in-flight requests finish
+        time.sleep(1.5)  # in-flight requests finish; workers push their samples every second
         after = metrics(base)
         key = "pixel_events_accepted_total"
         result.accepted = after.get(key, 0) - before.get(key, 0)

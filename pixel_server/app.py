@@ -26,7 +26,7 @@ from pixel_server.ingest import api
 from pixel_server.ingest.collect import BrowserIntake
 from pixel_server.ingest.webhooks import RetryPolicy, WebhookIntake
 from pixel_server.logs import AccessLogMiddleware
-from pixel_server.processes.storage import StorageSide
+from pixel_server.processes.storage import StorageSide, SyncAfterManagement
 from pixel_server.runtime import Runtime
 
 
@@ -91,7 +91,10 @@ def create_app(
         ).routes()
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(AccessLogMiddleware, count=runtime.count_request)],
+        middleware=[
+            Middleware(AccessLogMiddleware, count=runtime.count_request),
+            *([Middleware(SyncAfterManagement, storage=storage)] if storage else []),
+        ],
         exception_handlers={
             ApiError: api_error_handler,
             HTTPException: http_error_handler,

@@ -7,6 +7,7 @@ group under load with every acknowledged event stored exactly once."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -191,6 +192,14 @@ def test_pixel_disable_reaches_every_worker_within_2_seconds(
     assert [status(c) for c in clients] == [202, 202]
     assert cli(data, "pixel", "disable", pixel["id"]).returncode == 0
     assert wait_for(lambda: all(status(c) == 403 for c in clients), timeout=2)
+    # a management command returns once every worker has its change
+    added = cli(data, "pixel", "add", "--name", "New", "--origin", ORIGIN, "--json")
+    new_id = json.loads(added.stdout)["id"]
+    for c in clients:
+        r = c.post(
+            f"/collect?p={new_id}", headers=BROWSER, json={"events": [{"event": "PageView"}]}
+        )
+        assert r.status_code == 202, r.text
     for c in clients:
         assert c.post(f"/collect?p={pixel['id']}", headers=BROWSER,
                       json={"events": [{"event": "PageView"}]}).json()["error"]["code"] \

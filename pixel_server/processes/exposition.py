@@ -2,7 +2,8 @@
 
 Each process keeps its own registry (nothing is shared between processes);
 workers push their exposition text to the storage process, which serves the
-union, every sample labelled ``process="storage"`` or ``process="w<K>"``.
+union: its own samples as a single process would show them, each worker's
+with a ``process="w<K>"`` label.
 Summing across processes is left to the query (``sum without (process)``):
 it is right for counters and histograms and wrong for gauges such as
 ``pixel_ready``, so the server does not guess (docs/architecture.md §8).
@@ -30,7 +31,8 @@ class _Families(Collector):
 
 
 def merge_expositions(parts: Mapping[str, bytes]) -> bytes:
-    """The union of several processes' expositions, with a process label."""
+    """The union of several processes' expositions; samples of a part whose
+    name is empty keep their labels, the others get a process label."""
     merged: dict[str, Metric] = {}
     for process, text in parts.items():
         for family in text_string_to_metric_families(text.decode()):
@@ -40,9 +42,8 @@ def merge_expositions(parts: Mapping[str, bytes]) -> bytes:
                     family.name, family.documentation, family.type, family.unit
                 )
             for s in family.samples:
-                target.add_sample(
-                    s.name, {**s.labels, PROCESS_LABEL: process}, s.value, s.timestamp
-                )
+                labels = {**s.labels, PROCESS_LABEL: process} if process else s.labels
+                target.add_sample(s.name, labels, s.value, s.timestamp)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Families(merged.values()))
     return generate_latest(registry)

@@ -9,6 +9,8 @@ refuse to hop ``/internal/`` paths, so nothing here is reachable from outside.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import time
@@ -21,7 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pixel_server.metrics import Metrics
 from pixel_server.pipeline.dedup import DedupIndex
@@ -33,10 +35,15 @@ from pixel_server.storage.pixels import Pixel
 
 Readiness = Callable[[], tuple[bool, dict[str, Any]]]
 
+ADMIN_PREFIX = "/admin/"
 PEER_HEADER = "x-pixel-peer"  # the client's address, set by the worker's hop
 WORKER_HEADER = "x-pixel-worker"  # "<slot> <pid>", on a worker's registry poll
 #: A worker that has not polled for this long counts as down in /readyz.
 WORKER_SILENCE_S = 3.0
+#: Longest a registry poll waits for a change (workers poll again at once).
+LONG_POLL_S = 1.0
+#: Longest a management answer waits for the workers to have its change.
+SYNC_WAIT_S = 2.0
 
 
 def encode_pixels(pixels: list[Pixel]) -> bytes:
@@ -52,6 +59,7 @@ class _Seen:
     pid: int
     at: float  # monotonic
     metrics: bytes = b""
+    etag: str = ""  # the snapshot the worker last said it holds
 
 
 class StorageSide:
@@ -74,6 +82,7 @@ class StorageSide:
         self.sequencer: Sequencer | None = None
         self._workers: dict[int, _Seen] = {}
         self._snapshot: tuple[int, bytes, str] = (-1, b"", "")
+        self._changed: asyncio.Event | None = None
         metrics.add_callback(self._sequencer_metrics)
 
     async def start(self, wal: WriteAheadLog) -> None:
@@ -95,23 +104,64 @@ class StorageSide:
 
     # registry ---------------------------------------------------------------
 
+    def _current(self) -> tuple[bytes, str]:
+        version, body, etag = self._snapshot
+        if version != self._registry.version:
+            version = self._registry.version
+            body = encode_pixels(self._registry.all())
+            etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+            self._snapshot = (version, body, etag)
+        return body, etag
+
+    def _wakeup(self) -> asyncio.Event:
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        return self._changed
+
+    def registry_changed(self) -> None:
+        """Answer the waiting polls now (after a management operation)."""
+        event, self._changed = self._wakeup(), asyncio.Event()
+        event.set()
+
     async def registry_snapshot(self, request: Request) -> Response:
+        """The registry for a worker: 304 while its copy (``If-None-Match``) is
+        current, after waiting up to ``?wait=`` seconds for a change."""
+        held = request.headers.get("if-none-match", "")
         slot, _, pid = request.headers.get(WORKER_HEADER, "").partition(" ")
+        seen: _Seen | None = None
         if slot.isdigit() and pid.isdigit():
             seen = self._workers.get(int(slot))
             if seen is None or seen.pid != int(pid):
                 seen = self._workers[int(slot)] = _Seen(int(pid), 0.0)
             seen.at = time.monotonic()
-        version, body, etag = self._snapshot
-        if version != self._registry.version:
-            body = encode_pixels(self._registry.all())
-            etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
-            self._snapshot = (self._registry.version, body, etag)
+            seen.etag = held
         if not self._registry.loaded:
             return JSONResponse({"error": {"code": "registry_not_loaded"}}, status_code=503)
-        if request.headers.get("if-none-match") == etag:
+        body, etag = self._current()
+        wait = min(float(request.query_params.get("wait", "0") or 0), LONG_POLL_S)
+        if held == etag and wait > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup().wait(), wait)
+            body, etag = self._current()
+            if seen is not None:
+                seen.at = time.monotonic()
+        if held == etag:
             return Response(status_code=304, headers={"etag": etag})
         return Response(body, media_type="application/json", headers={"etag": etag})
+
+    async def workers_synced(self, timeout: float = SYNC_WAIT_S) -> bool:
+        """Wait until every live worker holds the current snapshot."""
+        _, etag = self._current()
+        deadline = time.monotonic() + timeout
+        while True:
+            now = time.monotonic()
+            behind = [
+                s for s in self._workers.values()
+                if now - s.at < WORKER_SILENCE_S and s.etag != etag
+            ]  # fmt: skip
+            if not behind or now > deadline:
+                return not behind
+            await asyncio.sleep(0.005)
 
     # workers ----------------------------------------------------------------
 
@@ -156,7 +206,7 @@ class StorageSide:
 
     async def render_metrics(self, request: Request) -> Response:
         own = await anyio.to_thread.run_sync(self._metrics.render)
-        parts = {"storage": own}
+        parts = {"": own}  # the storage process's own samples stay as they are
         for slot, seen in sorted(self._workers.items()):
             if seen.metrics:
                 parts[f"w{slot}"] = seen.metrics
@@ -183,6 +233,33 @@ class StorageSide:
         for name, size in self.sequencer.backlog().items():
             backlog.add_metric([name], size)
         return [records, backlog]
+
+
+class SyncAfterManagement:
+    """Holds back the answer of a management request (admin API) until every
+    live worker has the registry it produced: when ``pixel add`` or ``pixel
+    disable`` returns, every worker already knows."""
+
+    def __init__(self, app: ASGIApp, storage: StorageSide) -> None:
+        self.app = app
+        self._storage = storage
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(ADMIN_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        held: list[Message] = []
+
+        async def hold(message: Message) -> None:
+            held.append(message)
+
+        try:
+            await self.app(scope, receive, hold)
+        finally:
+            self._storage.registry_changed()
+            await self._storage.workers_synced()
+            for message in held:
+                await send(message)
 
 
 class PeerFromHop:

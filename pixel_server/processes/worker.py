@@ -4,9 +4,10 @@ It answers the ingest routes (``/collect``, ``/collect.gif``,
 ``/api/v1/events``, the snippet) by itself: parse, validate, enrich, append
 to its own write-ahead log ``<data>/wal/w<K>``, answer. It holds no
 ClickHouse client and no forwarder. Everything else hops to the storage
-process. The pixel registry comes from the storage process every
-``REGISTRY_POLL_S`` (a conditional GET, 304 when nothing changed); the
-worker serves no request before it has a first snapshot.
+process. The pixel registry comes from the storage process by long polling
+(a conditional GET answered at once when the registry changed, else 304
+after ``REGISTRY_WAIT_S``); the worker serves no request before it has a
+first snapshot.
 """
 
 from __future__ import annotations
@@ -55,9 +56,9 @@ from pixel_server.registry import PixelRegistry
 
 log = logging.getLogger("pixel_server.worker")
 
-REGISTRY_POLL_S: Final = 0.5
+REGISTRY_WAIT_S: Final = 1.0
+RETRY_S: Final = 0.2
 METRICS_PUSH_S: Final = 1.0
-RETENTION_S: Final = 1.0
 
 
 def storage_socket(data_dir: Path) -> Path:
@@ -74,10 +75,13 @@ class RegistryFeed:
         self._etag = ""
         self.fetched_at = 0.0  # monotonic time of the last answer
 
-    async def poll(self) -> bool:
+    async def poll(self, wait: float = 0.0) -> bool:
+        """Fetch the registry if it changed, waiting up to ``wait`` s for a change."""
         headers = {**self._headers, "if-none-match": self._etag} if self._etag else self._headers
         try:
-            r = await self._link.get("/internal/v1/registry", headers=headers, timeout=2)
+            r = await self._link.get(
+                "/internal/v1/registry", params={"wait": wait}, headers=headers, timeout=wait + 5
+            )
         except httpx.HTTPError:
             return False
         if r.status_code == 200:
@@ -91,6 +95,12 @@ class RegistryFeed:
     async def first(self) -> None:
         while not await self.poll():
             await asyncio.sleep(0.1)
+
+    async def follow(self) -> None:
+        """Long-poll for ever: a change arrives as soon as the storage process has it."""
+        while True:
+            if not await self.poll(wait=REGISTRY_WAIT_S):
+                await asyncio.sleep(RETRY_S)
 
 
 @dataclass(slots=True)
@@ -134,18 +144,13 @@ def create_worker_app(settings: Settings, slot: int) -> Starlette:
 
     metrics.add_callback(log_metrics)
 
-    async def background(wal: WriteAheadLog) -> None:
-        polls_per_push = round(METRICS_PUSH_S / REGISTRY_POLL_S)
-        n = 0
+    async def every_second(wal: WriteAheadLog) -> None:
         while True:
-            await asyncio.sleep(REGISTRY_POLL_S)
-            await feed.poll()
-            n += 1
-            if n % polls_per_push == 0:
-                body = await anyio.to_thread.run_sync(metrics.render)
-                with contextlib.suppress(httpx.HTTPError):
-                    await link.put(f"/internal/v1/metrics/{slot}", content=body, timeout=2)
-                await anyio.to_thread.run_sync(wal.adopt_commits)  # delete moved segments
+            await asyncio.sleep(METRICS_PUSH_S)
+            body = await anyio.to_thread.run_sync(metrics.render)
+            with contextlib.suppress(httpx.HTTPError):
+                await link.put(f"/internal/v1/metrics/{slot}", content=body, timeout=2)
+            await anyio.to_thread.run_sync(wal.adopt_commits)  # delete moved segments
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -162,14 +167,15 @@ def create_worker_app(settings: Settings, slot: int) -> Starlette:
         )
         opened.append(wal)
         ingestor.attach(wal)
-        task: asyncio.Task[None] | None = None
+        tasks: list[asyncio.Task[None]] = []
         try:
             await feed.first()
-            task = asyncio.create_task(background(wal))
+            tasks += [asyncio.create_task(feed.follow()), asyncio.create_task(every_second(wal))]
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             ingestor.attach(None)
