@@ -217,9 +217,15 @@ def create_worker_app(settings: Settings, slot: int) -> Starlette:
         *snippet_route.routes(registry, settings.base_url),
     ]
 
+    counters: dict[tuple[str, int], Any] = {}  # labels() per request costs more than inc()
+
     def count(route: str, status: int) -> None:
-        if route != "unmatched":  # hopped: the storage process counts it
-            metrics.http_requests.labels(route, str(status)).inc()
+        if route == "unmatched":  # hopped: the storage process counts it
+            return
+        counter = counters.get((route, status))
+        if counter is None:
+            counter = counters[(route, status)] = metrics.http_requests.labels(route, str(status))
+        counter.inc()
 
     app = Starlette(
         routes=routes,
