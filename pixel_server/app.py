@@ -26,6 +26,7 @@ from pixel_server.ingest import api
 from pixel_server.ingest.collect import BrowserIntake
 from pixel_server.ingest.webhooks import RetryPolicy, WebhookIntake
 from pixel_server.logs import AccessLogMiddleware
+from pixel_server.processes.sequencer import slots_on_disk
 from pixel_server.processes.storage import StorageSide, SyncAfterManagement
 from pixel_server.runtime import Runtime
 
@@ -41,12 +42,13 @@ def create_app(
     """Build the application. ``database`` overrides the ClickHouse database
     (tests give each case its own database on one embedded engine).
     ``worker_slots`` > 0 makes it the storage process of the multi-process
-    layout, fed by that many ingest workers' logs."""
+    layout, fed by that many ingest workers' logs (a single process still
+    moves what worker logs left on disk hold)."""
     runtime = Runtime(
         settings, database, webhook_policy=webhook_policy, forwarder_options=forwarder_options
     )
     storage = None
-    if worker_slots:
+    if worker_slots or slots_on_disk(settings.data_dir.resolve() / "wal"):
         storage = StorageSide(
             slots=worker_slots, registry=runtime.registry, dedup=runtime.dedup,
             metrics=runtime.metrics, readiness=runtime.readiness, fsync=settings.wal_fsync,

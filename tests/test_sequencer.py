@@ -8,12 +8,17 @@ import asyncio
 import time
 from pathlib import Path
 
+from starlette.testclient import TestClient
+
+from pixel_server.app import create_app
+from pixel_server.config import Settings
 from pixel_server.pipeline import record as records
 from pixel_server.pipeline.dedup import DedupIndex
 from pixel_server.pipeline.follower import LogFollower
 from pixel_server.pipeline.record import Record
 from pixel_server.pipeline.wal import WriteAheadLog, encode_records, iter_records, segments_in
 from pixel_server.processes.sequencer import READER, Sequencer, worker_log_dir
+from tests.ingest_helpers import count_rows, wait_for_rows
 
 
 def payload(event_id: str, source: str = "browser", assigned: bool = False) -> bytes:
@@ -127,3 +132,14 @@ def test_copies_the_storage_process_already_has_are_dropped(tmp_path: Path) -> N
     with worker_log(tmp_path, 0) as w0:
         w0.append_blocking([payload("a"), payload("b")])
     assert run_sequencer(tmp_path, dedup, slots=1) == ["b"]
+
+
+def test_a_single_process_moves_what_worker_logs_left_behind(settings: Settings) -> None:
+    # an earlier run with workers left acknowledged records in w3's log
+    with worker_log(settings.data_dir.resolve() / "wal", 3) as w3:
+        w3.append_blocking([payload("left-1"), payload("left-2")])
+    app = create_app(settings)
+    with TestClient(app):
+        runtime = app.state.runtime
+        assert wait_for_rows(runtime, 2, "px_1") == 2
+        assert count_rows(runtime, "px_1", "event_id = 'left-1'") == 1

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,15 @@ CopyKey = tuple[str, str, str, str]
 
 def worker_log_dir(wal_dir: Path, slot: int) -> Path:
     return wal_dir / f"w{slot}"
+
+
+def slots_on_disk(wal_dir: Path) -> set[int]:
+    """Worker slots that have a log, also of an earlier run with more workers
+    (or of the multi-process layout, before a restart as one process): their
+    records are acknowledged and must be moved all the same."""
+    if not wal_dir.is_dir():
+        return set()
+    return {int(p.name[1:]) for p in wal_dir.iterdir() if re.fullmatch(r"w\d{1,4}", p.name)}
 
 
 @dataclass(slots=True)

@@ -29,7 +29,7 @@ from pixel_server.metrics import Metrics
 from pixel_server.pipeline.dedup import DedupIndex
 from pixel_server.pipeline.wal import WriteAheadLog
 from pixel_server.processes.exposition import merge_expositions
-from pixel_server.processes.sequencer import Sequencer
+from pixel_server.processes.sequencer import Sequencer, slots_on_disk
 from pixel_server.registry import PixelRegistry
 from pixel_server.storage.pixels import Pixel
 
@@ -86,7 +86,8 @@ class StorageSide:
         metrics.add_callback(self._sequencer_metrics)
 
     async def start(self, wal: WriteAheadLog) -> None:
-        self.sequencer = Sequencer(wal, range(self._slots), self._dedup, fsync=self._fsync)
+        slots = sorted(set(range(self._slots)) | slots_on_disk(wal.directory))
+        self.sequencer = Sequencer(wal, slots, self._dedup, fsync=self._fsync)
         await anyio.to_thread.run_sync(self.sequencer.rebuild)
         self.sequencer.start()
 
