@@ -259,3 +259,20 @@ def test_sigkill_of_the_whole_process_group_under_load_loses_nothing(tmp_path: P
         proc.wait()
 
     kill_under_load(tmp_path, kill_group)
+
+
+def test_readyz_reflects_a_stuck_worker(
+    server: tuple[subprocess.Popen[bytes], str, dict[str, str], Path],
+) -> None:
+    proc, url, _, _ = server
+    w0, w1 = per_worker_clients(url)
+    stuck = children(proc.pid)["w1"]
+    os.kill(stuck, signal.SIGSTOP)  # alive but not answering
+    try:
+        assert wait_for(lambda: w0.get("/readyz").status_code == 503, timeout=10)
+        assert w0.get("/readyz").json()["checks"]["workers"]["w1"].startswith("silent")
+    finally:
+        os.kill(stuck, signal.SIGCONT)
+    assert wait_for(lambda: w0.get("/readyz").status_code == 200, timeout=10)
+    for c in (w0, w1):
+        c.close()
