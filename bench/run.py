@@ -327,6 +327,7 @@ def run_load(duration: float, warmup: float, work: Path) -> list[Result]:
             ("collect_single", 1, ["collect", pid, "1", "", f"{nonce}s"]),
             ("collect_batch50", 50, ["collect", pid, "50", "", f"{nonce}c"]),
             ("api_batch500", 500, ["api", pid, "500", key, f"{nonce}a"]),
+            ("gateway_batch500", 500, ["tiktok", pid, "500", key, f"{nonce}t"]),
         ]
         for name, events, args in plan:
             results.append(scenario(name, "server", base, duration, events, args, warmup))
@@ -381,6 +382,7 @@ LABELS = {
     "collect_single": "`/collect`, 1 event per request, fsync",
     "collect_batch50": "`/collect`, 50-event batches, fsync",
     "api_batch500": "`/api/v1/events`, 500-event batches, fsync",
+    "gateway_batch500": "`/open_api/v1.3/event/track/` (TikTok form), 500-event batches, fsync",
 }
 
 

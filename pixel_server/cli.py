@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 
 from pixel_server.config import ConfigError, Settings, load_settings
@@ -38,6 +37,7 @@ class CommandError(Exception):
 def run_operation(settings: Settings, op: str, args: dict[str, Any]) -> Any:
     """Run a management operation directly or through the running server."""
     from pixel_server.management import Management
+    from pixel_server.secretbox import SecretBox
     from pixel_server.storage.database import Database
     from pixel_server.storage.lock import DataDirLock
 
@@ -48,37 +48,30 @@ def run_operation(settings: Settings, op: str, args: dict[str, Any]) -> Any:
         return _via_admin_api(settings, op, args)
     database = Database(parse_url(settings.clickhouse_dsn))
     try:
-        return Management(database, data_dir=settings.data_dir.resolve()).run(op, args)
+        box = SecretBox(settings.secret_key_path.resolve())
+        return Management(database, data_dir=settings.data_dir.resolve(), box=box).run(op, args)
     finally:
         database.close()
         lock.release()
 
 
 def _via_admin_api(settings: Settings, op: str, args: dict[str, Any]) -> Any:
-    from pixel_server.admin import admin_files
+    from pixel_server import admin
 
+    data_dir = settings.data_dir.resolve()
     deadline = time.monotonic() + 10
-    while (found := admin_files(settings.data_dir.resolve())) is None:
-        if time.monotonic() > deadline:
-            raise CommandError(
-                f"data directory {settings.data_dir} is in use by another pixel-server "
-                "process, and its admin API is not available"
-            )
-        time.sleep(0.2)
-    url, secret = found
-    try:
-        response = httpx.post(
-            f"{url}/admin/v1/{op}",
-            content=orjson.dumps(args),
-            headers={"x-admin-secret": secret, "content-type": "application/json"},
-            timeout=60,
-        )
-    except httpx.HTTPError as exc:
-        raise CommandError(f"the running server at {url} did not answer: {exc}") from None
-    body = response.json()
-    if response.status_code != 200:
-        raise CommandError(body.get("error", {}).get("message", response.text))
-    return body["result"]
+    while True:  # a server that is starting writes its admin files last
+        try:
+            return admin.call(data_dir, op, args)
+        except admin.AdminRefused as exc:
+            raise CommandError(str(exc)) from None
+        except admin.AdminUnavailable as exc:
+            if time.monotonic() > deadline:
+                raise CommandError(
+                    f"data directory {settings.data_dir} is in use by another pixel-server "
+                    f"process, and its admin API is not available ({exc})"
+                ) from None
+            time.sleep(0.2)
 
 
 # output ---------------------------------------------------------------------
@@ -149,19 +142,52 @@ _PIXEL_FLAGS: list[tuple[str, str]] = [
     ("ip-truncation", "ip_truncation"),
     ("forward-browser", "forward_browser"),
     ("load-tiktok-pixel", "load_tiktok_pixel"),
+    ("mirror-to-tiktok-pixel", "mirror_to_tiktok_pixel"),
+]
+
+
+# Credentials may come from a file or standard input ("-"), so they need not
+# appear on a command line, where `ps` shows them to every user.
+_SECRET_OPTIONS: list[tuple[str, str]] = [
+    ("--tiktok-access-token-file", "tiktok_access_token"),
+    ("--webhook-secret-file", "webhook_secret"),
+    ("--store-api-token-file", "store_api_token"),
 ]
 
 
 def _add_pixel_options(parser: argparse.ArgumentParser) -> None:
     for flag, dest, extra in _PIXEL_OPTIONS:
         parser.add_argument(flag, dest=dest, **extra)
+    for flag, dest in _SECRET_OPTIONS:
+        parser.add_argument(
+            flag, dest=f"{dest}_file", metavar="PATH", help="read it from PATH ('-': stdin)"
+        )
     for flag, dest in _PIXEL_FLAGS:
         parser.add_argument(f"--{flag}", dest=dest, action=argparse.BooleanOptionalAction)
 
 
 def _pixel_args(ns: argparse.Namespace) -> dict[str, Any]:
     keys = [dest for _, dest, _ in _PIXEL_OPTIONS] + [dest for _, dest in _PIXEL_FLAGS]
-    return {k: getattr(ns, k) for k in keys if getattr(ns, k, None) is not None}
+    args = {k: getattr(ns, k) for k in keys if getattr(ns, k, None) is not None}
+    for flag, dest in _SECRET_OPTIONS:
+        source = getattr(ns, f"{dest}_file", None)
+        if source is None:
+            continue
+        if dest in args:
+            raise CommandError(f"give {dest.replace('_', '-')} once: as a value or with {flag}")
+        args[dest] = _read_secret(source, flag)
+    return args
+
+
+def _read_secret(source: str, flag: str) -> str:
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CommandError(f"{flag}: cannot read {source!r}: {exc}") from None
+    value = text.strip()
+    if not value or "\n" in value:
+        raise CommandError(f"{flag}: expected one line holding the secret")
+    return value
 
 
 def cmd_serve(settings: Settings, ns: argparse.Namespace) -> int:
@@ -193,8 +219,13 @@ def cmd_serve(settings: Settings, ns: argparse.Namespace) -> int:
         return _supervise(settings, ns, workers)
     from pixel_server.app import create_app
 
-    _uvicorn(create_app(settings), host=settings.host, port=settings.port)
+    app = create_app(settings, announce=_announce)
+    _uvicorn(app, host=settings.host, port=settings.port)
     return EXIT_OK
+
+
+def _announce(line: str) -> None:
+    print(line, flush=True)
 
 
 def _uvicorn(app: Any, sockets: list[Any] | None = None, **where: Any) -> None:
@@ -275,7 +306,8 @@ def _serve_storage(settings: Settings, workers: int) -> int:
     sock.bind(str(path))
     os.chmod(path, 0o600)  # the hop trusts what arrives here
     sock.listen(1024)
-    _uvicorn(PeerFromHop(create_app(settings, worker_slots=workers)), sockets=[sock])
+    app = create_app(settings, worker_slots=workers, announce=_announce)
+    _uvicorn(PeerFromHop(app), sockets=[sock])
     return EXIT_OK
 
 
@@ -283,6 +315,29 @@ def cmd_migrate(settings: Settings, ns: argparse.Namespace) -> int:
     result = run_operation(settings, "migrate", {})
     print(f"schema is current (migrations applied: {', '.join(map(str, result['applied']))})")
     return EXIT_OK
+
+
+def cmd_rotate_secret_key(settings: Settings, ns: argparse.Namespace) -> int:
+    result = run_operation(settings, "secrets.rotate_key", {})
+    if ns.json:
+        _print_json(result)
+    else:
+        print(f"new secret key {result['new_key_id']} (was {result['old_key_id']}); "
+              f"{result['pixels_resealed']} pixels' credentials sealed with it")  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_status(settings: Settings, ns: argparse.Namespace) -> int:
+    """The server's readiness with every detail (``/readyz`` shows states only)."""
+    result = run_operation(settings, "status", {})
+    if ns.json:
+        _print_json(result)
+    else:
+        print("ready" if result["ready"] else "not ready")
+        for name, value in result["checks"].items():
+            text = value if isinstance(value, str) else orjson.dumps(value).decode()
+            print(f"{name:12} {text}")
+    return EXIT_OK if result["ready"] else EXIT_FAILED
 
 
 def cmd_pixel(settings: Settings, ns: argparse.Namespace) -> int:
@@ -318,13 +373,16 @@ def cmd_pixel(settings: Settings, ns: argparse.Namespace) -> int:
 
 def cmd_token(settings: Settings, ns: argparse.Namespace) -> int:
     if ns.token_command == "add":
-        result = run_operation(
-            settings, "token.add", {"pixel": ns.pixel, "role": ns.role, "label": ns.label or ""}
-        )
+        if not (ns.pixel or ns.pixels):
+            print("token add needs --pixel ID or --pixels A,B", file=sys.stderr)
+            return EXIT_USAGE
+        args = {"pixel": ns.pixel, "pixels": ns.pixels, "role": ns.role,
+                "label": ns.label or "", "expires": ns.expires}  # fmt: skip
+        result = run_operation(settings, "token.add", args)
         if ns.json:
             _print_json(result)
         else:
-            print(f"{result['role']} token for {result['pixel_id']}: {result['token']}")
+            print(f"{result['role']} token for {', '.join(result['pixel_ids'])}: {result['token']}")
             print(_SECRET_NOTE)
     elif ns.token_command == "list":
         result = run_operation(settings, "token.list", {"pixel": ns.pixel})
@@ -412,6 +470,54 @@ def cmd_uninstall(settings: Settings, ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_connect(settings: Settings, ns: argparse.Namespace) -> int:
+    args = {"pixel": ns.pixel, "base_url": settings.base_url}
+    if ns.command == "disconnect":
+        result = run_operation(settings, "disconnect", args)
+    elif ns.action == "status":
+        result = run_operation(settings, "connect.status", args)
+    else:
+        result = run_operation(settings, "connect", args)
+    if ns.json:
+        _print_json(result)
+    elif ns.action == "status" and ns.command == "connect":
+        _print_status(result)
+    else:
+        for verb in ("created", "kept", "removed", "left_over"):
+            for item in result[verb]:
+                label = "NOT removed" if verb == "left_over" else verb
+                print(f"{label:12} {item['kind']:10} {item['key']:28} {item['id']}")
+        if not any(result[v] for v in ("created", "kept", "removed", "left_over")):
+            print("nothing in the store to " + ("remove" if ns.command == "disconnect" else "keep"))
+        for step in result["steps"]:
+            print(step)
+    return EXIT_FAILED if result.get("left_over") or result.get("ok") is False else EXIT_OK
+
+
+def _print_status(s: dict[str, Any]) -> None:
+    print(f"{'pixel':14} {s['pixel_id']} ({s['platform']}): {'ok' if s['ok'] else 'PROBLEMS'}")
+    script = s["script"]
+    seen = {True: "found", False: "MISSING", None: "not checked"}[script["found_in_page"]]
+    print(f"{'script':14} {seen} on {script['storefront_url'] or '-'}"
+          f"; last browser event {script['last_browser_event'] or '-'}")  # fmt: skip
+    for hook in s["webhooks"]:
+        state = (
+            ("active" if hook.get("active") else "INACTIVE") if hook["registered"] else "MISSING"
+        )
+        print(f"{'webhook':14} {hook['topic']:28} {state:9} last delivery "
+              f"{hook['last_delivery'] or '-'}")  # fmt: skip
+    for e in s["events"]:
+        when = e["last_received_at"]
+        print(f"{'event':14} {e['event']:22} {e['source']:8} {e['copies']:>7}  {when}")
+    tiktok = s["tiktok"]
+    note = tiktok.get("message") or tiktok.get("note", "")
+    state = f"verified={tiktok.get('verified')} {note}" if tiktok["configured"] else "not set"
+    print(f"{'tiktok':14} {state}")
+    print(f"{'catalog':14} {s['catalog']}")
+    for problem in s["problems"]:
+        print(f"problem: {problem}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pixel-server", description="First-party pixel server for online stores."
@@ -435,6 +541,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     sub.add_parser("migrate", help="apply pending schema migrations").set_defaults(func=cmd_migrate)
+    rotate = sub.add_parser(
+        "rotate-secret-key", help="seal every stored credential with a new secret key"
+    )
+    rotate.add_argument("--json", action="store_true")
+    rotate.set_defaults(func=cmd_rotate_secret_key)
+    status = sub.add_parser("status", help="the running server's readiness, with details")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
 
     pixel = sub.add_parser("pixel", help="manage pixels").add_subparsers(
         dest="pixel_command", required=True
@@ -467,13 +581,26 @@ def build_parser() -> argparse.ArgumentParser:
     uninst.add_argument("--file")
     uninst.set_defaults(func=cmd_uninstall)
 
+    conn = sub.add_parser(
+        "connect", help="install the pixel and its webhooks through the store's API"
+    )
+    conn.add_argument("action", nargs="?", choices=("status",),
+                      help="status: check the installation live")  # fmt: skip
+    disconn = sub.add_parser("disconnect", help="remove what connect created in the store")
+    for p in (conn, disconn):
+        p.add_argument("--pixel", required=True)
+        p.add_argument("--json", action="store_true", help="print JSON")
+        p.set_defaults(func=cmd_connect, action=None)
+
     token = sub.add_parser("token", help="manage report tokens").add_subparsers(
         dest="token_command", required=True
     )
     tadd = token.add_parser("add", help="issue a report token")
-    tadd.add_argument("--pixel", required=True)
+    tadd.add_argument("--pixel")
+    tadd.add_argument("--pixels", help="several pixels, comma-separated (an agency's token)")
     tadd.add_argument("--role", choices=ROLES, default="reader")
     tadd.add_argument("--label")
+    tadd.add_argument("--expires", help="ISO-8601 time after which the token stops working")
     tlist = token.add_parser("list", help="list report tokens")
     tlist.add_argument("--pixel")
     trev = token.add_parser("revoke", help="revoke a token (the token or its id)")

@@ -67,14 +67,24 @@ class Settings:
     # Seconds between report cache warming passes (0: never warm; reports
     # then bring the cache up to date themselves, which is slower).
     report_warm_interval_s: float = 30.0
+    # How old a stored event may be to be sent to TikTok when its pixel's
+    # credentials are first set (TikTok publishes no limit; 7 days is safe).
+    backfill_max_age_days: float = 7.0
     # Start with a demo pixel and the /demo storefront.
     demo: bool = False
+    # The key that seals stored credentials; empty means <data_dir>/secret.key.
+    # Hosts that share one ClickHouse server must share this file.
+    secret_key_file: Path | None = None
     # Ingest worker processes for `serve` (0: one per core; 1: a single process).
     workers: int = 0
 
     @property
     def clickhouse_dsn(self) -> str:
         return self.clickhouse_url or f"chdb://{self.data_dir / 'clickhouse'}"
+
+    @property
+    def secret_key_path(self) -> Path:
+        return self.secret_key_file or self.data_dir / "secret.key"
 
     @property
     def base_url(self) -> str:
@@ -208,7 +218,9 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "rate_limit_pixel": _float(0.01, 1e9),
     "rate_limit_pixel_burst": _int(1, 10**9),
     "report_warm_interval_s": _float(0.0, 86_400.0),
+    "backfill_max_age_days": _float(0.0, 90.0),
     "demo": _bool,
+    "secret_key_file": _path,
     "workers": _int(0, 256),
 }
 assert set(_PARSERS) == {f.name for f in fields(Settings)}

@@ -4,9 +4,10 @@ A plain HTML shop — a few products with variants, a cart, a checkout and a
 purchase — that loads the demo pixel's real snippet (``/p/{id}.js``) and
 reports with ``ttq.track(...)`` like any HTML store (the demo pixel's
 platform is ``html``). The loader flushes every 100 ms, so the dashboard
-fills within seconds. The page links to the dashboard through a login link
-with an owner token made for the demo page on its first visit (demo mode
-only; the token is kept in memory and never logged).
+fills within seconds. When the server listens on loopback only, the page
+links to the dashboard through a login link with an owner token made for the
+demo page on its first visit (the token is kept in memory and never logged);
+on any other address it hands out nothing and says so.
 """
 
 from __future__ import annotations
@@ -50,8 +51,18 @@ class DemoStore:
     """``GET /demo`` over the registry (to find the demo pixel), the management
     operations (to issue the page's owner token) and the server's public URL."""
 
-    def __init__(self, *, registry: PixelRegistry, management: Management, base_url: str) -> None:
+    def __init__(
+        self,
+        *,
+        registry: PixelRegistry,
+        management: Management,
+        base_url: str,
+        hand_out_owner: bool,
+    ) -> None:
         self._registry = registry
+        # Anyone who opens /demo gets owner access: only on a server nobody
+        # else can reach.
+        self._hand_out_owner = hand_out_owner
         self._management = management
         self._base_url = base_url
         self._env = Environment(
@@ -76,11 +87,14 @@ class DemoStore:
         pixel = next((p for p in self._registry.all() if p.name == DEMO_PIXEL_NAME), None)
         if pixel is None:
             return HTMLResponse("<h1>No demo pixel yet</h1><p>Start with PIXEL_DEMO=true.</p>", 503)
-        token = await anyio.to_thread.run_sync(self._login_token, pixel.id)
+        dashboard_url = ""
+        if self._hand_out_owner:
+            token = await anyio.to_thread.run_sync(self._login_token, pixel.id)
+            dashboard_url = f"/login?token={token}"
         body = self._env.get_template("store.html").render(
             pixel=pixel,
             script_url=f"{self._base_url}/p/{pixel.id}.js",
-            dashboard_url=f"/login?token={token}",
+            dashboard_url=dashboard_url,
             catalogue=[
                 {
                     "id": p,

@@ -7,11 +7,14 @@ asked the running server to do the work.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pixel_server.secretbox import SecretBox
+from pixel_server.storage import audit
 from pixel_server.storage.database import Database
 from pixel_server.storage.pixels import PixelStore, RegistryError
 
@@ -24,14 +27,19 @@ class Management:
         database: Database,
         on_change: Callable[[], None] | None = None,
         data_dir: Path | None = None,  # where the forwarder's retry store lives (replay)
+        status: Callable[[], dict[str, Any]] | None = None,  # the running server's readiness
+        *,
+        box: SecretBox,
     ) -> None:
         self.database = database
+        self.box = box
         self.data_dir = data_dir
+        self.status = status
         self._on_change = on_change or (lambda: None)
 
     @property
     def store(self) -> PixelStore:
-        return PixelStore(self.database.client())
+        return PixelStore(self.database.client(), self.box)
 
     def run(self, op: str, args: dict[str, Any]) -> Any:
         handler = OPERATIONS.get(op)
@@ -58,7 +66,17 @@ def _pixel_show(m: Management, args: dict[str, Any]) -> dict[str, Any]:
 
 def _pixel_update(m: Management, args: dict[str, Any]) -> dict[str, Any]:
     changes = dict(args)
-    return m.store.update(changes.pop("id"), **changes).public()
+    actor = str(changes.pop("actor", "") or audit.COMMAND_LINE)  # the console names its token
+    pixel_id = changes.pop("id")
+    before = m.store.get(pixel_id)
+    after = m.store.update(pixel_id, **changes)
+    audit.record_settings(m.database.client(), actor, before, after)
+    if m.data_dir is not None:  # first TikTok credentials: send what was stored meanwhile
+        from pixel_server.sinks import backfill
+
+        backfill.request(m.database.client(), m.data_dir / backfill.JOBS_DIR, before, after,
+                         time.time())  # fmt: skip
+    return after.public()
 
 
 def _pixel_rotate_key(m: Management, args: dict[str, Any]) -> dict[str, Any]:
@@ -67,8 +85,20 @@ def _pixel_rotate_key(m: Management, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def _token_add(m: Management, args: dict[str, Any]) -> dict[str, Any]:
-    token = m.store.add_token(args["pixel"], args["role"], args.get("label", ""))
-    return {"pixel_id": args["pixel"], "role": args["role"], "token": token}
+    """One pixel (``pixel``) or several (``pixels``, an agency's); optional expiry."""
+    pixels = args.get("pixels") or [args["pixel"]]
+    if isinstance(pixels, str):
+        pixels = [p.strip() for p in pixels.split(",") if p.strip()]
+    expires_at = _parse_time(args.get("expires"), "expires")
+    label = str(args.get("label") or "")
+    token = m.store.add_token(pixels, args["role"], label, expires_at)
+    actor = str(args.get("actor") or audit.COMMAND_LINE)
+    for pixel_id in dict.fromkeys(pixels):
+        audit.record(m.database.client(), pixel_id, actor, "token.add",
+                     {"role": args["role"], "label": label, "pixels": list(pixels),
+                      "expires_at": expires_at or None})  # fmt: skip
+    return {"pixel_id": pixels[0], "pixel_ids": list(pixels), "role": args["role"],
+            "expires_at": expires_at or None, "token": token}  # fmt: skip
 
 
 def _token_list(m: Management, args: dict[str, Any]) -> list[dict[str, Any]]:
@@ -76,7 +106,17 @@ def _token_list(m: Management, args: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _token_revoke(m: Management, args: dict[str, Any]) -> dict[str, Any]:
-    return m.store.revoke_token(args["token"]).public()
+    token = m.store.revoke_token(args["token"], args.get("pixel"))
+    actor = str(args.get("actor") or audit.COMMAND_LINE)
+    for pixel_id in token.pixels:
+        audit.record(m.database.client(), pixel_id, actor, "token.revoke",
+                     {"token": token.id, "label": token.label, "role": token.role})  # fmt: skip
+    return token.public()
+
+
+def _audit_list(m: Management, args: dict[str, Any]) -> list[dict[str, Any]]:
+    m.store.get(args["pixel"])
+    return audit.entries(m.database.client(), args["pixel"], int(args.get("limit", 50)))
 
 
 def _migrate(m: Management, args: dict[str, Any]) -> dict[str, Any]:
@@ -110,6 +150,25 @@ def _deliveries_replay(m: Management, args: dict[str, Any]) -> dict[str, Any]:
     return ledger.replay(m.database.client(), spill_root, args["pixel"], since)
 
 
+def _rotate_secret_key(m: Management, args: dict[str, Any]) -> dict[str, Any]:
+    """Seal every stored credential under a new key; the old key goes only after."""
+    old = m.box.current_key_id
+    new = m.box.begin_rotation()
+    resealed = m.store.reseal()
+    m.box.finish_rotation()
+    return {"old_key_id": old, "new_key_id": new, "pixels_resealed": resealed}
+
+
+def _status(m: Management, args: dict[str, Any]) -> dict[str, Any]:
+    if m.status is not None:
+        return m.status()
+    problem = m.database.check()
+    return {
+        "ready": False,
+        "checks": {"server": "not running", "clickhouse": problem or "ok"},
+    }
+
+
 def _parse_time(value: Any, name: str) -> float:
     """An ISO-8601 time (UTC when it names no zone) as Unix seconds; None is 0."""
     if value in (None, ""):
@@ -121,6 +180,27 @@ def _parse_time(value: Any, name: str) -> float:
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
+def _store_connection(action: str) -> Operation:
+    """connect / disconnect / connect.status: the pixel's store, through its API.
+    ``base_url`` is this server's public URL (what the store's script and
+    webhooks point at)."""
+
+    def run(m: Management, args: dict[str, Any]) -> Any:
+        from pixel_server import connect
+
+        pixel = m.store.get(args["pixel"])
+        operation = {"connect": connect.connect, "disconnect": connect.disconnect,
+                     "status": connect.health}[action]  # fmt: skip
+        try:
+            return operation(m.database.client(), pixel, str(args["base_url"]))
+        except connect.ConnectError as exc:
+            raise RegistryError(
+                exc.report(), status=502 if exc.code == "unavailable" else 400
+            ) from None
+
+    return run
+
+
 OPERATIONS: dict[str, Operation] = {
     "pixel.add": _pixel_add,
     "pixel.list": _pixel_list,
@@ -130,8 +210,18 @@ OPERATIONS: dict[str, Operation] = {
     "token.add": _token_add,
     "token.list": _token_list,
     "token.revoke": _token_revoke,
+    "audit.list": _audit_list,
     "migrate": _migrate,
     "deliveries.list": _deliveries_list,
     "deliveries.replay": _deliveries_replay,
+    "status": _status,
+    "secrets.rotate_key": _rotate_secret_key,
+    "connect": _store_connection("connect"),
+    "disconnect": _store_connection("disconnect"),
+    "connect.status": _store_connection("status"),
 }
-READ_ONLY = {"pixel.list", "pixel.show", "token.list", "migrate", "deliveries.list"}
+# Store connections change no pixel setting: no registry refresh after them.
+READ_ONLY = {
+    "pixel.list", "pixel.show", "token.list", "audit.list", "migrate", "deliveries.list", "status",
+    "connect", "disconnect", "connect.status",
+}  # fmt: skip

@@ -58,6 +58,13 @@ class Metrics:
             ["endpoint", "code"],
             registry=r,
         )
+        self.pii_redacted = Counter(
+            "pixel_pii_redacted",
+            "Events whose free-text field held an email or phone number, taken out before"
+            " the log, by field.",
+            ["field"],
+            registry=r,
+        )
         self.duplicates_collapsed = Counter(
             "pixel_duplicates_collapsed",
             "Same-source copies of an event collapsed by the dedup index.",

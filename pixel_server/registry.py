@@ -7,7 +7,8 @@ periodically to pick up changes made by other workers of a cluster).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from pixel_server import credentials
@@ -27,6 +28,8 @@ class PixelRegistry:
         self._snap = Snapshot()
         self.loaded = False
         self.version = 0  # bumped on every refresh (the storage process serves snapshots)
+        # Called after every refresh, on the refreshing thread.
+        self.listeners: list[Callable[[], None]] = []
 
     def refresh(self, store: PixelStore) -> None:
         self.replace(store.list(), store.tokens())
@@ -41,6 +44,8 @@ class PixelRegistry:
         )
         self.loaded = True
         self.version += 1
+        for listener in self.listeners:
+            listener()
 
     def get(self, pixel_id: str) -> Pixel | None:
         return self._snap.by_id.get(pixel_id)
@@ -67,4 +72,9 @@ class PixelRegistry:
     def token(self, presented: str) -> ReportToken | None:
         # Looked up by hash: timing can at most reveal bits of a SHA-256 of a
         # random 256-bit token, which says nothing about the token.
-        return self._snap.tokens.get(credentials.hash_secret(presented))
+        return self.token_by_hash(credentials.hash_secret(presented))
+
+    def token_by_hash(self, token_hash: str) -> ReportToken | None:
+        """A valid (not revoked, not expired) token; console sessions hold the hash."""
+        token = self._snap.tokens.get(token_hash)
+        return token if token is not None and token.valid(time.time()) else None

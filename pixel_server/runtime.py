@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import anyio
 from prometheus_client.core import GaugeMetricFamily
 
-from pixel_server.admin import remove_admin_files, write_admin_files
+from pixel_server.admin import AdminApi, AdminServer
 from pixel_server.config import Settings
 from pixel_server.events.schema import Limits
 from pixel_server.ingest.ratelimit import RateLimiter
@@ -31,7 +32,9 @@ from pixel_server.pipeline.record import Record
 from pixel_server.pipeline.wal import WriteAheadLog
 from pixel_server.registry import PixelRegistry
 from pixel_server.reports.warmer import Warmer
+from pixel_server.secretbox import SecretBox
 from pixel_server.sinks import tiktok
+from pixel_server.sinks.backfill import Backfill
 from pixel_server.sinks.clickhouse import Loader
 from pixel_server.sinks.ledger import Ledger
 from pixel_server.storage.client import DataDirInUse, StorageError, parse_url
@@ -62,18 +65,28 @@ class Runtime:
         *,
         webhook_policy: RetryPolicy | None = None,
         forwarder_options: Mapping[str, Any] | None = None,
+        announce: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
+        self._announce = announce
         self.data_dir = settings.data_dir.resolve()
         self.lock = DataDirLock(self.data_dir)
         self.database = Database(parse_url(settings.clickhouse_dsn, database))
         self.events = EventStore(self.database.client)
+        self.box = SecretBox(settings.secret_key_path.resolve())
         self.metrics = Metrics()
         self.registry = PixelRegistry()
         self.management = Management(
-            self.database, on_change=self.refresh_registry, data_dir=self.data_dir
+            self.database,
+            on_change=self.refresh_registry,
+            data_dir=self.data_dir,
+            status=self.status,
+            box=self.box,
         )
         self.admin_secret = secrets.token_urlsafe(32)
+        self.admin = AdminServer(
+            AdminApi(self.management, self.admin_secret), self.data_dir, self.admin_secret
+        )
         self.ip_limiter = RateLimiter(settings.rate_limit_ip, settings.rate_limit_ip_burst)
         self.pixel_limiter = RateLimiter(settings.rate_limit_pixel, settings.rate_limit_pixel_burst)
         self.dedup = DedupIndex()
@@ -98,18 +111,23 @@ class Runtime:
         self.loader: Loader | None = None
         self.forwarder: tiktok.Forwarder | None = None
         self.forwarder_options: dict[str, Any] = dict(forwarder_options or {})
+        self.backfill: Backfill | None = None  # stored events, once TikTok is set up
+        # Told of every batch the loader stored (the console's live view).
+        self.on_loaded: Callable[[list[Record]], None] = lambda batch: None
         self.warmer = Warmer(
             self.database.client, self.registry, self.metrics, settings.report_warm_interval_s
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._resealed = False
         self.metrics.ready.set_function(lambda: 1.0 if self.readiness()[0] else 0.0)
         self.metrics.add_callback(self._log_metrics)
         self.metrics.add_callback(self._forwarder_metrics)
+        self.metrics.add_callback(lambda: self.backfill.collect_metrics() if self.backfill else [])
 
     # registry ------------------------------------------------------------
 
     def refresh_registry(self) -> None:
-        self.registry.refresh(PixelStore(self.database.client()))
+        self.registry.refresh(PixelStore(self.database.client(), self.box))
 
     def count_request(self, route: str, status: int) -> None:
         self.metrics.http_requests.labels(route, str(status)).inc()
@@ -118,7 +136,7 @@ class Runtime:
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         problem = self.database.check()
-        checks: dict[str, Any] = {"clickhouse": problem or "ok"}
+        checks: dict[str, Any] = {"clickhouse": f"unavailable: {problem}" if problem else "ok"}
         ready = problem is None
         if self.loader is not None:
             state = self.loader.state
@@ -138,6 +156,11 @@ class Runtime:
                 },
             }
         return ready, checks
+
+    def status(self) -> dict[str, Any]:
+        """Readiness with every detail, for operators (``pixel-server status``)."""
+        ready, checks = self.readiness()
+        return {"ready": ready, "checks": checks}
 
     def _log_metrics(self) -> list[GaugeMetricFamily]:
         if self.wal is None:
@@ -210,14 +233,23 @@ class Runtime:
             **self.forwarder_options,
         )
         self.forwarder.start()
+        wal, forwarder_log = self.wal, self.wal.reader(tiktok.READER_NAME)
+        self.backfill = Backfill(
+            self.database.client, self.registry.get, self.data_dir,
+            self.data_dir / tiktok.SPILL_DIR, lambda: wal.durable_end,
+            lambda: forwarder_log.committed, max_age_s=s.backfill_max_age_days * 86_400,
+            fsync=s.wal_fsync,
+        )  # fmt: skip
+        self.backfill.start()
         await self.webhooks.start()
         self.warmer.start()
         self._tasks.append(asyncio.create_task(self._maintain()))
-        write_admin_files(self.data_dir, self._admin_url(), self.admin_secret)
+        await self.admin.start()
 
     def insert_events(self, batch: list[Record], token: str) -> None:
         """The loader's way into ClickHouse (tests wrap it to inject failures)."""
         self.events.insert(batch, token)
+        self.on_loaded(batch)
 
     def _rebuild_dedup(self) -> None:
         """Seed the index with the last 48 h of copies already in ClickHouse."""
@@ -226,6 +258,11 @@ class Runtime:
 
     def _connect(self) -> None:
         self.database.client()
+        if not self._resealed:  # credentials stored before they were sealed
+            resealed = PixelStore(self.database.client(), self.box).reseal()
+            if resealed:
+                log.info("stored credentials sealed", extra={"pixels": resealed})
+            self._resealed = True
         self.refresh_registry()
         if self.settings.demo:
             self._ensure_demo_pixel()
@@ -233,16 +270,20 @@ class Runtime:
     def _ensure_demo_pixel(self) -> None:
         if any(p.name == DEMO_PIXEL_NAME for p in self.registry.all()):
             return
-        pixel, _, owner_token = PixelStore(self.database.client()).add(
+        pixel, _, owner_token = PixelStore(self.database.client(), self.box).add(
             name=DEMO_PIXEL_NAME, origins=[self.settings.base_url], platform="html"
         )
         self.refresh_registry()
-        # The demo's owner token is printed once so a newcomer can open the dashboard.
-        log.warning(
-            "demo pixel created",
-            extra={"pixel_id": pixel.id, "dashboard": f"{self.settings.base_url}/login?token="
-                   + owner_token},
-        )  # fmt: skip
+        log.info("demo pixel created", extra={"pixel_id": pixel.id})
+        if not is_loopback(self.settings.host):
+            log.warning(
+                "demo mode on a non-loopback address: no owner access is handed out",
+                extra={"host": self.settings.host},
+            )
+        elif self._announce is not None:
+            # Once, on the terminal of whoever started the server; never in a log.
+            base = self.settings.base_url
+            self._announce(f"Demo store: {base}/demo   dashboard: {base}/login?token={owner_token}")
 
     async def _maintain(self) -> None:
         """Reconnect while ClickHouse is down; refresh the registry now and then."""
@@ -259,8 +300,11 @@ class Runtime:
                 log.debug("reconnect failed", extra={"error": str(exc)})
 
     async def stop(self) -> None:
+        await self.admin.stop()  # first: no management change while parts stop
         await anyio.to_thread.run_sync(self.warmer.stop)
         await self.webhooks.stop()  # first: its fetches write to the event log
+        if self.backfill is not None:
+            await anyio.to_thread.run_sync(self.backfill.stop)
         if self.loader is not None:
             await anyio.to_thread.run_sync(self.loader.stop)
         if self.forwarder is not None:
@@ -274,12 +318,15 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        remove_admin_files(self.data_dir)
         await anyio.to_thread.run_sync(self.database.close)
         self.lock.release()
 
-    def _admin_url(self) -> str:
-        host = self.settings.host
-        if host in ("0.0.0.0", "::", ""):
-            host = "127.0.0.1"
-        return f"http://{'[' + host + ']' if ':' in host else host}:{self.settings.port}"
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a listening address) is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -32,6 +32,7 @@ def snippet_settings(pixel: Pixel, endpoint: str) -> SnippetSettings:
         consent="hold" if pixel.consent_mode == "hold" else "granted",
         click_window_days=pixel.click_window_days,
         currency=pixel.currency or None,
+        mirror_to_tiktok_pixel=pixel.mirror_to_tiktok_pixel,
     )
 
 

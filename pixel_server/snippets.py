@@ -1,11 +1,14 @@
 """The per-pixel JavaScript snippet served at ``GET /p/{pixel_id}.js``.
 
 A snippet is ``snippets/core.js`` plus the pixel's platform adapter
-(``snippets/adapters/<platform>.js``); store adapters also get the helpers in
-``snippets/commerce.js``, and ``snippets/tiktok.js`` is added when the pixel
-also loads TikTok's own browser pixel. All of it is minified with rjsmin,
+(``snippets/adapters/<platform>.js``); every platform but Shopify (whose pixel
+sandbox shares no ``ttq`` with the page) gets the ttq API in
+``snippets/ttq.js``, store adapters the helpers in ``snippets/commerce.js``,
+and ``snippets/tiktok.js`` is added when the pixel also loads TikTok's own
+browser pixel. All of it is minified with rjsmin,
 wrapped in one function that receives the pixel's settings as an escaped JSON
-object, and pre-compressed (gzip, and brotli when available) with a strong ETag.
+object, and pre-compressed (gzip by zopfli, and brotli when available) with a
+strong ETag.
 
 Serving it (the route lives in the app; this module stays pure):
 
@@ -23,15 +26,16 @@ Serving it (the route lives in the app; this module stays pure):
 from __future__ import annotations
 
 import functools
-import gzip
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal
+from urllib.parse import quote
 
 import rjsmin
+import zopfli.gzip
 
 try:  # brotli is an extra encoding; gzip always works without it
     import brotli
@@ -53,6 +57,7 @@ __all__ = [
     "SnippetAsset",
     "SnippetSettings",
     "choose_encoding",
+    "gzip_body",
     "minified_source",
     "render_snippet",
     "settings_json",
@@ -75,11 +80,14 @@ NOOP_CACHE_CONTROL: Final = "public, max-age=60"
 _MAX_CLICK_WINDOW_DAYS: Final = 365
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _ENDPOINT = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
+_URI_COMPONENT_SAFE: Final = "-_.!~*'()"  # what encodeURIComponent leaves as it is
+_ZOPFLI_ITERATIONS: Final = 5  # more buys a few bytes at several times the time
 
 # The assembly. Strict mode and the double-load guard belong to the wrapper,
 # not to core.js, so core.js stays a plain readable file; the adapter gets its
-# own try so a broken adapter still leaves the ttq API working.
-_HEAD: Final = '!function(w,S){"use strict";try{if(w.ttq&&w.ttq._px)return;'
+# own try so a broken adapter still leaves the ttq API working. The guard is a
+# global of its own: with TikTok's pixel on the page, ttq is not ours.
+_HEAD: Final = '!function(w,S){"use strict";try{if(w._pxs)return;w._pxs=1;'
 _ADAPTER_OPEN: Final = "try{"
 _TAIL: Final = "}catch(e){}P.go()}catch(e){}}(self,"
 _END: Final = ");"
@@ -96,6 +104,9 @@ class SnippetSettings:
     consent: Literal["granted", "hold"] = "granted"
     tiktok_pixel_code: str | None = None  # also load TikTok's browser pixel
     currency: str | None = None  # ISO 4217 fallback where the platform has none (Ecwid)
+    # With TikTok's own pixel on the page: also feed it our adapters' events
+    # (same event_ids). Off, it gets only what the page itself calls.
+    mirror_to_tiktok_pixel: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.pixel_id, str) or not self.pixel_id:
@@ -117,6 +128,8 @@ class SnippetSettings:
             raise ValueError("tiktok_pixel_code must be a non-empty string or None")
         if self.currency is not None and not _CURRENCY.fullmatch(str(self.currency)):
             raise ValueError("currency must be an ISO 4217 code such as 'USD'")
+        if not isinstance(self.mirror_to_tiktok_pixel, bool):
+            raise ValueError("mirror_to_tiktok_pixel must be true or false")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,15 +156,32 @@ class SnippetAsset:
 
 
 def settings_json(settings: SnippetSettings) -> str:
-    """The settings as a JS-safe JSON literal.
+    """The settings as a JS-safe JSON literal, with the short keys core.js reads.
+
+    Every byte here is downloaded by every shopper, so keys are one letter and
+    settings at their default (false, None) are left out: ``i`` pixel id,
+    ``u`` the collect URL (endpoint without its trailing slash, ``/collect?p=``
+    and the pixel id, encoded as ``encodeURIComponent`` would), ``d`` click
+    window days, ``h`` consent held, ``t`` TikTok pixel code, ``m`` mirror to
+    TikTok's pixel, ``c`` currency. The platform is not sent: it chose the
+    adapter already.
 
     ``ensure_ascii`` escapes every non-ASCII character, U+2028/U+2029 (line
     terminators in older JS) included; ``<``, ``>`` and ``&`` are escaped too,
     so nothing in a setting can close a ``<script>`` element or open a comment
     when the snippet is inlined in HTML.
     """
-    data = asdict(settings)
-    data["endpoint"] = settings.endpoint.rstrip("/")  # the snippet appends "/collect"
+    endpoint = settings.endpoint.rstrip("/")
+    data: dict[str, Any] = {
+        "i": settings.pixel_id,
+        "u": f"{endpoint}/collect?p={quote(settings.pixel_id, safe=_URI_COMPONENT_SAFE)}",
+        "d": settings.click_window_days,
+        "h": 1 if settings.consent == "hold" else None,
+        "t": settings.tiktok_pixel_code,
+        "m": 1 if settings.mirror_to_tiktok_pixel else None,
+        "c": settings.currency,
+    }
+    data = {k: v for k, v in data.items() if v is not None}
     text = json.dumps(data, ensure_ascii=True, separators=(",", ":"))
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
@@ -162,7 +192,8 @@ def _read(name: str) -> str:
 
 @functools.lru_cache(maxsize=2 * len(PLATFORMS) + 1)
 def minified_source(platform: str | None = None, tiktok: bool = False) -> str:
-    """Minified core (``platform=None``), or core + one adapter, unwrapped.
+    """Minified core (``platform=None``), or core + one adapter (and the
+    modules that platform gets), unwrapped.
 
     ``tiktok`` adds the module that loads TikTok's own browser pixel (never
     for Shopify, whose sandbox cannot host it). Read and minified once per
@@ -173,6 +204,8 @@ def minified_source(platform: str | None = None, tiktok: bool = False) -> str:
         return core
     if platform not in PLATFORMS:
         raise ValueError(f"unknown platform {platform!r}")
+    if platform != "shopify":  # the sandbox shares no ttq with the page
+        core += "\n" + rjsmin.jsmin(_read("ttq.js"))
     if tiktok and platform != "shopify":
         core += "\n" + rjsmin.jsmin(_read("tiktok.js"))
     if platform != "html":  # item/props/wait helpers, for the store adapters
@@ -194,11 +227,21 @@ def render_snippet(settings: SnippetSettings) -> SnippetAsset:
     return _asset(text.encode("utf-8"))
 
 
+def gzip_body(body: bytes) -> bytes:
+    """The gzip representation the server sends (and the size budget counts).
+
+    Zopfli: a gzip stream any client reads, about 1.5% smaller than zlib's
+    level 9, for ~10 ms once per asset. Its header carries no time, so the
+    same body always gives the same bytes.
+    """
+    return zopfli.gzip.compress(body, numiterations=_ZOPFLI_ITERATIONS)
+
+
 def _asset(body: bytes) -> SnippetAsset:
     digest = hashlib.sha256(body).hexdigest()[:32]
     return SnippetAsset(
         body=body,
-        gzip=gzip.compress(body, compresslevel=9, mtime=0),  # mtime=0: same bytes every time
+        gzip=gzip_body(body),
         br=brotli.compress(body, quality=11) if brotli is not None else None,
         etag=f'"{digest}"',
     )

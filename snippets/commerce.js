@@ -7,26 +7,27 @@ var num = (x) => ((x = parseFloat(x)) == x ? x : un); // NaN -> undefined
 
 Object.assign(P, {
   // A content line: content_id = variant SKU or variant id, item_group_id = product id.
-  item: (id, group, name, price, qty, brand, category) => ({
-    content_id: "" + id,
-    item_group_id: group == un ? un : "" + group,
-    content_name: name || un,
-    content_category: category || un,
-    brand: brand || un,
-    price: num(price),
-    quantity: num(qty) || 1,
+  // (id, group, name, price, quantity, brand, category); short names: every byte is served.
+  item: (i, g, n, p, q, b, c) => ({
+    content_id: "" + i,
+    item_group_id: g == un ? un : "" + g,
+    content_name: n || un,
+    content_category: c || un,
+    brand: b || un,
+    price: num(p),
+    quantity: num(q) || 1,
   }),
 
   // Standard properties; value defaults to the sum of price x quantity
   // (NaN, so left out, when a price is missing).
-  props(contents, currency, value, order_id, sum) {
+  props(contents, c, v, order_id, sum) {
     sum = contents.length ? 0 : NaN;
-    contents.forEach((c) => (sum += c.price * c.quantity));
+    contents.forEach((l) => (sum += l.price * l.quantity));
     return {
       contents,
       content_type: "product",
-      value: num(value) == un ? num(Math.round(sum * 100) / 100) : num(value),
-      currency: currency || S.currency || un,
+      value: num(v) == un ? num(Math.round(sum * 100) / 100) : num(v),
+      currency: c || S.c || un,
       order_id,
     };
   },

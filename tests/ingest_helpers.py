@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,22 @@ def app_client(settings: Settings, **kwargs: Any) -> Iterator[TestClient]:
     """An in-process app; leaving the block stops it gracefully (flushes the loader)."""
     with TestClient(create_app(settings), base_url="http://testserver", **kwargs) as c:
         yield c
+
+
+def block_loader(runtime: Runtime) -> Callable[[], None]:
+    """Make every ClickHouse insert of the loader fail (the log then only grows);
+    returns the function that lets inserts through again."""
+    assert runtime.loader is not None
+    real_insert = runtime.loader.insert
+    blocked = {"on": True}
+
+    def down(batch: list[Any], token: str) -> None:
+        if blocked["on"]:
+            raise ConnectionError("injected")
+        real_insert(batch, token)
+
+    runtime.loader.insert = down
+    return lambda: blocked.update(on=False)
 
 
 def browser_headers(**extra: str) -> dict[str, str]:

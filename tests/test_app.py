@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
+import httpx
+import pytest
 from starlette.testclient import TestClient
 
+from pixel_server import admin
 from pixel_server.admin import ADMIN_SECRET_FILE
 from pixel_server.app import create_app
 from pixel_server.config import Settings, load_settings
@@ -55,21 +59,52 @@ def test_unknown_path_and_wrong_method_are_json(client: TestClient) -> None:
     assert r.json()["error"]["code"] == "method_not_allowed"
 
 
-def test_admin_api_needs_the_secret(client: TestClient, settings: Settings) -> None:
-    assert client.post("/admin/v1/pixel.list").status_code == 401
-    assert client.post("/admin/v1/pixel.list", headers={"x-admin-secret": "x"}).status_code == 401
-    secret = (settings.data_dir / ADMIN_SECRET_FILE).read_text()
+def test_nothing_under_admin_answers_on_the_tcp_port(client: TestClient) -> None:
+    for path in ("/admin/v1/pixel.list", "/admin/v1/status", "/admin"):
+        assert client.post(path).status_code == 404
+        assert client.get(path).status_code == 404
+
+
+def post_admin(settings: Settings, op: str, body: bytes, secret: str | None) -> httpx.Response:
+    path, real_secret = admin.admin_files(settings.data_dir)  # type: ignore[misc]
+    headers = {"x-admin-secret": real_secret if secret is None else secret}
+    with httpx.Client(transport=httpx.HTTPTransport(uds=str(path)), timeout=10) as c:
+        return c.post(f"http://admin/admin/v1/{op}", content=body, headers=headers)
+
+
+def test_the_admin_socket_is_the_owners_and_needs_the_secret(
+    client: TestClient, settings: Settings
+) -> None:
+    found = admin.admin_files(settings.data_dir)
+    assert found is not None
+    path, _ = found
+    assert stat.S_ISSOCK(path.stat().st_mode) and path.stat().st_mode & 0o777 == 0o600
     assert (settings.data_dir / ADMIN_SECRET_FILE).stat().st_mode & 0o777 == 0o600
-    h = {"x-admin-secret": secret}
-    assert client.post("/admin/v1/pixel.list", headers=h).json() == {"result": []}
-    r = client.post("/admin/v1/pixel.add", headers=h, content=b"{bad")
+    assert post_admin(settings, "pixel.list", b"", "").status_code == 401
+    assert post_admin(settings, "pixel.list", b"", "x").status_code == 401
+    assert post_admin(settings, "pixel.list", b"", None).json() == {"result": []}
+    r = post_admin(settings, "pixel.add", b"{bad", None)
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
-    r = client.post("/admin/v1/pixel.show", headers=h, json={"id": "px_none"})
-    assert r.status_code == 404
-    r = client.post("/admin/v1/rm-rf", headers=h, json={})
-    assert r.status_code == 404
-    r = client.post("/admin/v1/pixel.add", headers=h, json={"name": "Shop", "bogus": 1})
+    assert post_admin(settings, "pixel.show", b'{"id": "px_none"}', None).status_code == 404
+    assert post_admin(settings, "rm-rf", b"{}", None).status_code == 404
+    r = post_admin(settings, "pixel.add", b'{"name": "Shop", "bogus": 1}', None)
     assert r.status_code == 400 and "bogus" in r.json()["error"]["message"]
+    assert admin.call(settings.data_dir, "pixel.list", {}) == []
+
+
+def test_a_data_directory_too_deep_for_a_socket_path_gets_a_private_folder(
+    tmp_path: Path, engine_dir: Path, database_name: str
+) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60) / "data"
+    url = f"chdb://{engine_dir}?database={database_name}"
+    settings = load_settings(
+        {"PIXEL_DATA_DIR": str(deep), "PIXEL_LOG_LEVEL": "warning", "PIXEL_CLICKHOUSE_URL": url}
+    )
+    with TestClient(create_app(settings)):
+        path, _ = admin.admin_files(deep)  # type: ignore[misc]
+        assert path.parent != deep and path.parent.stat().st_mode & 0o777 == 0o700
+        assert admin.call(deep, "pixel.list", {}) == []
+    assert not path.exists()
 
 
 def test_admin_files_are_removed_on_stop(settings: Settings) -> None:
@@ -87,3 +122,17 @@ def test_requests_are_counted_per_route_template(client: TestClient) -> None:
     assert 'pixel_http_requests_total{route="/healthz",status="200"} 1.0' in text
     assert 'pixel_http_requests_total{route="/p/{pixel_id}.js",status="200"} 2.0' in text
     assert 'route="unmatched",status="404"' in text
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/collect", "/api/v1/events", "/dashboard/px_x"])
+def test_request_headers_over_16_kb_are_431(client: TestClient, path: str) -> None:
+    answer = client.get(path, headers={"x-filler": "a" * (64 * 1024)})
+    assert answer.status_code == 431
+    assert answer.json()["error"]["code"] == "headers_too_large"
+    many = {f"x-h{i}": "b" * 100 for i in range(200)}  # many small ones add up too
+    assert client.get(path, headers=many).status_code == 431
+
+
+def test_ordinary_headers_pass(client: TestClient) -> None:
+    cookie = "; ".join(f"c{i}={'v' * 40}" for i in range(60))  # a heavy store's cookies, 3 KB
+    assert client.get("/healthz", headers={"cookie": cookie}).status_code == 200

@@ -17,10 +17,13 @@ import pytest
 from tests.conftest import free_port, subprocess_env
 
 
-def cli(data_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def cli(
+    data_dir: Path, *args: str, check: bool = True, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [sys.executable, "-m", "pixel_server", *args],
         env=subprocess_env(PIXEL_DATA_DIR=str(data_dir), PIXEL_LOG_LEVEL="warning"),
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=120,
@@ -86,8 +89,9 @@ def pixel_round_trip(data_dir: Path) -> dict[str, object]:
     assert shown == listed[0]
     updated = cli_json(data_dir, "pixel", "update", str(pid), "--name", "Acme EU",
                        "--tiktok-access-token", "tt-secret-123",
-                       "--timezone", "Europe/Paris")  # fmt: skip
+                       "--timezone", "Europe/Paris", "--mirror-to-tiktok-pixel")  # fmt: skip
     assert updated["name"] == "Acme EU" and updated["tiktok_access_token"] is True
+    assert updated["mirror_to_tiktok_pixel"] is True and created["mirror_to_tiktok_pixel"] is False
     assert cli_json(data_dir, "pixel", "disable", str(pid))["enabled"] is False
     assert cli_json(data_dir, "pixel", "enable", str(pid))["enabled"] is True
     rotated = cli_json(data_dir, "pixel", "rotate-key", str(pid))
@@ -169,3 +173,41 @@ def test_report_tokens(tmp_path: Path) -> None:
 def test_migrate_command(tmp_path: Path) -> None:
     out = cli(tmp_path / "data", "migrate").stdout
     assert "schema is current" in out and "1" in out
+
+
+def test_status_gives_operators_the_details_readyz_leaves_out(
+    server: Server, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    status = cli_json(data, "status")
+    assert status["ready"] is True
+    assert status["checks"]["clickhouse"] == "ok"
+    assert set(status["checks"]["log"]) >= {"bytes", "budget_bytes", "backlog"}
+    assert "ready" in cli(data, "status").stdout
+    public = httpx.get(server.url + "/readyz", timeout=5).json()
+    assert public["checks"]["clickhouse"] == "ok"
+    assert public["checks"]["forwarder"] == "ok"  # a state word, no per-pixel details
+
+
+def test_credentials_from_stdin_or_a_file_are_sealed_and_survive_a_key_rotation(
+    server: Server, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    token, secret = "tt-access-from-stdin-8d1f", "whsec-from-file-3c9a"
+    (tmp_path / "wh.txt").write_text(secret + "\n")
+    pid = cli_json(data, "pixel", "add", "--name", "Shop", "--platform", "shopify")["id"]
+    cli(data, "pixel", "update", pid, "--tiktok-access-token-file", "-",
+        "--webhook-secret-file", str(tmp_path / "wh.txt"), stdin=token + "\n")  # fmt: skip
+    shown = cli_json(data, "pixel", "show", pid)
+    assert shown["tiktok_access_token"] is True and shown["webhook_secret"] is True
+    rotated = cli_json(data, "rotate-secret-key")
+    assert rotated["pixels_resealed"] == 1 and rotated["new_key_id"] != rotated["old_key_id"]
+    assert (data / "secret.key").stat().st_mode & 0o777 == 0o600
+    server.stop()  # the server used the secret it was given: check it back directly
+    both = cli(data, "pixel", "update", pid, "--webhook-secret", "a", "--webhook-secret-file",
+               str(tmp_path / "wh.txt"), check=False)  # fmt: skip
+    assert both.returncode != 0 and "once" in both.stderr
+    for f in data.rglob("*"):
+        if f.is_file():
+            blob = f.read_bytes()
+            assert token.encode() not in blob and secret.encode() not in blob, f

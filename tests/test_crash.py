@@ -23,10 +23,10 @@ ORIGIN = "https://shop.example.com"
 
 
 def start_server(
-    data: Path, port: int, log: Path, *args: str, new_group: bool = False
+    data: Path, port: int, log: Path, *args: str, new_group: bool = False, **extra: str
 ) -> subprocess.Popen[bytes]:
     env = subprocess_env(PIXEL_DATA_DIR=str(data), PIXEL_PORT=str(port),
-                         PIXEL_LOG_LEVEL="warning", **UNLIMITED)  # fmt: skip
+                         PIXEL_LOG_LEVEL="warning", **UNLIMITED, **extra)  # fmt: skip
     proc = subprocess.Popen(
         [sys.executable, "-m", "pixel_server", "serve", *args],
         env=env,

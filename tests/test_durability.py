@@ -18,6 +18,7 @@ from pixel_server.config import Settings, load_settings
 from pixel_server.runtime import Runtime
 from pixel_server.storage.queries import merged_events_sql
 from tests.conftest import UNLIMITED
+from tests.ingest_helpers import block_loader
 
 ORIGIN = "https://shop.example.com"
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"
@@ -177,7 +178,10 @@ def test_clickhouse_outage_loses_nothing(app_client: TestClient) -> None:
     wait_until(lambda: failing["calls"] >= 2)
     ready = app_client.get("/readyz")
     assert ready.status_code == 503
-    assert "injected" in ready.json()["checks"]["loader"]
+    assert ready.json()["checks"]["loader"] == "degraded"  # public: the state only
+    assert "injected" not in ready.text
+    details = runtime.management.run("status", {})  # operators: every detail
+    assert "injected" in details["checks"]["loader"]
     assert ready.json()["checks"]["log"]["backlog"]["loader"]["bytes"] > 0
     assert 'pixel_log_backlog_bytes{reader="loader"}' in app_client.get("/metrics").text
     failing["on"] = False
@@ -223,17 +227,7 @@ def test_disk_budget_answers_503_and_keeps_what_it_acknowledged(
     })  # fmt: skip
     with TestClient(create_app(settings)) as c:
         pixel = add_pixel(c)
-        runtime = runtime_of(c)
-        assert runtime.loader is not None
-        real_insert = runtime.loader.insert
-        blocked = {"on": True}
-
-        def down(batch: list[Any], token: str) -> None:
-            if blocked["on"]:
-                raise ConnectionError("injected")
-            real_insert(batch, token)
-
-        runtime.loader.insert = down
+        unblock = block_loader(runtime_of(c))
         acked: list[str] = []
         refused = None
         for round_ in range(200):
@@ -248,7 +242,7 @@ def test_disk_budget_answers_503_and_keeps_what_it_acknowledged(
         assert refused is not None, "the budget was never reached"
         assert refused.json()["error"]["code"] == "log_full"
         assert int(refused.headers["retry-after"]) >= 1
-        blocked["on"] = False
+        unblock()
         rows = merged(c, pixel["id"])
         assert sorted(r["event_id"] for r in rows) == sorted(acked)
 

@@ -26,8 +26,8 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
+from pixel_server import admin as admin_api
 from pixel_server import cli
-from pixel_server.admin import admin_files
 from pixel_server.app import create_app
 from pixel_server.config import Settings
 from pixel_server.metrics import Metrics
@@ -121,6 +121,12 @@ def post_browser(client: TestClient, pixel: dict[str, Any], events: list[dict[st
 
 def ids(n: int, prefix: str = "e") -> list[str]:
     return [f"{prefix}-{i}" for i in range(n)]
+
+
+def forwarder_status(client: TestClient) -> dict[str, Any]:
+    """The forwarder's details, as `pixel-server status` shows them to operators."""
+    status: dict[str, Any] = runtime_of(client).management.run("status", {})
+    return status["checks"]["forwarder"]  # type: ignore[no-any-return]
 
 
 def settled(client: TestClient) -> bool:
@@ -221,6 +227,19 @@ def test_browser_copies_go_in_server_only_mode_once_per_source(
     assert api.event_ids(pixel["code"]) == ["purchase:1", "purchase:1"]
     rows = deliveries(client, pixel)
     assert sorted(r["source"] for r in rows) == ["browser", "server"]
+
+
+def test_browser_copies_of_calls_on_tiktoks_own_pixel_never_go(
+    client: TestClient, api: TikTokStandIn
+) -> None:
+    # The snippet marks (ttq:) the ids it gave calls the page made on TikTok's
+    # own pixel: TikTok has those under its own ids already.
+    pixel = tiktok_pixel(client, api, forward_browser=True)
+    post_browser(client, pixel, [event("AddToCart", event_id="ttq:4f2a9c"),
+                                 event("AddToCart", event_id="ours-1")])  # fmt: skip
+    assert wait_for(lambda: settled(client))
+    assert api.event_ids(pixel["code"]) == ["ours-1"]
+    assert metric(client, "pixel_forward_skipped_total", reason="browser_copy") == 1
 
 
 def test_test_event_code_goes_at_the_top_level(client: TestClient, api: TikTokStandIn) -> None:
@@ -333,7 +352,9 @@ def test_a_rejected_token_dead_letters_until_fixed_then_replay_delivers(
     assert wait_for(lambda: settled(client))
     ready = client.get("/readyz")
     assert ready.status_code == 200  # forwarding trouble never stops ingestion
-    info = ready.json()["checks"]["forwarder"]["pixels"][pixel["id"]]
+    assert ready.json()["checks"]["forwarder"] == "degraded"
+    assert pixel["id"] not in ready.text  # details only for operators:
+    info = runtime.management.run("status", {})["checks"]["forwarder"]["pixels"][pixel["id"]]
     assert "failing" in info["credentials"] and "invalid" in info["credentials"]
     assert metric(client, "pixel_forward_credentials_failing", pixel_id=pixel["id"]) == 1
     post_server(client, pixel, [event(event_id=i) for i in ids(3, "later")])
@@ -414,7 +435,7 @@ def test_a_hanging_pixel_does_not_hold_up_another(settings: Settings, api: TikTo
         assert api.event_ids(down["code"]) == []
         # ...and the hanging pixel's events moved to disk, so the log offset moved on
         assert wait_for(lambda: committed(client))
-        status = client.get("/readyz").json()["checks"]["forwarder"]
+        status = forwarder_status(client)
         assert status["pixels"][down["id"]]["spilled_bytes"] > 0
         assert status["pixels"][down["id"]]["retrying_since"]
         assert status["in_memory"] <= 20
@@ -422,7 +443,7 @@ def test_a_hanging_pixel_does_not_hold_up_another(settings: Settings, api: TikTo
         assert metric(client, "pixel_forward_retrying", pixel_id=up["id"]) == 0
         api.clear_faults()  # the endpoint comes back
         assert wait_for(lambda: len(api.events(down["code"])) >= len(expected_down))
-        assert wait_for(lambda: not client.get("/readyz").json()["checks"]["forwarder"]["pixels"])
+        assert wait_for(lambda: not forwarder_status(client)["pixels"])
         exactly_once(api, up["code"], expected_up)
         exactly_once(api, down["code"], expected_down)
     assert not list((settings.data_dir / "forwarder").rglob("*.chunk"))  # all sent, all gone
@@ -469,8 +490,8 @@ def test_ledger_rows_are_inserted_in_batches_and_hold_back_the_offset(
         post_server(client, pixel, [event(event_id=i) for i in ids(100, f"l{n}")])
     assert wait_for(lambda: len(api.events(pixel["code"])) >= 500 and len(calls) >= 2)
     assert not committed(client)  # sent, but not on the record yet: not committed
-    ready = client.get("/readyz").json()["checks"]["forwarder"]
-    assert ready["ledger"].startswith("failing: injected")
+    assert client.get("/readyz").json()["checks"]["forwarder"] == "degraded"
+    assert forwarder_status(client)["ledger"].startswith("failing: injected")
     down["on"] = False
     assert wait_for(lambda: settled(client))
     rows = deliveries(client, pixel)
@@ -528,13 +549,7 @@ def _healthy(proc: subprocess.Popen[bytes], port: int, log: Path) -> bool:
 
 
 def admin(data: Path, op: str, args: dict[str, Any]) -> Any:
-    found = admin_files(data)
-    assert found is not None
-    url, secret = found
-    answer = httpx.post(f"{url}/admin/v1/{op}", json=args, headers={"x-admin-secret": secret},
-                        timeout=30)  # fmt: skip
-    assert answer.status_code == 200, answer.text
-    return answer.json()["result"]
+    return admin_api.call(data, op, args, timeout=30)
 
 
 def test_sigkill_mid_batch_then_restart_delivers_everything(

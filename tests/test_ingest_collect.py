@@ -18,7 +18,9 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
+from pixel_server.app import create_app
 from pixel_server.config import Settings
+from pixel_server.ingest.collect import registrable_domain
 from tests.ingest_helpers import (
     BROWSER_UA,
     FOREIGN_ORIGIN,
@@ -428,6 +430,30 @@ def test_the_gif_for_an_unknown_pixel_is_a_json_404(client: TestClient) -> None:
     assert_error(client.get("/collect.gif"), 400, "missing_pixel_id")
 
 
+@pytest.mark.parametrize("name", ["Purchase", "AddToCart", "Custom_1", ""])
+def test_the_gif_stores_pageviews_only(
+    client: TestClient, pixel: dict[str, Any], name: str
+) -> None:
+    headers = {"user-agent": BROWSER_UA, "referer": "https://shop.example.com/"}
+    r = client.get("/collect.gif", params={"p": pixel["id"], "e": name}, headers=headers)
+    assert_error(r, 422, "pageview_only")
+
+
+@pytest.mark.parametrize(
+    "page",
+    ["https://evil.example.net/", "http://shop.example.com/", "https://shop.example.com:8443/"],
+)
+def test_the_gif_refuses_pages_outside_the_pixels_origins(
+    client: TestClient, pixel: dict[str, Any], page: str
+) -> None:
+    r = client.get("/collect.gif", params={"p": pixel["id"]},
+                   headers={"user-agent": BROWSER_UA, "referer": page})  # fmt: skip
+    assert_error(r, 403, "origin_not_allowed")
+    r = client.get("/collect.gif", params={"p": pixel["id"], "u": page},
+                   headers={"user-agent": BROWSER_UA})  # fmt: skip
+    assert_error(r, 403, "origin_not_allowed")
+
+
 def test_rejections_are_counted_in_metrics(client: TestClient, pixel: dict[str, Any]) -> None:
     def rejected(code: str) -> float:
         return metric(client, "pixel_requests_rejected_total", endpoint="collect", code=code)
@@ -436,3 +462,39 @@ def test_rejections_are_counted_in_metrics(client: TestClient, pixel: dict[str, 
     post(client, b"{bad", pixel["id"])
     post(client, view_content(), "px_nosuchpixel")
     assert (rejected("invalid_json"), rejected("unknown_pixel")) == (before[0] + 1, before[1] + 1)
+
+
+@pytest.mark.parametrize(
+    ("host", "site"),
+    [
+        ("www.shop.co.uk", "shop.co.uk"),
+        ("pixels.shop.co.uk", "shop.co.uk"),
+        ("other.co.uk", "other.co.uk"),
+        ("a.myshopify.com", "a.myshopify.com"),
+        ("t.shop.example.com", "example.com"),
+        ("127.0.0.1", "127.0.0.1"),
+        ("localhost", "localhost"),
+        ("[::1]", "[::1]"),
+    ],
+)
+def test_registrable_domains_come_from_the_public_suffix_list(host: str, site: str) -> None:
+    assert registrable_domain(host) == site
+
+
+@pytest.mark.parametrize(
+    ("server", "origin", "first_party"),
+    [
+        ("http://pixels.shop.co.uk", "https://www.shop.co.uk", True),
+        # two different stores under one public suffix are not one site
+        ("http://pixels.shop.co.uk", "https://www.other.co.uk", False),
+        ("http://px.a.myshopify.com", "https://b.myshopify.com", False),
+    ],
+)
+def test_the_cookie_is_set_only_for_the_stores_own_site(
+    settings: Settings, server: str, origin: str, first_party: bool
+) -> None:
+    with TestClient(create_app(settings), base_url=server) as c:
+        pixel = add_pixel(runtime_of(c), origins=[origin])
+        r = post(c, view_content(user={"anonymous_id": "a-1"}), pixel["id"], origin=origin)
+        assert r.status_code == 202
+        assert ("_px_aid=a-1" in r.headers.get("set-cookie", "")) is first_party

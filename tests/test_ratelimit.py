@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pixel_server.ingest.ratelimit import RateLimiter
+from pixel_server.ingest.ratelimit import RateLimiter, client_key
 
 
 class Clock:
@@ -106,3 +106,25 @@ def test_many_keys_stay_within_the_bound(clock: Clock) -> None:
     assert len(limiter._buckets) == 100
     assert limiter.allow("ip-9999") > 0  # recent: remembered (and empty)
     assert limiter.allow("ip-0") == 0.0  # old: forgotten
+
+
+def test_ipv6_addresses_of_one_64_share_a_bucket(clock: Clock) -> None:
+    limiter = RateLimiter(rate=1, burst=2, clock=clock)
+    a, b = client_key("2001:db8:1:2::1"), client_key("2001:db8:1:2:ffff:ffff:ffff:ffff")
+    assert a == b == "2001:db8:1:2::/64"
+    assert limiter.allow(a) == limiter.allow(b) == 0.0
+    assert limiter.allow(client_key("2001:db8:1:2:abcd::9")) > 0  # the /64's bucket is empty
+    assert limiter.allow(client_key("2001:db8:1:3::1")) == 0.0  # the next /64 is someone else
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),
+        ("", ""),
+        ("testclient", "testclient"),
+    ],
+)
+def test_ipv4_and_other_addresses_are_keyed_as_they_are(address: str, key: str) -> None:
+    assert client_key(address) == key

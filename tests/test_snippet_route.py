@@ -22,7 +22,7 @@ def test_serves_the_pixels_script_with_its_settings(client: TestClient) -> None:
     r = client.get(f"/p/{pixel['id']}.js", headers={"accept-encoding": "identity"})
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/javascript")
-    assert pixel["id"] in r.text and '"platform":"ecwid"' in r.text
+    assert f'"i":"{pixel["id"]}"' in r.text
     assert "Ecwid" in r.text  # the adapter is in
     assert r.headers["cache-control"].startswith("public")
     assert r.headers["x-content-type-options"] == "nosniff"
@@ -69,6 +69,21 @@ def test_pixel_snippet_settings_reach_the_script(client: TestClient) -> None:
     pixel = _pixel(client, platform="ecwid", consent_mode="hold", currency="eur",
                    click_window_days=28)  # fmt: skip
     r = client.get(f"/p/{pixel['id']}.js", headers={"accept-encoding": "identity"})
-    assert '"consent":"hold"' in r.text
-    assert '"currency":"EUR"' in r.text
-    assert '"click_window_days":28' in r.text
+    assert '"h":1' in r.text  # consent held
+    assert '"c":"EUR"' in r.text
+    assert '"d":28' in r.text
+    assert '"m":' not in r.text and '"t":' not in r.text
+
+
+def test_mirroring_into_the_stores_tiktok_pixel_reaches_the_script(client: TestClient) -> None:
+    pixel = _pixel(client, tiktok_pixel_code="CTT0PIXEL123", mirror_to_tiktok_pixel=True)
+    r = client.get(f"/p/{pixel['id']}.js", headers={"accept-encoding": "identity"})
+    assert '"m":1' in r.text
+    # The code goes to the script only when it is to load TikTok's pixel itself.
+    assert '"t":' not in r.text and "analytics.tiktok.com" not in r.text
+
+    client.app.state.runtime.management.run(  # type: ignore[attr-defined]
+        "pixel.update", {"id": pixel["id"], "load_tiktok_pixel": True}
+    )
+    r = client.get(f"/p/{pixel['id']}.js", headers={"accept-encoding": "identity"})
+    assert '"t":"CTT0PIXEL123"' in r.text and "analytics.tiktok.com" in r.text

@@ -18,8 +18,10 @@ from pixel_server.snippets import (
     NOOP_ASSET,
     NOOP_SNIPPET,
     PLATFORMS,
+    SnippetAsset,
     SnippetSettings,
     choose_encoding,
+    gzip_body,
     minified_source,
     render_snippet,
     settings_json,
@@ -29,9 +31,14 @@ BASE = SnippetSettings(pixel_id="px_abc", endpoint="https://px.example.com", pla
 
 CORE_BUDGET = 2048  # bytes gzipped, minified core
 CORE_AND_ADAPTER_BUDGET = 3072  # bytes gzipped, minified core + one adapter
+SERVED_BUDGET = 3072  # bytes of the gzip response, wrapper and settings included
 
 HOSTILE_PIXEL = 'px_"</script><script>alert(1)</script>\u2028\u2029<!--&amp;\\'
 HOSTILE_ENDPOINT = "https://evil.example/</script><script>alert(2)</script>&x=\"'"
+
+
+def _asset_again(body: bytes) -> SnippetAsset:
+    return SnippetAsset(body, gzip_body(body), None, "")
 
 
 def settings_literal(body: bytes) -> str:
@@ -42,7 +49,7 @@ def settings_literal(body: bytes) -> str:
 
 
 def gz(data: bytes | str) -> int:
-    return len(gzip.compress(data.encode() if isinstance(data, str) else data, 9))
+    return len(gzip_body(data.encode() if isinstance(data, str) else data))  # as served
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)
@@ -55,14 +62,11 @@ def test_every_platform_renders_core_adapter_and_settings(platform: str) -> None
     assert body.startswith(b'!function(w,S){"use strict";')
     assert b"P.go()" in body
     assert minified_source(platform).encode() in body
+    # Short keys, defaults left out (the platform chose the adapter already).
     assert json.loads(settings_literal(body)) == {
-        "pixel_id": "px_abc",
-        "endpoint": "https://px.example.com",
-        "platform": platform,
-        "click_window_days": 7,
-        "consent": "granted",
-        "tiktok_pixel_code": None,
-        "currency": None,
+        "i": "px_abc",
+        "u": "https://px.example.com/collect?p=px_abc",
+        "d": 7,
     }
     assert b"/*" not in body and b"\n  " not in body  # minified: no comments, no indentation
 
@@ -95,15 +99,38 @@ def test_hostile_settings_cannot_break_out_of_the_script(field: str) -> None:
     assert "<!--" not in body.decode()
     for char in "<>&\u2028\u2029":
         assert char not in literal
-    assert json.loads(literal)[field] == hostile  # escaped, not altered
+    data = json.loads(literal)
+    assert (data["i"] if field == "pixel_id" else data["u"].split("/collect?")[0]) == hostile
     assert "\\u003c/script\\u003e" in literal
     assert field == "endpoint" or "\\u2028\\u2029" in literal
 
 
-def test_settings_json_strips_the_endpoints_trailing_slash() -> None:
+def test_settings_json_builds_the_collect_url_from_the_endpoint() -> None:
     data = json.loads(settings_json(replace(BASE, endpoint="https://px.example.com/base/")))
+    odd = json.loads(settings_json(replace(BASE, pixel_id="px a/b?&é")))
 
-    assert data["endpoint"] == "https://px.example.com/base"
+    assert data["u"] == "https://px.example.com/base/collect?p=px_abc"
+    assert (
+        odd["u"] == "https://px.example.com/collect?p=px%20a%2Fb%3F%26%C3%A9"
+    )  # encodeURIComponent
+    assert odd["i"] == "px a/b?&é"
+
+
+def test_settings_json_carries_every_setting_that_is_not_a_default() -> None:
+    settings = replace(
+        BASE, consent="hold", tiktok_pixel_code="C123ABC", mirror_to_tiktok_pixel=True,
+        currency="EUR", click_window_days=30,
+    )  # fmt: skip
+
+    assert json.loads(settings_json(settings)) == {
+        "i": "px_abc",
+        "u": "https://px.example.com/collect?p=px_abc",
+        "d": 30,
+        "h": 1,
+        "t": "C123ABC",
+        "m": 1,
+        "c": "EUR",
+    }
 
 
 @pytest.mark.parametrize(
@@ -118,6 +145,7 @@ def test_settings_json_strips_the_endpoints_trailing_slash() -> None:
         ({"consent": "denied"}, "consent"),
         ({"tiktok_pixel_code": ""}, "tiktok_pixel_code"),
         ({"currency": "usd"}, "currency"),
+        ({"mirror_to_tiktok_pixel": 1}, "mirror_to_tiktok_pixel"),
     ],
 )
 def test_settings_are_validated(change: dict[str, object], message: str) -> None:
@@ -150,7 +178,7 @@ def test_every_encoding_decodes_to_the_body_with_its_own_etag() -> None:
     assert gzip.decompress(gzipped) == asset.body
     assert len(gzipped) < len(asset.body)
     assert gzip_etag == asset.etag[:-1] + '-gzip"'
-    assert gzip.compress(asset.body, 9, mtime=0) == gzipped  # the same bytes every time
+    assert _asset_again(asset.body).gzip == gzipped  # the same bytes every time
 
 
 def test_brotli_decodes_to_the_body_with_its_own_etag() -> None:
@@ -168,6 +196,16 @@ def test_without_brotli_br_requests_get_gzip() -> None:
     asset = replace(render_snippet(BASE), br=None)
 
     assert asset.encoded("br") == asset.encoded("gzip")
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_size_budget_of_the_served_script(platform: str) -> None:
+    # A typical pixel: a store currency, consent held, a long endpoint.
+    settings = SnippetSettings(
+        "px_8f3k2m9q", "https://px.example-shop.com", platform, consent="hold", currency="USD"
+    )
+
+    assert len(render_snippet(settings).gzip) <= SERVED_BUDGET
 
 
 def test_size_budget_of_the_core() -> None:

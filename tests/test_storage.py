@@ -7,14 +7,17 @@ PIXEL_TEST_CLICKHOUSE_URL is set (http://user:pass@host:8123).
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 from clickhouse_connect.driver.client import Client
 
 from pixel_server import credentials
+from pixel_server.secretbox import SecretBox, SecretKeyError
 from pixel_server.storage import migrate
 from pixel_server.storage.client import StorageError, Target, connect, parse_url
 from pixel_server.storage.database import Database
@@ -38,6 +41,11 @@ def client(target: Target) -> Iterator[Client]:
     c = connect(target)
     yield c
     c.command(f"DROP DATABASE IF EXISTS `{target.database}`")
+
+
+@pytest.fixture
+def box_path(tmp_path: Path) -> Path:
+    return tmp_path / "secret.key"
 
 
 def tables(client: Client) -> set[str]:
@@ -75,9 +83,9 @@ def test_events_table_explains_its_engine() -> None:
     assert "ReplacingMergeTree" in sql and "PARTITION BY" in sql and "ORDER BY" in sql
 
 
-def test_pixel_registry_round_trip(client: Client) -> None:
+def test_pixel_registry_round_trip(client: Client, box_path: Path) -> None:
     migrate.apply(client)
-    store = PixelStore(client)
+    store = PixelStore(client, SecretBox(box_path))
     pixel, api_key, owner = store.add(name="Shop", origins=["https://Shop.Example.com/"])
     assert pixel.origins == ("https://shop.example.com",)
     # Shopify's custom pixels run in a sandboxed iframe: its opaque origin is "null".
@@ -117,9 +125,11 @@ def test_pixel_registry_round_trip(client: Client) -> None:
         ({"colour": "red"}, "not a pixel setting"),
     ],
 )
-def test_registry_rejects_bad_settings(client: Client, changes: dict, words: str) -> None:
+def test_registry_rejects_bad_settings(
+    client: Client, box_path: Path, changes: dict, words: str
+) -> None:
     migrate.apply(client)
-    store = PixelStore(client)
+    store = PixelStore(client, SecretBox(box_path))
     pixel, _, _ = store.add(name="Shop")
     with pytest.raises(RegistryError, match=words.replace("(", r"\(").replace(")", r"\)")):
         store.update(pixel.id, **changes)
@@ -135,10 +145,10 @@ def test_registry_rejects_bad_settings(client: Client, changes: dict, words: str
     ],
 )
 def test_store_id_is_what_the_platform_calls_a_store(
-    client: Client, platform: str, store_id: str, stored: str
+    client: Client, box_path: Path, platform: str, store_id: str, stored: str
 ) -> None:
     migrate.apply(client)
-    store = PixelStore(client)
+    store = PixelStore(client, SecretBox(box_path))
     pixel, _, _ = store.add(name="Shop", platform=platform, store_id=store_id)
     assert store.get(pixel.id).store_id == stored
 
@@ -154,20 +164,20 @@ def test_store_id_is_what_the_platform_calls_a_store(
     ],
 )
 def test_store_id_that_does_not_fit_the_platform_is_refused(
-    client: Client, platform: str, store_id: str, words: str
+    client: Client, box_path: Path, platform: str, store_id: str, words: str
 ) -> None:
     migrate.apply(client)
-    store = PixelStore(client)
+    store = PixelStore(client, SecretBox(box_path))
     pixel, _, _ = store.add(name="Shop", platform=platform)
     with pytest.raises(RegistryError, match=words):
         store.update(pixel.id, store_id=store_id)
     assert store.get(pixel.id).store_id == ""
 
 
-def test_unknown_pixel_is_a_404(client: Client) -> None:
+def test_unknown_pixel_is_a_404(client: Client, box_path: Path) -> None:
     migrate.apply(client)
     with pytest.raises(RegistryError) as info:
-        PixelStore(client).get("px_nope")
+        PixelStore(client, SecretBox(box_path)).get("px_nope")
     assert info.value.status == 404
 
 
@@ -191,3 +201,80 @@ def test_unreachable_server_is_a_storage_error() -> None:
     with pytest.raises(StorageError, match="unavailable"):
         db.client()
     assert db.check() is not None and "unavailable" in db.check()  # type: ignore[operator]
+
+
+SECRETS = {"tiktok_access_token": "tt-access-4f2a9c", "webhook_secret": "whsec-77ab01",
+           "store_api_token": "shpat_9c1d2e3f"}  # fmt: skip
+
+
+def test_credentials_are_sealed_in_clickhouse_and_open_for_the_server(
+    client: Client, box_path: Path
+) -> None:
+    migrate.apply(client)
+    store = PixelStore(client, SecretBox(box_path))
+    pixel, _, _ = store.add(name="Shop", **SECRETS)
+    stored = str(client.query("SELECT * FROM pixels").result_rows)
+    for value in SECRETS.values():
+        assert value not in stored
+    assert stored.count("enc:v1:") == 3
+    again = PixelStore(client, SecretBox(box_path)).get(pixel.id)  # a new process, same key
+    assert {k: getattr(again, k) for k in SECRETS} == SECRETS
+    assert box_path.stat().st_mode & 0o777 == 0o600
+
+
+def test_without_the_key_nothing_opens(client: Client, box_path: Path, tmp_path: Path) -> None:
+    migrate.apply(client)
+    PixelStore(client, SecretBox(box_path)).add(name="Shop", **SECRETS)
+    with pytest.raises(SecretKeyError):
+        PixelStore(client, SecretBox(tmp_path / "another.key")).list()
+
+
+def test_a_sealed_value_does_not_open_on_another_field(box_path: Path) -> None:
+    box = SecretBox(box_path)
+    sealed = box.seal("tt-access-4f2a9c", "px_a/tiktok_access_token")
+    assert box.open(sealed, "px_a/tiktok_access_token") == "tt-access-4f2a9c"
+    with pytest.raises(SecretKeyError):
+        box.open(sealed, "px_b/tiktok_access_token")
+
+
+def test_clear_credentials_of_an_older_version_are_sealed_and_merged_away(
+    client: Client, box_path: Path
+) -> None:
+    migrate.apply(client)
+    store = PixelStore(client, SecretBox(box_path))
+    pixel, _, _ = store.add(name="Shop")
+    client.command(  # as an older version of pixel-server stored them: in clear
+        "INSERT INTO pixels (id, name, version, tiktok_access_token, webhook_secret)"
+        " VALUES ({id:String}, 'Shop', {v:UInt64}, 'tt-legacy-clear', 'wh-legacy-clear')",
+        parameters={"id": pixel.id, "v": time.time_ns()},
+    )
+    assert store.get(pixel.id).tiktok_access_token == "tt-legacy-clear"  # read as it is
+    assert store.reseal() == 1
+    assert store.reseal() == 0
+    assert "legacy-clear" not in str(client.query("SELECT * FROM pixels").result_rows)
+    assert store.get(pixel.id).webhook_secret == "wh-legacy-clear"
+
+
+def test_rotating_the_key_reseals_everything_and_drops_the_old_key(
+    client: Client, box_path: Path
+) -> None:
+    migrate.apply(client)
+    box = SecretBox(box_path)
+    store = PixelStore(client, box)
+    pixel, _, _ = store.add(name="Shop", **SECRETS)
+    old = box.current_key_id
+    box.begin_rotation()
+    assert store.reseal() == 1
+    box.finish_rotation()
+    stored = str(client.query("SELECT * FROM pixels").result_rows)
+    assert f"enc:v1:{old}:" not in stored and f"enc:v1:{box.current_key_id}:" in stored
+    assert list(orjson.loads(box_path.read_bytes())["keys"]) == [box.current_key_id]
+    fresh = PixelStore(client, SecretBox(box_path)).get(pixel.id)
+    assert fresh.store_api_token == SECRETS["store_api_token"]
+
+
+def test_a_key_file_others_can_read_is_refused(box_path: Path) -> None:
+    SecretBox(box_path).seal("x", "c")  # creates it, 0600
+    box_path.chmod(0o644)
+    with pytest.raises(SecretKeyError, match="chmod 600"):
+        SecretBox(box_path).seal("x", "c")

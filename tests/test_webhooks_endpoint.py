@@ -204,6 +204,24 @@ def test_a_pixel_without_a_webhook_secret_accepts_nothing(
     assert "--webhook-secret" in error["message"]
 
 
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_without_a_secret_the_body_is_not_even_read(client: TestClient, platform: str) -> None:
+    pixel = _add_shop(client, platform, webhook_secret="")
+    huge = b"x" * (3 * 1024 * 1024)  # past every limit: 413 if it were read
+    send = lambda: post_webhook(client, platform, pixel["id"], huge, {})  # noqa: E731
+    refused(client, platform, send, 401, "no_secret")
+
+
+@pytest.mark.parametrize(("platform", "size"), [("ecwid", 65 * 1024), ("bigcommerce", 65 * 1024)])
+def test_platforms_that_send_ids_only_get_a_small_limit(
+    client: TestClient, shops: dict[str, Any], platform: str, size: int
+) -> None:
+    body, headers = delivery(platform)
+    padded = body[:-1] + b', "pad": "' + b"x" * size + b'"}'
+    send = lambda: post_webhook(client, platform, shops[platform]["id"], padded, headers)  # noqa: E731
+    refused(client, platform, send, 413, "body_too_large")
+
+
 def test_a_disabled_pixel_is_403(client: TestClient) -> None:
     pixel = _add_shop(client, "shopify")
     runtime_of(client).management.run("pixel.update", {"id": pixel["id"], "enabled": False})

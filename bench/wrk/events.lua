@@ -3,6 +3,7 @@
 -- Usage: wrk ... -s bench/wrk/events.lua <url> -- MODE PIXEL_ID EVENTS [API_KEY] [NONCE]
 --   MODE    "collect" (POST /collect: one event, or {"pixel_id", "events"} when EVENTS > 1)
 --           "api"     (POST /api/v1/events: TikTok Events API 2.0 body, Bearer API_KEY)
+--           "tiktok"  (POST /open_api/v1.3/event/track/: the same body, Access-Token API_KEY)
 --   EVENTS  events per request
 -- done() prints one line "BENCH_JSON {...}" with requests/s, latency and error counts.
 
@@ -35,6 +36,11 @@ function init(args)
       path = "/api/v1/events"
       headers["Content-Type"] = "application/json"
       headers["Authorization"] = "Bearer " .. api_key
+      headers["Origin"] = nil
+   elseif mode == "tiktok" then
+      path = "/open_api/v1.3/event/track/"
+      headers["Content-Type"] = "application/json"
+      headers["Access-Token"] = api_key
       headers["Origin"] = nil
    else
       path = "/collect?p=" .. pixel_id
@@ -69,7 +75,7 @@ end
 
 function request()
    local body
-   if mode == "api" then
+   if mode == "api" or mode == "tiktok" then
       body = '{"event_source":"web","event_source_id":"' .. pixel_id .. '","data":['
          .. events(per_request) .. ']}'
    elseif per_request > 1 then

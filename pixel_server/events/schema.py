@@ -64,7 +64,9 @@ __all__ = [
     "User",
     "decode_api_body",
     "decode_collect_body",
+    "decode_envelope",
     "decode_event",
+    "decode_json",
     "event_json_schema",
 ]
 
@@ -468,6 +470,16 @@ def decode_api_body(body: bytes, *, max_events: int = 1000) -> ApiEnvelope:
             "too_many_events", f"{count} events in one body; at most {max_events}", "data"
         )
     return envelope
+
+
+def decode_envelope(decoder: msgspec.json.Decoder[_T], body: bytes) -> _T:
+    """Another module's request body, with this module's error mapping."""
+    return _decode_envelope(decoder, body)
+
+
+def decode_json(decoder: msgspec.json.Decoder[_T], data: bytes | msgspec.Raw, prefix: str) -> _T:
+    """Part of a body, failures as EventErrors with field paths under ``prefix``."""
+    return _decode(decoder, data, prefix)
 
 
 def _decode_envelope(decoder: msgspec.json.Decoder[_T], body: bytes) -> _T:

@@ -1,11 +1,21 @@
 """``POST /api/v1/events`` for store back ends: TikTok's Events API 2.0 body,
-so code written for TikTok can point at us. Plus the published schemas."""
+so code written for TikTok can point at us. Plus the published schemas.
+
+:class:`ServerIntake` is what every server-to-server endpoint does between the
+request and the :class:`~pixel_server.ingest.service.Ingestor`: find the pixel
+by its API key, check that the body names that pixel, rate-limit, ingest. It
+raises :class:`~pixel_server.errors.ApiError`; each endpoint renders those in
+its own envelope (ours here, TikTok's in ``ingest/gateway.py``).
+"""
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+import msgspec
+import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -14,19 +24,89 @@ from pixel_server import credentials
 from pixel_server.errors import ApiError
 from pixel_server.events.schema import EventError, decode_api_body, event_json_schema
 from pixel_server.ingest.http import log_full, rate_limited, read_body, require_content_type
+from pixel_server.ingest.ratelimit import RateLimiter
+from pixel_server.ingest.service import Ingestor, Outcome
+from pixel_server.metrics import Metrics
 from pixel_server.pipeline.steps import Context
 from pixel_server.pipeline.wal import LogFull
+from pixel_server.registry import PixelRegistry
 from pixel_server.reports.openapi import report_components, report_paths
-
-if TYPE_CHECKING:
-    from pixel_server.runtime import Runtime
+from pixel_server.storage.pixels import Pixel
 
 MAX_BODY = 5 * 1024 * 1024
 MAX_EVENTS = 1000
+_BODY_STATUS = {"invalid_json": 400, "invalid_body": 400, "too_many_events": 413}
 
 
-def _runtime(request: Request) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
+class ServerIntake:
+    """Server events from a pixel's back end, whatever the envelope they came in.
+
+    It holds exactly the parts it needs: the pixel registry, the ingestor, the
+    per-pixel rate limiter and the metrics.
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: PixelRegistry,
+        ingestor: Ingestor,
+        pixel_limiter: RateLimiter,
+        metrics: Metrics,
+    ) -> None:
+        self.registry = registry
+        self.ingestor = ingestor
+        self.limiter = pixel_limiter
+        self.metrics = metrics
+
+    def pixel_for_key(self, key: str) -> Pixel:
+        """The pixel ``key`` belongs to (compared in constant time), else 401."""
+        pixel = self.registry.by_api_key(key)
+        if pixel is None or not credentials.matches(key, pixel.api_key_hash):
+            raise ApiError(
+                401,
+                "invalid_api_key",
+                "the API key is not valid",
+                headers={"www-authenticate": "Bearer"},
+            )
+        return pixel
+
+    def check_target(self, pixel: Pixel, source_id: str, field: str) -> None:
+        """The pixel the body names (our id or its TikTok code) is the key's pixel."""
+        target = self.registry.resolve_source_id(source_id)
+        if target is None or target.id != pixel.id:
+            raise ApiError(
+                403, "wrong_pixel", f"{field} is not the pixel this key belongs to", field
+            )
+        if not pixel.enabled:
+            raise ApiError(403, "pixel_disabled", "this pixel is disabled", field)
+
+    async def ingest(
+        self,
+        pixel: Pixel,
+        raws: list[msgspec.Raw] | list[bytes],
+        *,
+        test_event_code: str,
+        prefix: str,
+    ) -> Outcome:
+        """Rate-limit, then validate, enrich and log ``raws`` as ``server`` events."""
+        wait = self.limiter.allow(pixel.id, len(raws))
+        if wait > 0:
+            raise rate_limited(wait)
+        ctx = Context(pixel=pixel, source="server", now=time.time(),
+                      test_event_code=test_event_code)  # fmt: skip
+        try:
+            return await self.ingestor.ingest(raws, ctx, prefix)
+        except LogFull as exc:
+            raise log_full(exc) from None
+
+    def count_refusal(self, route: str, exc: ApiError) -> None:
+        self.metrics.requests_rejected.labels(route, exc.code).inc()
+
+
+def body_error(exc: EventError) -> ApiError:
+    """A request body that cannot be read as an envelope."""
+    status = _BODY_STATUS.get(exc.code, 422)
+    return ApiError(status, exc.code, exc.message, exc.field or None)
 
 
 def _bearer(request: Request) -> str:
@@ -42,58 +122,30 @@ def _bearer(request: Request) -> str:
     return value.strip()
 
 
-async def events(request: Request) -> Response:
-    runtime = _runtime(request)
-    try:
-        return await _events(runtime, request)
-    except ApiError as exc:
-        runtime.metrics.requests_rejected.labels("api", exc.code).inc()
-        raise
+def _events_endpoint(intake: ServerIntake) -> Callable[[Request], Awaitable[Response]]:
+    async def events(request: Request) -> Response:
+        try:
+            return await _events(intake, request)
+        except ApiError as exc:
+            intake.count_refusal("api", exc)
+            raise
+
+    return events
 
 
-async def _events(runtime: Runtime, request: Request) -> Response:
-    key = _bearer(request)
+async def _events(intake: ServerIntake, request: Request) -> Response:
     # Authenticate before reading the body: strangers get nothing parsed.
-    pixel = runtime.registry.by_api_key(key)
-    if pixel is None or not credentials.matches(key, pixel.api_key_hash):
-        raise ApiError(
-            401,
-            "invalid_api_key",
-            "the API key is not valid",
-            headers={"www-authenticate": "Bearer"},
-        )
+    pixel = intake.pixel_for_key(_bearer(request))
     require_content_type(request, ("application/json",))
     body = await read_body(request, MAX_BODY)
     try:
         envelope = decode_api_body(body, max_events=MAX_EVENTS)
     except EventError as exc:
-        status = {"invalid_json": 400, "invalid_body": 400, "too_many_events": 413}.get(
-            exc.code, 422
-        )
-        raise ApiError(status, exc.code, exc.message, exc.field or None) from None
-    target = runtime.registry.resolve_source_id(envelope.event_source_id)
-    if target is None or target.id != pixel.id:
-        raise ApiError(
-            403,
-            "wrong_pixel",
-            "event_source_id is not the pixel this key belongs to",
-            "event_source_id",
-        )
-    if not pixel.enabled:
-        raise ApiError(403, "pixel_disabled", "this pixel is disabled", "event_source_id")
-    wait = runtime.pixel_limiter.allow(pixel.id, len(envelope.data))
-    if wait > 0:
-        raise rate_limited(wait)
-    ctx = Context(
-        pixel=pixel,
-        source="server",
-        now=time.time(),
-        test_event_code=envelope.test_event_code or "",
+        raise body_error(exc) from None
+    intake.check_target(pixel, envelope.event_source_id, "event_source_id")
+    outcome = await intake.ingest(
+        pixel, envelope.data, test_event_code=envelope.test_event_code or "", prefix="data"
     )
-    try:
-        outcome = await runtime.ingestor.ingest(envelope.data, ctx, "data")
-    except LogFull as exc:
-        raise log_full(exc) from None
     status = 200 if outcome.accepted or outcome.dropped or not outcome.rejected else 422
     body_out: dict[str, Any] = {
         "code": 0 if status == 200 else 40002,
@@ -230,11 +282,22 @@ def openapi_document() -> dict[str, Any]:
     }
 
 
-async def openapi(request: Request) -> Response:
-    doc = request.app.state.openapi
-    if doc is None:
-        doc = request.app.state.openapi = _rebase_refs(openapi_document())
-    return JSONResponse(doc)
+def _openapi_endpoint(
+    extra: Callable[[], dict[str, Any]],
+) -> Callable[[Request], Awaitable[Response]]:
+    cached: list[bytes] = []  # built on first use: the document is large
+
+    async def openapi(request: Request) -> Response:
+        if not cached:
+            doc = openapi_document()
+            more = extra()
+            doc["paths"].update(more.get("paths", {}))
+            for section, entries in more.get("components", {}).items():
+                doc["components"].setdefault(section, {}).update(entries)
+            cached.append(orjson.dumps(_rebase_refs(doc)))
+        return Response(cached[0], media_type="application/json")
+
+    return openapi
 
 
 def _rebase_refs(node: Any) -> Any:
@@ -249,9 +312,11 @@ def _rebase_refs(node: Any) -> Any:
     return node
 
 
-def routes() -> list[Route]:
+def routes(intake: ServerIntake, extra_openapi: Callable[[], dict[str, Any]] = dict) -> list[Route]:
+    """``/api/v1/events``, the event schema and ``/openapi.json``, which also
+    documents ``extra_openapi()``: other endpoints' ``paths`` and ``components``."""
     return [
-        Route("/api/v1/events", events, methods=["POST"]),
+        Route("/api/v1/events", _events_endpoint(intake), methods=["POST"]),
         Route("/schema/event.json", event_schema, methods=["GET"]),
-        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/openapi.json", _openapi_endpoint(extra_openapi), methods=["GET"]),
     ]

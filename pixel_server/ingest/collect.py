@@ -8,12 +8,15 @@ origins. A 202 means the events are on disk.
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import time
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 import msgspec
 import orjson
+from publicsuffixlist import PublicSuffixList
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -28,7 +31,7 @@ from pixel_server.ingest.http import (
     read_body,
     require_content_type,
 )
-from pixel_server.ingest.ratelimit import RateLimiter
+from pixel_server.ingest.ratelimit import RateLimiter, client_key
 from pixel_server.ingest.service import Ingestor
 from pixel_server.metrics import Metrics
 from pixel_server.pipeline.steps import Context
@@ -52,6 +55,15 @@ def _origin_allowed(pixel: Pixel, origin: str | None) -> bool:
     return origin is None or origin in pixel.origins
 
 
+def _origin_of(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return ""
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}{port}"
+
+
 def _cors_headers(origin: str | None) -> dict[str, str]:
     if origin is None:
         return {}
@@ -62,12 +74,33 @@ def _cors_headers(origin: str | None) -> dict[str, str]:
     }
 
 
+@functools.cache
+def _suffixes() -> PublicSuffixList:
+    return PublicSuffixList()  # the list the package ships: no network
+
+
+@functools.lru_cache(maxsize=4096)
+def registrable_domain(host: str) -> str:
+    """``shop.co.uk`` for ``www.shop.co.uk``; an address or a bare name as it is."""
+    host = host.lower().rstrip(".")
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return host
+    except ValueError:
+        pass
+    return _suffixes().privatesuffix(host) or host
+
+
 def _same_site(origin: str, request: Request) -> bool:
-    """Approximates "registrable domain matches" by the last two labels: the
-    cookie only helps when the browser treats our host as first-party."""
-    ours = (request.url.hostname or "").split(".")[-2:]
-    theirs = (urlsplit(origin).hostname or "").split(".")[-2:]
-    return bool(ours) and ours == theirs
+    """Whether the browser treats our host as first-party for the store's page
+    (same registrable domain, by the Public Suffix List): only then does our
+    cookie help."""
+    ours = request.url.hostname or ""
+    try:
+        theirs = urlsplit(origin).hostname or ""
+    except ValueError:
+        return False
+    return bool(ours and theirs) and registrable_domain(ours) == registrable_domain(theirs)
 
 
 def _first_anonymous_id(raws: list[msgspec.Raw]) -> str:
@@ -124,7 +157,10 @@ class BrowserIntake:
         return pixel
 
     def _check_rate(self, pixel: Pixel, ip: str, cost: int) -> None:
-        wait = max(self._ip_limiter.allow(ip, cost), self._pixel_limiter.allow(pixel.id, cost))
+        wait = max(
+            self._ip_limiter.allow(client_key(ip), cost),
+            self._pixel_limiter.allow(pixel.id, cost),
+        )
         if wait > 0:
             raise rate_limited(wait)
 
@@ -220,8 +256,19 @@ class BrowserIntake:
         q = request.query_params
         try:
             pixel = self._pixel(q.get("p"))
+            if q.get("e", "PageView") != "PageView":
+                raise ApiError(
+                    422, "pageview_only", "an image pixel can only report a PageView", "e"
+                )
             page_url = q.get("u") or request.headers.get("referer", "")
-            event: dict[str, object] = {"event": q.get("e") or "PageView"}
+            if page_url and _origin_of(page_url) not in pixel.origins:
+                raise ApiError(
+                    403,
+                    "origin_not_allowed",
+                    "the page is not on one of this pixel's storefront origins",
+                    "u",
+                )
+            event: dict[str, object] = {"event": "PageView"}
             if q.get("id"):
                 event["event_id"] = q["id"]
             if page_url:

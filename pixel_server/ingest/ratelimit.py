@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -45,3 +47,21 @@ class RateLimiter:
         if len(self._buckets) > self._max_keys:
             self._buckets.popitem(last=False)
         return wait
+
+
+@functools.lru_cache(maxsize=4096)
+def client_key(address: str) -> str:
+    """The bucket key of a client address: IPv4 as it is, IPv6 by its /64.
+
+    One IPv6 subscriber is given a whole /64 (often more) and can pick any
+    address in it; keyed by full address, one person would get 2**64 buckets.
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return address

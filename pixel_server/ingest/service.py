@@ -86,6 +86,9 @@ class Ingestor:
     def attach(self, wal: WriteAheadLog | None) -> None:
         self._wal = wal
 
+    def _count_redaction(self, field: str) -> None:
+        self.metrics.pii_redacted.labels(field).inc()
+
     def _seen(self, record: Record) -> bool:
         return self.dedup.seen(
             record.pixel_id, record.event, record.event_id, record.source, record.event_time
@@ -97,6 +100,7 @@ class Ingestor:
         """Raises ``LogFull`` (nothing accepted) when the log's disk budget is reached."""
         outcome = Outcome()
         ctx.seen = self._seen
+        ctx.on_redact = self._count_redaction
         payloads: list[bytes] = []
         kept: list[Record] = []
         source = ctx.source

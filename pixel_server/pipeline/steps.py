@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 import msgspec
 
 from pixel_server.events.normalise import hash_email, hash_external_id, hash_phone
+from pixel_server.events.redact import redact_json, redact_text, redact_url
 from pixel_server.events.schema import Event, Source
 from pixel_server.pipeline.record import ContentRow, Record
 from pixel_server.storage.pixels import Pixel
@@ -61,6 +62,8 @@ class Context:
     # The dedup index: True when this (pixel, event, event_id, source) was seen
     # within the window. None disables the step (tools that re-import events).
     seen: Callable[[Record], bool] | None = None
+    # Told the name of each field the PII scan changed (a metric).
+    on_redact: Callable[[str], None] | None = None
 
 
 @dataclass(slots=True)
@@ -250,6 +253,32 @@ def hash_pii(work: Work, ctx: Context) -> None:
         record.external_id_sha256 = _as_list(hash_external_id(user.external_id))
 
 
+#: The free-text fields the scan reads, and how each is cleaned.
+_FREE_TEXT: Final = (
+    ("page_url", redact_url),
+    ("page_referrer", redact_url),
+    ("description", redact_text),
+    ("search_query", redact_text),
+    ("properties", redact_json),
+)
+
+
+def redact_free_text(work: Work, ctx: Context) -> None:
+    """Emails and phone numbers outside ``user.*`` never reach the log
+    (:mod:`pixel_server.events.redact` says what is found and what replaces it)."""
+    record = work.record
+    region = ctx.pixel.default_phone_region
+    for name, redact in _FREE_TEXT:
+        before: str = getattr(record, name)
+        if not before:
+            continue
+        after = redact(before, region)
+        if after != before:
+            setattr(record, name, after)
+            if ctx.on_redact is not None:
+                ctx.on_redact(name)
+
+
 def _as_list(value: str | list[str] | None) -> list[str]:
     if value is None:
         return []
@@ -282,6 +311,7 @@ STEPS: Final[tuple[tuple[str, Step], ...]] = (
     ("put_event_id", put_event_id),
     ("drop_duplicates", drop_duplicates),
     ("hash_pii", hash_pii),
+    ("redact_free_text", redact_free_text),
     ("apply_consent", apply_consent),
 )
 

@@ -23,7 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pixel_server.metrics import Metrics
 from pixel_server.pipeline.dedup import DedupIndex
@@ -31,11 +31,10 @@ from pixel_server.pipeline.wal import WriteAheadLog
 from pixel_server.processes.exposition import merge_expositions
 from pixel_server.processes.sequencer import Sequencer, slots_on_disk
 from pixel_server.registry import PixelRegistry
-from pixel_server.storage.pixels import Pixel
+from pixel_server.storage.pixels import SECRET_FIELDS, Pixel
 
 Readiness = Callable[[], tuple[bool, dict[str, Any]]]
 
-ADMIN_PREFIX = "/admin/"
 PEER_HEADER = "x-pixel-peer"  # the client's address, set by the worker's hop
 WORKER_HEADER = "x-pixel-worker"  # "<slot> <pid>", on a worker's registry poll
 #: A worker that has not polled for this long counts as down in /readyz.
@@ -47,7 +46,9 @@ SYNC_WAIT_S = 2.0
 
 
 def encode_pixels(pixels: list[Pixel]) -> bytes:
-    return orjson.dumps([dataclasses.asdict(p) for p in pixels])
+    """The snapshot for workers, without the credentials only this process uses."""
+    blank = dict.fromkeys(SECRET_FIELDS, "")
+    return orjson.dumps([{**dataclasses.asdict(p), **blank} for p in pixels])
 
 
 def decode_pixels(body: bytes) -> list[Pixel]:
@@ -83,9 +84,12 @@ class StorageSide:
         self._workers: dict[int, _Seen] = {}
         self._snapshot: tuple[int, bytes, str] = (-1, b"", "")
         self._changed: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         metrics.add_callback(self._sequencer_metrics)
+        registry.listeners.append(self._on_registry_change)
 
     async def start(self, wal: WriteAheadLog) -> None:
+        self._loop = asyncio.get_running_loop()
         slots = sorted(set(range(self._slots)) | slots_on_disk(wal.directory))
         self.sequencer = Sequencer(wal, slots, self._dedup, fsync=self._fsync)
         await anyio.to_thread.run_sync(self.sequencer.rebuild)
@@ -120,9 +124,31 @@ class StorageSide:
         return self._changed
 
     def registry_changed(self) -> None:
-        """Answer the waiting polls now (after a management operation)."""
+        """Answer the waiting polls now."""
         event, self._changed = self._wakeup(), asyncio.Event()
         event.set()
+
+    def _on_registry_change(self) -> None:
+        """On the refreshing thread (a management operation, the periodic
+        refresh): return only once every live worker has the new registry, so
+        that when ``pixel add`` or ``pixel disable`` answers, every worker knows."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:  # cannot wait here: the loop answers the workers
+            self.registry_changed()
+            return
+        future = asyncio.run_coroutine_threadsafe(self._propagate(), loop)
+        with contextlib.suppress(Exception):  # bounded; a stopping loop answers nothing
+            future.result(SYNC_WAIT_S + 1)
+
+    async def _propagate(self) -> None:
+        self.registry_changed()
+        await self.workers_synced()
 
     async def registry_snapshot(self, request: Request) -> Response:
         """The registry for a worker: 304 while its copy (``If-None-Match``) is
@@ -234,33 +260,6 @@ class StorageSide:
         for name, size in self.sequencer.backlog().items():
             backlog.add_metric([name], size)
         return [records, backlog]
-
-
-class SyncAfterManagement:
-    """Holds back the answer of a management request (admin API) until every
-    live worker has the registry it produced: when ``pixel add`` or ``pixel
-    disable`` returns, every worker already knows."""
-
-    def __init__(self, app: ASGIApp, storage: StorageSide) -> None:
-        self.app = app
-        self._storage = storage
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(ADMIN_PREFIX):
-            await self.app(scope, receive, send)
-            return
-        held: list[Message] = []
-
-        async def hold(message: Message) -> None:
-            held.append(message)
-
-        try:
-            await self.app(scope, receive, hold)
-        finally:
-            self._storage.registry_changed()
-            await self._storage.workers_synced()
-            for message in held:
-                await send(message)
 
 
 class PeerFromHop:

@@ -1,7 +1,7 @@
 """An ingest worker process (docs/architecture.md §8).
 
 It answers the ingest routes (``/collect``, ``/collect.gif``,
-``/api/v1/events``, the snippet) by itself: parse, validate, enrich, append
+``/api/v1/events``, the Events API gateway, the snippet) by itself: parse, validate, enrich, append
 to its own write-ahead log ``<data>/wal/w<K>``, answer. It holds no
 ClickHouse client and no forwarder. Everything else hops to the storage
 process. The pixel registry comes from the storage process by long polling
@@ -18,7 +18,6 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -41,7 +40,7 @@ from pixel_server.errors import (
     unexpected_error_handler,
 )
 from pixel_server.events.schema import Limits
-from pixel_server.ingest import api
+from pixel_server.ingest import api, gateway
 from pixel_server.ingest.collect import BrowserIntake
 from pixel_server.ingest.ratelimit import RateLimiter
 from pixel_server.ingest.service import Ingestor
@@ -53,6 +52,7 @@ from pixel_server.processes.hop import StorageHop, storage_link
 from pixel_server.processes.sequencer import READER, worker_log_dir
 from pixel_server.processes.storage import WORKER_HEADER, decode_pixels
 from pixel_server.registry import PixelRegistry
+from pixel_server.request_limits import HeaderLimitMiddleware
 
 log = logging.getLogger("pixel_server.worker")
 
@@ -101,17 +101,6 @@ class RegistryFeed:
         while True:
             if not await self.poll(wait=REGISTRY_WAIT_S):
                 await asyncio.sleep(RETRY_S)
-
-
-@dataclass(slots=True)
-class WorkerParts:
-    """What ``ingest/api.py`` still reads from ``app.state.runtime`` (until it
-    takes its parts as arguments like the browser routes)."""
-
-    registry: PixelRegistry
-    metrics: Metrics
-    ingestor: Ingestor
-    pixel_limiter: RateLimiter
 
 
 def create_worker_app(settings: Settings, slot: int) -> Starlette:
@@ -209,11 +198,15 @@ def create_worker_app(settings: Settings, slot: int) -> Starlette:
         metrics=metrics,
         trusted_proxies=settings.trusted_proxies,
     )
+    intake = api.ServerIntake(
+        registry=registry, ingestor=ingestor, pixel_limiter=pixel_limiter, metrics=metrics
+    )
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         *browser.routes(),
-        *api.routes(),
+        *api.routes(intake, gateway.openapi_paths),
+        *gateway.routes(intake),
         *snippet_route.routes(registry, settings.base_url),
     ]
 
@@ -229,7 +222,10 @@ def create_worker_app(settings: Settings, slot: int) -> Starlette:
 
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(AccessLogMiddleware, count=count)],
+        middleware=[
+            Middleware(AccessLogMiddleware, count=count),
+            Middleware(HeaderLimitMiddleware),
+        ],
         exception_handlers={
             ApiError: api_error_handler,
             HTTPException: http_error_handler,
@@ -238,6 +234,4 @@ def create_worker_app(settings: Settings, slot: int) -> Starlette:
         lifespan=lifespan,
     )
     app.router.default = StorageHop(link)
-    app.state.runtime = WorkerParts(registry, metrics, ingestor, pixel_limiter)
-    app.state.openapi = None
     return app

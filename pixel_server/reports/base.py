@@ -22,6 +22,7 @@ from typing import Any, Final, Literal
 
 from clickhouse_connect.driver.client import Client
 
+from pixel_server import zones
 from pixel_server.reports import cache, rollups
 from pixel_server.storage.queries import merged_events_sql
 
@@ -141,10 +142,9 @@ def parse_params(
     """Validate ``from``, ``to``, ``tz``, ``window`` and ``model``; defaults: the last
     30 days up to today in the zone, a 7-day window, last touch."""
     tz = (query.get("tz") or pixel_tz or "UTC").strip()
-    try:
-        zone = zoneinfo.ZoneInfo(tz)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ParamError("tz", f"tz {tz[:64]!r} is not an IANA time zone") from None
+    zone = zones.zone(tz)
+    if zone is None:
+        raise ParamError("tz", f"tz {tz[:64]!r} is not an IANA time zone")
     today = today or datetime.now(zone).date()
     last = _date(query, "to") or today
     first = _date(query, "from") or last - timedelta(days=DEFAULT_DAYS - 1)

@@ -8,6 +8,8 @@ CDN) is switched off with ``js=[]``; values are printed in the tables.
 
 from __future__ import annotations
 
+import html
+import re
 from decimal import Decimal
 from typing import Any, Final
 
@@ -41,20 +43,48 @@ _COMMON: Final[dict[str, Any]] = {
     "show_y_guides": True,
     "print_values": False,
     "no_data_text": "No data in this range",
+    "truncate_label": -1,  # never cut a label to "11..."
 }
 _KEY_EVENTS: Final = ("PageView", "ViewContent", "AddToCart", "Purchase")
+_MONTHS: Final = (
+    "Jan",
+    "Feb",
+    "Mar",
+    "Apr",
+    "May",
+    "Jun",
+    "Jul",
+    "Aug",
+    "Sep",
+    "Oct",
+    "Nov",
+    "Dec",
+)
+
+
+# pygal always writes its config as an inline <script>, used only by its
+# (switched off) tooltip script: dropped, so the page's CSP needs no exception.
+_SCRIPT: Final = re.compile(r"<script\b[^>]*>.*?</script>", re.DOTALL | re.IGNORECASE)
 
 
 def _render(chart: Any) -> str:
-    return str(chart.render(is_unicode=True))
+    return _SCRIPT.sub("", str(chart.render(is_unicode=True)))
+
+
+def empty(message: str) -> str:
+    """A small note in place of an empty chart (not a chart-sized "No data")."""
+    return f'<p class="empty">{html.escape(message)}</p>'
 
 
 def _day_labels(days: list[str]) -> tuple[list[str], int]:
-    # Show about eight labels whatever the range's length.
-    return [d[5:] for d in days], max(1, len(days) // 8)
+    """'Mar 2' for each day; about eight of them shown whatever the range's length."""
+    labels = [f"{_MONTHS[int(d[5:7]) - 1]} {int(d[8:10])}" for d in days]
+    return labels, max(1, len(days) // 8)
 
 
 def overview_chart(overview: dict[str, Any]) -> str:
+    if not any(d["visitors"] or d["events"] for d in overview["days"]):
+        return empty("No visitors in this range yet.")
     days = [d["date"] for d in overview["days"]]
     labels, every = _day_labels(days)
     chart = pygal.Line(
@@ -77,6 +107,8 @@ def overview_chart(overview: dict[str, Any]) -> str:
 
 def revenue_chart(purchases: dict[str, Any], days: list[str]) -> str:
     """Net revenue per day, one series per currency (never added together)."""
+    if not purchases["days"]:
+        return empty("No purchases in this range yet.")
     labels, every = _day_labels(days)
     chart = pygal.Bar(
         width=760,
@@ -95,6 +127,8 @@ def revenue_chart(purchases: dict[str, Any], days: list[str]) -> str:
 
 
 def funnel_chart(funnel: dict[str, Any]) -> str:
+    if not any(s["visitors"] for s in funnel["steps"]):
+        return empty("Nobody reached the first step of the funnel in this range.")
     chart = pygal.HorizontalBar(
         width=760, height=260, show_legend=False, **{**_COMMON, "print_values": True}
     )
@@ -106,6 +140,8 @@ def funnel_chart(funnel: dict[str, Any]) -> str:
 
 def channel_chart(attribution: dict[str, Any]) -> str:
     """Attributed net revenue by channel, one series per currency."""
+    if not attribution["channels"]:
+        return empty("No purchases to attribute in this range.")
     chart = pygal.Bar(width=760, height=280, **_COMMON)
     channels = ["tiktok_paid", "tiktok_organic", "other_paid", "referral", "direct"]
     chart.x_labels = [c.replace("_", " ") for c in channels]

@@ -77,15 +77,22 @@ def _encode(entries: Iterable[SpillEntry]) -> bytes:
 
 
 def write_chunk(
-    directory: Path, entries: Sequence[SpillEntry], *, fsync: bool = True, replay: bool = False
+    directory: Path,
+    entries: Sequence[SpillEntry],
+    *,
+    fsync: bool = True,
+    replay: bool = False,
+    name: str | None = None,
 ) -> Path:
     """Write a complete chunk atomically (temporary name, fsync, rename).
 
     ``replay`` marks dead letters queued again: for those, only a ``sent``
     ledger row means "done" (they are ``dead`` on the ledger by definition).
+    ``name``: a fixed file name (the backfill's, so writing a part again
+    replaces it); by default a new one.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / chunk_name(replay)
+    path = directory / (name or chunk_name(replay))
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         f.write(_encode(entries))

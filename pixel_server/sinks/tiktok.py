@@ -8,7 +8,10 @@ recording every attempt in the delivery ledger (``deliveries``).
 Which copies go
 ---------------
 Server and webhook copies always; browser copies only for pixels with
-``forward_browser`` (server-only mode: TikTok's own pixel is not on the page).
+``forward_browser`` (server-only mode: TikTok's own pixel is not on the page),
+and never those whose event_id starts with ``ttq:``: the snippet gives such
+ids to calls the page made on TikTok's own pixel, which sent TikTok its own
+copy under another id (docs/tiktok-pixel.md).
 Never sent: consent-denied events, events of unknown or disabled pixels, and of
 pixels without a TikTok pixel code or access token ("not configured", counted
 in ``pixel_forward_skipped_total{reason}``, not errors).
@@ -393,10 +396,20 @@ def pixel_skip_reason(pixel: Pixel | None) -> SkipReason | None:
     return None
 
 
-def _route_skip_reason(pixel: Pixel | None, source: str) -> SkipReason | None:
+#: The snippet's event_id prefix for calls it saw on TikTok's own pixel.
+TIKTOK_PIXEL_COPY: Final = "ttq:"
+
+
+def _route_skip_reason(pixel: Pixel | None, source: str, event_id: str) -> SkipReason | None:
     """Why a copy from ``source`` is not sent (consent is checked on the full record)."""
     reason = pixel_skip_reason(pixel)
-    if reason is None and source == "browser" and not pixel.forward_browser:  # type: ignore[union-attr]
+    if (
+        reason is None
+        and source == "browser"
+        and (
+            not pixel.forward_browser or event_id.startswith(TIKTOK_PIXEL_COPY)  # type: ignore[union-attr]
+        )
+    ):
         return "browser_copy"  # TikTok's own pixel has it already
     return reason
 
@@ -811,7 +824,7 @@ class Forwarder:
         """The event as it will be sent, or None (counted) when it is not sent."""
         try:
             head = _HEAD.decode(payload)
-            reason = _route_skip_reason(self.pixels.get(head.pixel_id), head.source)
+            reason = _route_skip_reason(self.pixels.get(head.pixel_id), head.source, head.event_id)
             if reason is not None:
                 self._skip(reason)
                 return None

@@ -13,8 +13,21 @@
  * - BODL's own event_id is a cart/checkout id, not unique per event: ours
  *   are random, and the purchase's is purchase:<order_id>.
  * - The automatic PageView comes from the core (every page is a full load).
+ * - Order confirmation without BODL's orderPurchased (an older checkout, or
+ *   BODL off): after 5 s, a Purchase with the order id the page shows
+ *   (checkout-js's [data-test=order-confirmation-order-number-text] strong)
+ *   or its URL's /order-confirmation/<id>; the webhook copy brings the rest.
  */
-P.run = () =>
+P.run = (bought, m) => {
+  /order-confirmation/.test(location.pathname) &&
+    setTimeout(
+      safe(() => {
+        m = d.querySelector("[data-test=order-confirmation-order-number-text] strong");
+        m = (m && m.textContent.trim()) || (/order-confirmation\/(\d+)/.exec(location.pathname) || [])[1];
+        bought || (m && P.track("Purchase", P.props([], un, un, m)));
+      }),
+      5e3
+    );
   P.wait(
     () => w.bodlEvents,
     (B) => {
@@ -42,9 +55,10 @@ P.run = () =>
           "cart.addItem": (e) => P.track("AddToCart", props(e)),
           "checkout.checkoutBegin": (e) => P.track("InitiateCheckout", props(e, e.cart_value)),
           "checkout.paymentDetailsProvided": (e) => P.track("AddPaymentInfo", props(e, e.cart_value)),
-          "checkout.orderPurchased": (e) => P.track("Purchase", props(e, e.cart_value, e.order_id)),
+          "checkout.orderPurchased": (e) => ((bought = 1), P.track("Purchase", props(e, e.cart_value, e.order_id))),
         },
         k, f;
       for (k in on) (f = k.split(".")), (f = B[f[0]] && B[f[0]][f[1]]), typeof f == "function" && f(safe(on[k]));
     }
   );
+};

@@ -5,7 +5,9 @@
  * storefront JS API (reference/storefronts.md):
  * - `Ecwid.OnAPILoaded.add(fn)`; the other hooks are registered inside it.
  * - `Ecwid.OnPageLoaded.add(fn(page))`: `page.type` is PRODUCT (productId,
- *   name), CATEGORY (categoryId), SEARCH (keywords), CHECKOUT_*. The store is
+ *   name), CATEGORY (categoryId, name), SEARCH (keywords), CHECKOUT_*.
+ *   ViewCategory: content_type product_group, one content: the category id
+ *   and its name (the page title when Ecwid gives none). The store is
  *   a single-page app, so every OnPageLoaded is also a PageView (no
  *   automatic one). InitiateCheckout on the first CHECKOUT_* page of a
  *   checkout, AddPaymentInfo on its CHECKOUT_PAYMENT_DETAILS, once each until
@@ -33,7 +35,7 @@ P.run = () =>
         cur = () => E.getStoreCurrency && E.getStoreCurrency(),
         key = (i) => JSON.stringify([i.product.id, i.product.sku, i.options]),
         line = (i, n) => P.item(i.product.sku || i.product.id, i.product.id, i.product.name, i.product.price, n || i.quantity),
-        lines = (cart) => ((cart && cart.items) || []).filter((i) => i && i.product),
+        lines = (c) => ((c && c.items) || []).filter((i) => i && i.product),
         props = (l, value, order) => P.props(l.map((i) => line(i)), cur(), value, order),
         had, // quantities of the previous cart, by line key
         last = [], // lines of the latest non-empty cart (Ecwid empties it on purchase)
@@ -48,7 +50,7 @@ P.run = () =>
       on("OnAPILoaded", () => {
         if (hooked) return;
         hooked = 1;
-        E.Cart && E.Cart.get && E.Cart.get(safe((cart) => had || seen(cart)));
+        E.Cart && E.Cart.get && E.Cart.get(safe((c) => had || seen(c)));
         on("OnCartChanged", (cart) => {
           var before = had, added = [];
           seen(cart);
@@ -59,18 +61,18 @@ P.run = () =>
           added.length && P.track("AddToCart", P.props(added, cur()));
         });
         on("OnPageLoaded", (page) => {
-          var t = page.type || "",
-            c = /^CHECKOUT_/.test(t);
+          var t = page.type,
+            c = /^CHECKOUT_/.test(t); // test(undefined) is false
           P.page();
           t == "PRODUCT" && P.track("ViewContent", P.props([P.item(page.productId, page.productId, page.name)], cur()));
-          t == "CATEGORY" && P.track("ViewCategory", {});
+          t == "CATEGORY" && P.track("ViewCategory", { content_type: "product_group", contents: [{ content_id: "" + page.categoryId, content_name: page.name || d.title }] });
           t == "SEARCH" && P.track("Search", { query: page.keywords });
           c && !checkout && P.track("InitiateCheckout", props(last));
           t == "CHECKOUT_PAYMENT_DETAILS" && !paid && ((paid = 1), P.track("AddPaymentInfo", props(last)));
           (checkout = c) || (paid = 0); // leaving the checkout: a later one counts again
         });
-        on("OnOrderPlaced", (o) =>
-          P.track("Purchase", props(lines(o).length ? lines(o) : last, o.total, o.vendorNumber || o.id || o.orderNumber))
+        on("OnOrderPlaced", (o, l) =>
+          P.track("Purchase", props((l = lines(o)).length ? l : last, o.total, o.vendorNumber || o.id || o.orderNumber))
         );
       });
     }

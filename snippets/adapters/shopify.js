@@ -35,12 +35,17 @@ if (X) {
     where = (c) => ((c = (c || {}).document || {}), { url: (c.location || {}).href, referrer: c.referrer });
   P.auto = 0;
   P.loc = () => where(I.context);
+  // The core's formats: a cookie with its max-age; "value|expiry ms" in localStorage.
   if (B.cookie)
     P.store = {
-      get: (k) => B.cookie.get(k).then((v) => v || B.localStorage.getItem(k).then(P.unpack)).catch(noop),
+      get: (k) =>
+        B.cookie
+          .get(k)
+          .then((v) => v || B.localStorage.getItem(k).then((s) => ((s = /(.*)\|(\d+)$/.exec(s)) && s[2] > Date.now() ? s[1] : "")))
+          .catch(noop),
       set(k, v, days) {
-        B.cookie.set(P.cookie(k, v, days)).catch(noop);
-        B.localStorage.setItem(k, P.pack(v, days)).catch(noop);
+        B.cookie.set(k + "=" + encodeURIComponent(v) + "; max-age=" + days * 86400 + "; path=/; SameSite=Lax").catch(noop);
+        B.localStorage.setItem(k, v + "|" + (Date.now() + days * 864e5)).catch(noop);
       },
     };
 

@@ -42,6 +42,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PAGES = Path(__file__).resolve().parent / "pages"
+# The stand-in for TikTok's events.js (what it models: see the file).
+TIKTOK_EVENTS_DOUBLE = Path(__file__).resolve().parent / "tiktok_events_double.js"
 MAX_BODY = 64 * 1024
 MAX_EVENTS = 50
 
@@ -291,9 +293,13 @@ def store_app(store: Store) -> Starlette:
         code = paste_instructions("shopify", store.script_url(pixel_id), settings)
         return Response(code, media_type="text/javascript")
 
+    async def tiktok_events(request: Request) -> Response:
+        return Response(TIKTOK_EVENTS_DOUBLE.read_bytes(), media_type="text/javascript")
+
     return Starlette(
         routes=[
             Route("/p/{pixel_id}.js", snippet),
+            Route("/tiktok/events.js", tiktok_events),
             Route("/pages/{name}", page),
             Route("/shopify/custom-pixel.js", shopify_custom_pixel),
         ]
@@ -308,9 +314,9 @@ class Tab:
     errors: list[str]  # uncaught exceptions, unhandled rejections, console errors
     failed_loads: list[str]  # "Failed to load resource" console lines (network)
 
-    def goto(self, url: str, ready: str | None = "window.ttq && window.ttq._px") -> None:
+    def goto(self, url: str, ready: str | None = "window._pxs && window.ttq") -> None:
         """Load ``url``; then wait until ``ready`` (JS) is true: by default,
-        until the snippet has taken over ``ttq``."""
+        until the snippet has run and ``ttq`` is there."""
         self.page.goto(url, wait_until="load")
         if ready:
             self.page.wait_for_function(ready, timeout=10_000)

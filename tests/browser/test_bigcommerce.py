@@ -76,3 +76,16 @@ def test_a_shopper_from_a_tiktok_ad_through_to_purchase(
     assert "utm_source=tiktok" in landing["page"]["url"]
     assert_one_shopper(events)
     assert tab.errors == []
+
+
+def test_order_confirmation_without_bodl_still_sends_the_purchase(
+    tab: Tab, store: Store, collector: Collector
+) -> None:
+    store.configure(SnippetSettings(collector.pixel_id, collector.endpoint, "bigcommerce"))
+    journey = Journey(collector)
+    tab.goto(store.url("bigcommerce-order-confirmation.html", collector.pixel_id))
+    _, purchase = journey.next("PageView", "Purchase")
+    journey.end()
+    assert purchase["event_id"] == "purchase:250"  # the webhook copy's id
+    assert props(purchase)["order_id"] == "250"
+    assert tab.errors == []

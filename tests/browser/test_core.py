@@ -91,7 +91,7 @@ def test_calls_queued_before_the_script_loaded_are_replayed_in_order(
     page_view, viewed, purchase = journey.next("PageView", "ViewContent", "CompletePayment")
     tab.page.evaluate(
         """ttq.instance('CTESTPIXEL0000000000').track('AddToCart', {value: 8, currency: 'USD'});
-           ttq.load('CTESTPIXEL0000000000'); ttq.push(['track', 'Contact']);
+           ttq.load('CTESTPIXEL0000000000'); ttq.track('Contact');
            ttq.enableCookie(); ttq.debug(); ttq.ready(function () {});"""
     )
     added, contact = journey.next("AddToCart", "Contact")
@@ -308,7 +308,7 @@ def test_hostile_settings_stay_data(tab: Tab, store: Store, collector: Collector
     tab.page.set_content(
         "<html><head><script>" + render_snippet(settings).body.decode() + "</script></head></html>"
     )
-    tab.page.wait_for_function("window.ttq && window.ttq._px")
+    tab.page.wait_for_function("window._pxs && window.ttq")
     tab.page.wait_for_timeout(300)
 
     assert tab.page.evaluate("window.pwned") is None and dialogs == []

@@ -44,8 +44,12 @@ def test_a_shopper_from_a_tiktok_ad_through_to_purchase(
     page.wait_for_function(ecwid_ready)
     page.evaluate("ecwidFake.openPage({type: 'PRODUCT', productId: 101, name: 'Sweatshirt'})")
     landing, viewed = journey.next("PageView", "ViewContent")
-    page.evaluate("ecwidFake.openPage({type: 'CATEGORY', categoryId: 5})")
-    journey.next("PageView", "ViewCategory")
+    page.evaluate("ecwidFake.openPage({type: 'CATEGORY', categoryId: 5, name: 'Apparel'})")
+    _, category = journey.next("PageView", "ViewCategory")
+    assert props(category) == {
+        "content_type": "product_group",
+        "contents": [{"content_id": "5", "content_name": "Apparel"}],
+    }
     page.evaluate("ecwidFake.openPage({type: 'SEARCH', keywords: 'red sweatshirt'})")
     _, search = journey.next("PageView", "Search")
     page.evaluate(f"ecwidFake.add({SWEATSHIRT}, 2, {OPTIONS})")

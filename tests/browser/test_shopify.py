@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pixel_server.runtime import Runtime
 from pixel_server.snippets import SnippetSettings
 from tests.browser.flow import TTCLID, Journey, assert_one_shopper, props
 from tests.browser.harness import Collector, Store, Tab
+from tests.browser.webhook_copy import merged_purchase
 
 VARIANT = {
     "content_id": "SKU-1-RED-M",
@@ -17,7 +19,7 @@ VARIANT = {
 
 
 def test_a_shopper_from_a_tiktok_ad_through_to_purchase(
-    tab: Tab, store: Store, collector: Collector
+    tab: Tab, store: Store, collector: Collector, _real_server: tuple[Runtime, str]
 ) -> None:
     store.configure(SnippetSettings(collector.pixel_id, collector.endpoint, "shopify"))
     page, journey = tab.page, Journey(collector)
@@ -79,3 +81,10 @@ def test_a_shopper_from_a_tiktok_ad_through_to_purchase(
     cookies = {c["name"]: c["value"] for c in page.context.cookies(store.origin)}
     assert cookies["_px_aid"] == events[0]["user"]["anonymous_id"]
     assert cookies["_px_ttclid"] == TTCLID
+
+    # The orders/create webhook of the same order: one purchase, two copies,
+    # the browser's ttclid and anonymous id on the back end's order.
+    merged = merged_purchase(_real_server, collector.pixel_id, "shopify")
+    assert merged["copies"] == 2
+    assert merged["ttclid"] == TTCLID
+    assert merged["anonymous_id"] == events[0]["user"]["anonymous_id"]

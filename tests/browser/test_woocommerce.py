@@ -38,7 +38,7 @@ def test_a_shopper_from_a_tiktok_ad_through_to_purchase(
     # The single-product form posts and the page comes back with the line added.
     page.click("#add-single")
     page.wait_for_url("**added=1**")
-    page.wait_for_function("window.ttq && window.ttq._px")
+    page.wait_for_function("window._pxs && window.ttq")
     _, _, added = journey.next("PageView", "ViewContent", "AddToCart")
     visit("category")
     _, category = journey.next("PageView", "ViewCategory")

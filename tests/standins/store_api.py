@@ -7,6 +7,7 @@ until healed). Subclasses serve their platform's resources in ``_handle``."""
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ class Fault:
 class StoreApi:
     # The end of an order's path, for order_requests().
     ORDER_PATH = "/orders/{order_id}"
+    METHODS: tuple[str, ...] = ("GET",)  # the admin stand-ins add POST, PUT, DELETE
 
     def __init__(self, token: str) -> None:
         self.token = token
@@ -73,7 +75,12 @@ class StoreApi:
             def do_GET(self) -> None:
                 # A client that gave up (a hang longer than its timeout) is no error.
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    if self.command not in api.METHODS:
+                        return send(self, 405, {"error": f"{self.command} not allowed"})
                     api._handle(self)
+
+            # Admin writes (scripts, webhooks) go through the same dispatch.
+            do_POST = do_PUT = do_DELETE = do_GET
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # quiet tests
@@ -99,3 +106,30 @@ class StoreApi:
 
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
         raise NotImplementedError
+
+
+def read_json(request: BaseHTTPRequestHandler) -> Any:
+    """The request's JSON body; None when it is missing or not JSON."""
+    length = int(request.headers.get("Content-Length") or 0)
+    raw = request.rfile.read(length) if length else b""
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def send(request: BaseHTTPRequestHandler, status: int, body: Any,
+         content_type: str = "application/json") -> None:  # fmt: skip
+    """Answer ``body`` (JSON unless it is already text); 204 has no body."""
+    if status == 204:
+        data = b""
+    elif isinstance(body, str):
+        data = body.encode()
+    else:
+        data = json.dumps(body).encode()
+    request.send_response(status)
+    if data:
+        request.send_header("Content-Type", content_type)
+    request.send_header("Content-Length", str(len(data)))
+    request.end_headers()
+    request.wfile.write(data)
