@@ -1,7 +1,7 @@
 """The hop from an ingest worker to the storage process.
 
 A worker serves the ingest routes itself; every other request (reports,
-dashboard, admin API, webhooks, ``/metrics``) is passed to the storage
+console and dashboard, webhooks, ``/metrics``) is passed to the storage
 process's Unix socket as it came: method, path, query, headers (``Host``
 included) and body streamed both ways. The client's address travels in
 ``x-pixel-peer`` so the storage process sees the real client for rate limits
