@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from pixel_server.health import public_checks
 from pixel_server.metrics import Metrics
 from pixel_server.pipeline.dedup import DedupIndex
 from pixel_server.pipeline.wal import WriteAheadLog
@@ -199,17 +200,16 @@ class StorageSide:
         return Response(status_code=204)
 
     def _worker_checks(self) -> tuple[bool, dict[str, str]]:
+        """Each slot's state word: ok, silent (no poll for a while) or not started."""
         now = time.monotonic()
         checks: dict[str, str] = {}
         for slot in range(self._slots):
             seen = self._workers.get(slot)
             if seen is None:
                 checks[f"w{slot}"] = "not started"
-            elif now - seen.at > WORKER_SILENCE_S:
-                checks[f"w{slot}"] = f"silent for {now - seen.at:.1f} s (pid {seen.pid})"
             else:
-                checks[f"w{slot}"] = f"ok (pid {seen.pid})"
-        return all(v.startswith("ok") for v in checks.values()), checks
+                checks[f"w{slot}"] = "silent" if now - seen.at > WORKER_SILENCE_S else "ok"
+        return all(v == "ok" for v in checks.values()), checks
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         ready, checks = self._readiness()
@@ -217,15 +217,17 @@ class StorageSide:
         if self.sequencer is not None:
             error = self.sequencer.last_error
             checks["sequencer"] = {
-                "status": f"degraded: {error}" if error else "ok",
+                "status": "degraded" if error else "ok",
+                "error": error,
                 "backlog_bytes": self.sequencer.backlog(),
             }
         return ready and workers_ok, checks
 
     async def readyz(self, request: Request) -> Response:
         ready, checks = await anyio.to_thread.run_sync(self.readiness)
+        public = {**public_checks(checks), "workers": checks["workers"]}  # state words only
         return JSONResponse(
-            {"status": "ready" if ready else "unavailable", "checks": checks},
+            {"status": "ready" if ready else "unavailable", "checks": public},
             status_code=200 if ready else 503,
         )
 

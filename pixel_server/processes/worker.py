@@ -176,14 +176,13 @@ def create_worker_app(settings: Settings, slot: int) -> Starlette:
 
     async def readyz(request: Request) -> Response:
         age = time.monotonic() - feed.fetched_at
-        own: dict[str, Any] = {"slot": slot, "pid": os.getpid(),
-                               "registry": f"fetched {age:.1f} s ago"}  # fmt: skip
+        own: dict[str, Any] = {"slot": slot, "registry_age_s": round(age, 1)}
         try:
             r = await link.get("/readyz", timeout=5)
             storage: dict[str, Any] = r.json()
             ready = r.status_code == 200
-        except (httpx.HTTPError, ValueError) as exc:
-            storage, ready = {"checks": {"storage": f"unreachable: {exc}"}}, False
+        except (httpx.HTTPError, ValueError):
+            storage, ready = {"checks": {"storage": "unreachable"}}, False
         checks = {**storage.get("checks", {}), "worker": own}
         return JSONResponse(
             {"status": "ready" if ready else "unavailable", "checks": checks},
