@@ -143,3 +143,19 @@ def test_a_single_process_moves_what_worker_logs_left_behind(settings: Settings)
         runtime = app.state.runtime
         assert wait_for_rows(runtime, 2, "px_1") == 2
         assert count_rows(runtime, "px_1", "event_id = 'left-1'") == 1
+
+
+def test_a_reopened_worker_log_never_writes_where_the_follower_has_been(tmp_path: Path) -> None:
+    directory = worker_log_dir(tmp_path, 0)
+    with WriteAheadLog(directory, (READER,), new_segment_on_open=True) as w:
+        w.append_blocking([b"first" * 10])
+    follower = LogFollower(directory, READER, fsync=False)
+    got = follower.read()
+    assert got is not None
+    follower.commit(got.end)
+    for segment in segments_in(directory):  # whatever removed the files, ...
+        (directory / f"{segment:020d}.log").unlink()
+    with WriteAheadLog(directory, (READER,), new_segment_on_open=True) as w:
+        w.append_blocking([b"after"])  # ... new records go where the follower has not read
+    again = follower.read()
+    assert again is not None and again.records == [b"after"]

@@ -481,6 +481,7 @@ class WriteAheadLog:
         commit_interval: float = 0.002,
         fsync: bool = True,
         retry_after: float = 5.0,
+        new_segment_on_open: bool = False,
     ) -> None:
         _check_config(readers, segment_bytes, max_bytes, commit_interval)
         self._dir = Path(directory)
@@ -489,6 +490,9 @@ class WriteAheadLog:
         self._commit_interval = commit_interval
         self._fsync = fsync
         self._retry_after = retry_after
+        # A reader in another process (LogFollower) keeps its cursor in its own
+        # memory: appends after a reopen must go to a number no one has read yet.
+        self._new_segment_on_open = new_segment_on_open
 
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)  # committer waits for appends
@@ -858,7 +862,10 @@ class WriteAheadLog:
                 continue
             self._segments[number] = _recover_segment(path, number, self._fsync)
         last = found[-1] if found else None
-        if last is not None and self._segments[last].file_bytes == 0:
+        if self._new_segment_on_open:
+            self._active = max([*committed, *found]) + 1
+            self._segments[self._active] = _Segment(self._active, 0, 0, 0)
+        elif last is not None and self._segments[last].file_bytes == 0:
             self._active = last  # reuse an empty last segment
         else:
             # Numbers never go back, even if every file was deleted: a reused

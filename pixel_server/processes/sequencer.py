@@ -143,7 +143,15 @@ class Sequencer:
             if got is None:
                 continue
             moved += len(got.records)
+            replayed = self.counts.replayed
             survivors = [p for p in got.records if self._first_copy(p)]
+            if self.counts.replayed > replayed:
+                log.warning(
+                    "sequencer: %d records of %s were already in the storage log "
+                    "(a replay after a crash); dropped",
+                    self.counts.replayed - replayed,
+                    follower.directory.name,
+                )
             if survivors:
                 try:
                     await self._wal.append(survivors)

@@ -152,6 +152,7 @@ def create_worker_app(settings: Settings, slot: int) -> Starlette:
                 max_bytes=s.wal_max_mb << 20,
                 commit_interval=s.wal_commit_interval_ms / 1000,
                 fsync=s.wal_fsync,
+                new_segment_on_open=True,  # the storage process follows it
             )
         )
         opened.append(wal)
