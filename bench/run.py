@@ -141,6 +141,19 @@ def metrics(base: str) -> dict[str, float]:
     return out
 
 
+def backlog(base: str) -> dict[str, float]:
+    """What the loader has not stored yet: records of the storage log behind
+    the loader, and bytes of the workers' logs not yet moved to it."""
+    text = httpx.get(f"{base}/metrics", timeout=120).text
+    out = {"loader_records": 0.0, "worker_log_bytes": 0.0}
+    for line in text.splitlines():
+        if line.startswith('pixel_log_backlog_records{reader="loader"'):
+            out["loader_records"] += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("pixel_worker_log_backlog_bytes{"):
+            out["worker_log_bytes"] += float(line.rsplit(" ", 1)[1])
+    return out
+
+
 # wrk ------------------------------------------------------------------------
 
 
@@ -223,7 +236,8 @@ def scenario(
     result = Result(name, target, events, w)
     result.extra["load"] = max(load_before, os.getloadavg()[0])
     if target == "server":
-        time.sleep(0.5)  # in-flight requests finish
+        result.extra["backlog"] = backlog(base)  # right at the end of the load
+        time.sleep(1.5)  # in-flight requests finish; workers push their samples every second
         after = metrics(base)
         key = "pixel_events_accepted_total"
         result.accepted = after.get(key, 0) - before.get(key, 0)
@@ -236,7 +250,13 @@ def scenario(
     print(
         f"  {name}: {result.events_per_s:,.0f} events/s, {result.requests_per_s:,.0f} req/s, "
         f"p50 {w['p50_ms']:.2f} ms, p99 {w['p99_ms']:.2f} ms, non-2xx {w['non_2xx']}"
-        + (f", {result.events_per_fsync:.1f} events/fsync" if result.events_per_fsync else ""),
+        + (f", {result.events_per_fsync:.1f} events/fsync" if result.events_per_fsync else "")
+        + (
+            ", backlog at the end: {loader_records:.0f} records behind the loader, "
+            "{worker_log_bytes:.0f} bytes in worker logs".format(**result.extra["backlog"])
+            if "backlog" in result.extra
+            else ""
+        ),
         flush=True,
     )
     return result

@@ -29,6 +29,8 @@ from pixel_server.ingest import api, gateway
 from pixel_server.ingest.collect import BrowserIntake
 from pixel_server.ingest.webhooks import RetryPolicy, WebhookIntake
 from pixel_server.logs import AccessLogMiddleware
+from pixel_server.processes.sequencer import slots_on_disk
+from pixel_server.processes.storage import StorageSide
 from pixel_server.request_limits import HeaderLimitMiddleware
 from pixel_server.runtime import Runtime, is_loopback
 
@@ -40,11 +42,14 @@ def create_app(
     webhook_policy: RetryPolicy | None = None,
     forwarder_options: Mapping[str, Any] | None = None,
     announce: Callable[[str], None] | None = None,
+    worker_slots: int = 0,
 ) -> Starlette:
     """Build the application. ``database`` overrides the ClickHouse database
     (tests give each case its own database on one embedded engine);
     ``announce`` shows a line to the person who started the server (the demo's
-    login link), outside the logs."""
+    login link), outside the logs. ``worker_slots`` > 0 makes it the storage
+    process of the multi-process layout, fed by that many ingest workers' logs
+    (a single process still moves what worker logs left on disk hold)."""
     runtime = Runtime(
         settings,
         database,
@@ -52,6 +57,12 @@ def create_app(
         forwarder_options=forwarder_options,
         announce=announce,
     )
+    storage = None
+    if worker_slots or slots_on_disk(settings.data_dir.resolve() / "wal"):
+        storage = StorageSide(
+            slots=worker_slots, registry=runtime.registry, dedup=runtime.dedup,
+            metrics=runtime.metrics, readiness=runtime.readiness, fsync=settings.wal_fsync,
+        )  # fmt: skip
 
     console = Console(runtime.registry, runtime.management.run, runtime.database.client,
                       runtime.data_dir, settings.base_url,
@@ -64,8 +75,12 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await runtime.start()
         try:
+            if storage is not None and runtime.wal is not None:
+                await storage.start(runtime.wal)
             yield
         finally:
+            if storage is not None:
+                await storage.stop()
             await runtime.stop()
 
     browser = BrowserIntake(
@@ -86,6 +101,7 @@ def create_app(
         registry=runtime.registry, webhooks=runtime.webhooks, metrics=runtime.metrics
     )
     routes: list[BaseRoute] = [
+        *(storage.routes() if storage is not None else []),  # before health: /readyz, /metrics
         *health.routes(runtime.readiness, runtime.metrics),
         *browser.routes(),
         *api.routes(intake, gateway.openapi_paths),

@@ -9,6 +9,7 @@ way. Exit codes: 0 ok, 1 the command failed, 2 bad settings or usage.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -195,24 +196,48 @@ def _read_secret(source: str, flag: str) -> str:
 
 
 def cmd_serve(settings: Settings, ns: argparse.Namespace) -> int:
-    import uvicorn
-
     from pixel_server import logs
-    from pixel_server.app import create_app
     from pixel_server.storage.lock import DataDirLock
 
-    if DataDirLock(settings.data_dir.resolve()).held_by_other():
+    role = getattr(ns, "role", None)
+    workers = ns.workers if ns.workers is not None else settings.workers or os.cpu_count() or 1
+    lock = DataDirLock(settings.data_dir.resolve())
+    # The children of a supervisor killed a moment ago may still be exiting.
+    deadline = time.monotonic() + (5 if role is None and workers > 1 else 0)
+    while lock.held_by_other() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if role is None and lock.held_by_other():
         raise CommandError(
             f"data directory {settings.data_dir} is in use by another pixel-server process"
         )
+    if role is not None:
+        _die_with_parent(ns.parent)
     logs.configure(settings.log_level, settings.log_format)
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with
     # the handler found at start: make that a clean exit 0 instead of -15.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(EXIT_OK))
-    uvicorn.run(
-        create_app(settings, announce=lambda line: print(line, flush=True)),
-        host=settings.host,
-        port=settings.port,
+    if role == "worker":
+        return _serve_worker(settings, ns.slot, ns.listen_fd)
+    if role == "storage":
+        return _serve_storage(settings, workers)
+    if workers > 1:
+        return _supervise(settings, ns, workers)
+    from pixel_server.app import create_app
+
+    app = create_app(settings, announce=_announce)
+    _uvicorn(app, host=settings.host, port=settings.port)
+    return EXIT_OK
+
+
+def _announce(line: str) -> None:
+    print(line, flush=True)
+
+
+def _uvicorn(app: Any, sockets: list[Any] | None = None, **where: Any) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
         loop="uvloop",
         http="httptools",
         log_config=None,
@@ -220,7 +245,74 @@ def cmd_serve(settings: Settings, ns: argparse.Namespace) -> int:
         proxy_headers=False,  # trusted proxies are handled by the ingest pipeline
         server_header=False,
         timeout_graceful_shutdown=30,
+        **where,
     )
+    uvicorn.Server(config).run(sockets=sockets)
+
+
+def _supervise(settings: Settings, ns: argparse.Namespace, workers: int) -> int:
+    from pixel_server.processes.supervisor import Supervisor
+
+    def command(role: str, slot: int, listen_fd: int) -> list[str]:
+        argv = [sys.executable, "-m", "pixel_server"]
+        if ns.config:
+            argv += ["--config", ns.config]
+        argv += ["serve", "--role", role, "--workers", str(workers), "--parent", str(os.getpid())]
+        argv += ["--host", settings.host, "--port", str(settings.port)]
+        if settings.demo:
+            argv += ["--demo"]
+        if role == "worker":
+            argv += ["--slot", str(slot), "--listen-fd", str(listen_fd)]
+        return argv
+
+    run_dir = settings.data_dir.resolve() / "run"
+    try:
+        return Supervisor(settings.host, settings.port, run_dir, workers, command).run()
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {settings.host}:{settings.port}: {exc}") from None
+
+
+def _die_with_parent(parent: int) -> None:
+    """A child dies with the supervisor (Linux): the server is one unit, and a
+    restarted supervisor must find the port and the data directory free. What
+    the workers acknowledged is in their logs either way."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before we asked
+        os._exit(EXIT_FAILED)
+
+
+def _serve_worker(settings: Settings, slot: int, listen_fd: int) -> int:
+    import socket
+
+    from pixel_server.processes.worker import create_worker_app
+
+    sock = socket.socket(fileno=listen_fd)
+    _uvicorn(create_worker_app(settings, slot), sockets=[sock])
+    return EXIT_OK
+
+
+def _serve_storage(settings: Settings, workers: int) -> int:
+    import socket
+
+    from pixel_server.app import create_app
+    from pixel_server.processes.storage import PeerFromHop
+    from pixel_server.processes.worker import storage_socket
+    from pixel_server.storage.lock import DataDirLock
+
+    if DataDirLock(settings.data_dir.resolve()).held_by_other():
+        raise CommandError(f"data directory {settings.data_dir} is in use")
+    path = storage_socket(settings.data_dir.resolve())
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    os.chmod(path, 0o600)  # the hop trusts what arrives here
+    sock.listen(1024)
+    app = create_app(settings, worker_slots=workers, announce=_announce)
+    _uvicorn(PeerFromHop(app), sockets=[sock])
     return EXIT_OK
 
 
@@ -448,6 +540,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port")
     serve.add_argument("--demo", action="store_true", default=None, help="create a demo pixel")
+    serve.add_argument(
+        "--workers", type=int, help="ingest worker processes (default: PIXEL_WORKERS or one per "
+        "core; 1 runs everything in one process)",
+    )  # fmt: skip
+    # Set by the supervisor for its children.
+    serve.add_argument("--role", choices=("storage", "worker"), help=argparse.SUPPRESS)
+    serve.add_argument("--slot", type=int, default=0, help=argparse.SUPPRESS)
+    serve.add_argument("--listen-fd", type=int, default=-1, help=argparse.SUPPRESS)
+    serve.add_argument("--parent", type=int, default=0, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
 
     sub.add_parser("migrate", help="apply pending schema migrations").set_defaults(func=cmd_migrate)

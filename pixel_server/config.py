@@ -75,6 +75,8 @@ class Settings:
     # The key that seals stored credentials; empty means <data_dir>/secret.key.
     # Hosts that share one ClickHouse server must share this file.
     secret_key_file: Path | None = None
+    # Ingest worker processes for `serve` (0: one per core; 1: a single process).
+    workers: int = 0
 
     @property
     def clickhouse_dsn(self) -> str:
@@ -219,6 +221,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "backfill_max_age_days": _float(0.0, 90.0),
     "demo": _bool,
     "secret_key_file": _path,
+    "workers": _int(0, 256),
 }
 assert set(_PARSERS) == {f.name for f in fields(Settings)}
 

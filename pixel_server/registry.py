@@ -8,6 +8,7 @@ periodically to pick up changes made by other workers of a cluster).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from pixel_server import credentials
@@ -26,10 +27,15 @@ class PixelRegistry:
     def __init__(self) -> None:
         self._snap = Snapshot()
         self.loaded = False
+        self.version = 0  # bumped on every refresh (the storage process serves snapshots)
+        # Called after every refresh, on the refreshing thread.
+        self.listeners: list[Callable[[], None]] = []
 
     def refresh(self, store: PixelStore) -> None:
-        pixels = store.list()
-        tokens = store.tokens()
+        self.replace(store.list(), store.tokens())
+
+    def replace(self, pixels: Sequence[Pixel], tokens: Sequence[ReportToken] = ()) -> None:
+        """Swap in a new snapshot (from the store, or from the storage process)."""
         self._snap = Snapshot(
             by_id={p.id: p for p in pixels},
             by_key_hash={p.api_key_hash: p.id for p in pixels if p.api_key_hash},
@@ -37,6 +43,9 @@ class PixelRegistry:
             tokens={t.token_hash: t for t in tokens if not t.revoked},
         )
         self.loaded = True
+        self.version += 1
+        for listener in self.listeners:
+            listener()
 
     def get(self, pixel_id: str) -> Pixel | None:
         return self._snap.by_id.get(pixel_id)

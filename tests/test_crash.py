@@ -22,14 +22,17 @@ KILLS = 5
 ORIGIN = "https://shop.example.com"
 
 
-def start_server(data: Path, port: int, log: Path, **extra: str) -> subprocess.Popen[bytes]:
+def start_server(
+    data: Path, port: int, log: Path, *args: str, new_group: bool = False, **extra: str
+) -> subprocess.Popen[bytes]:
     env = subprocess_env(PIXEL_DATA_DIR=str(data), PIXEL_PORT=str(port),
                          PIXEL_LOG_LEVEL="warning", **UNLIMITED, **extra)  # fmt: skip
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pixel_server", "serve"],
+        [sys.executable, "-m", "pixel_server", "serve", *args],
         env=env,
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
+        start_new_session=new_group,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -50,6 +53,33 @@ def make_pixel(data: Path) -> dict[str, str]:
         env=subprocess_env(PIXEL_DATA_DIR=str(data)), capture_output=True, check=True,
     )  # fmt: skip
     return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+def merged_copies(data: Path, pixel_id: str) -> list[tuple[str, int]]:
+    """(event_id, copies) of the merged view, read in a separate process (one
+    embedded engine per process)."""
+    script = (
+        "import json,sys\n"
+        "from datetime import datetime, UTC\n"
+        "from pixel_server.storage.client import connect, parse_url\n"
+        "from pixel_server.storage.queries import merged_events_sql\n"
+        f"c = connect(parse_url('chdb://{data / 'clickhouse'}'))\n"
+        "r = c.query('SELECT event_id, copies FROM (' + merged_events_sql() + ')',\n"
+        f"  parameters={{'pixel': '{pixel_id}', 'start': datetime(2000,1,1,tzinfo=UTC),\n"
+        "  'end': datetime(2100,1,1,tzinfo=UTC)})\n"
+        "print(json.dumps(r.result_rows))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=subprocess_env(), check=True, timeout=120)  # fmt: skip
+    return [(event_id, copies) for event_id, copies in json.loads(out.stdout)]
+
+
+def assert_exactly_once(acked: list[str], rows: list[tuple[str, int]]) -> None:
+    stored = [event_id for event_id, _ in rows]
+    assert len(stored) == len(set(stored)), "an event is counted twice"
+    assert all(copies == 1 for _, copies in rows)
+    missing = set(acked) - set(stored)
+    assert not missing, f"{len(missing)} acknowledged events lost, e.g. {sorted(missing)[:5]}"
 
 
 class Load(threading.Thread):
@@ -116,25 +146,6 @@ def test_sigkill_under_load_loses_nothing_and_counts_nothing_twice(tmp_path: Pat
     acked = [i for t in loads for i in t.acked]
     assert len(acked) > 100, "the load generator barely ran"
     assert len(set(acked)) == len(acked)
-    # read the merged view in a separate process (one embedded engine per process)
-    script = (
-        "import json,sys\n"
-        "from datetime import datetime, UTC\n"
-        "from pixel_server.storage.client import connect, parse_url\n"
-        "from pixel_server.storage.queries import merged_events_sql\n"
-        f"c = connect(parse_url('chdb://{data / 'clickhouse'}'))\n"
-        "r = c.query('SELECT event_id, copies FROM (' + merged_events_sql() + ')',\n"
-        f"  parameters={{'pixel': '{pixel['id']}', 'start': datetime(2000,1,1,tzinfo=UTC),\n"
-        "  'end': datetime(2100,1,1,tzinfo=UTC)})\n"
-        "print(json.dumps(r.result_rows))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         env=subprocess_env(), check=True, timeout=120)  # fmt: skip
-    rows = json.loads(out.stdout)
-    stored = [event_id for event_id, _ in rows]
-    assert len(stored) == len(set(stored)), "an event is counted twice"
-    assert all(copies == 1 for _, copies in rows)
-    missing = set(acked) - set(stored)
-    assert not missing, f"{len(missing)} acknowledged events lost, e.g. {sorted(missing)[:5]}"
+    assert_exactly_once(acked, merged_copies(data, pixel["id"]))
     # events stored but not acknowledged (cut off by a kill) are allowed: the client
     # saw no 2xx and would retry; here they are simply extra ids.

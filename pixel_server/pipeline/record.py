@@ -112,3 +112,24 @@ def _refund_column(record: Record, index: int) -> list[float]:
     if not record.content_refunds:
         return [0.0] * len(record.contents)
     return [row[index] for row in record.content_refunds]
+
+
+class RecordKey(msgspec.Struct, array_like=True, gc=False):
+    """The leading fields of a :class:`Record` that name the copy (for dedup);
+    decoding stops there, which is cheaper than a whole record."""
+
+    pixel_id: str
+    event: str
+    received_event: str
+    event_id: str
+    source: str
+    event_time: float
+    received_at: float
+    event_id_assigned: bool = False
+
+
+_KEY_DECODER: Final = msgspec.msgpack.Decoder(RecordKey)
+
+
+def decode_key(payload: bytes) -> RecordKey:
+    return _KEY_DECODER.decode(payload)

@@ -400,6 +400,40 @@ def _non_negative_ints(values: object, count: int) -> list[int]:
     return values
 
 
+# ------------------------------------------- for readers in another process
+
+
+def segments_in(directory: Path) -> list[int]:
+    """Numbers of the segment files in a log directory, oldest first."""
+    return sorted(int(m.group(1)) for p in directory.iterdir() if (m := _SEGMENT_RE.match(p.name)))
+
+
+def segment_file(directory: Path, number: int) -> Path:
+    return _segment_path(directory, number)
+
+
+def parse_records(buf: bytes, max_records: int) -> tuple[list[bytes], int, str | None]:
+    """Good records from the start of ``buf``: (payloads, bytes consumed, problem
+    at the first bad one: None, "incomplete", "zero length" or "crc mismatch")."""
+    parsed = _parse_records(buf, max_records, keep=True)
+    return parsed.payloads, parsed.consumed, parsed.problem
+
+
+def read_committed(directory: Path, name: str) -> Position:
+    """A reader's committed offset as stored on disk (the start if none or unreadable)."""
+    try:
+        return _decode_state((directory / "readers" / f"{name}.offset").read_bytes()).committed
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return Position(0, 0)
+
+
+def write_committed(directory: Path, name: str, position: Position, fsync: bool) -> None:
+    """Store a reader's committed offset the way :class:`LogReader` does (no pending
+    ranges: such a reader must make its replays idempotent itself)."""
+    path = directory / "readers" / f"{name}.offset"
+    _atomic_write(path, _encode_state(_ReaderState(position, [])), fsync)
+
+
 # ------------------------------------------------------------------- the log
 
 
@@ -447,6 +481,7 @@ class WriteAheadLog:
         commit_interval: float = 0.002,
         fsync: bool = True,
         retry_after: float = 5.0,
+        new_segment_on_open: bool = False,
     ) -> None:
         _check_config(readers, segment_bytes, max_bytes, commit_interval)
         self._dir = Path(directory)
@@ -455,6 +490,9 @@ class WriteAheadLog:
         self._commit_interval = commit_interval
         self._fsync = fsync
         self._retry_after = retry_after
+        # A reader in another process (LogFollower) keeps its cursor in its own
+        # memory: appends after a reopen must go to a number no one has read yet.
+        self._new_segment_on_open = new_segment_on_open
 
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)  # committer waits for appends
@@ -595,6 +633,16 @@ class WriteAheadLog:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def adopt_commits(self) -> None:
+        """Take in readers' offsets committed by another process (the storage
+        process reads a worker's log), then delete the segments they passed."""
+        for reader in self._readers.values():
+            stored = read_committed(self._dir, reader.name)
+            with self._lock:
+                if self._normalise(stored) > self._normalise(reader._committed):
+                    reader._committed = reader._cursor = self._normalise(stored)
+        self._apply_retention()
 
     # ---------------------------------------------------------- append internals
 
@@ -814,7 +862,10 @@ class WriteAheadLog:
                 continue
             self._segments[number] = _recover_segment(path, number, self._fsync)
         last = found[-1] if found else None
-        if last is not None and self._segments[last].file_bytes == 0:
+        if self._new_segment_on_open:
+            self._active = max([*committed, *found]) + 1
+            self._segments[self._active] = _Segment(self._active, 0, 0, 0)
+        elif last is not None and self._segments[last].file_bytes == 0:
             self._active = last  # reuse an empty last segment
         else:
             # Numbers never go back, even if every file was deleted: a reused
