@@ -25,7 +25,10 @@ def test_an_unknown_pixel(management: Management) -> None:
     assert "no pixel" in failing(management, "connect", "px_missing")
 
 
-def test_status_reports_the_catalog_once_its_tables_exist(management: Management) -> None:
+def test_status_reports_the_catalogs_items_and_last_pull(management: Management) -> None:
+    from pixel_server.catalog.store import CatalogStore, Stored, SyncRun
+    from tests.catalog_helpers import item
+
     with running("tok") as store:
         pixel = add_pixel(
             management,
@@ -34,18 +37,16 @@ def test_status_reports_the_catalog_once_its_tables_exist(management: Management
             store_api_base=store.base_url,
             store_api_token="tok",
         )
-        assert run(management, "connect.status", pixel)["catalog"] == "no catalog tables"
-        client = management.database.client()
-        client.command(
-            "CREATE TABLE catalog_items (pixel_id String, sku_id String)"
-            " ENGINE = MergeTree ORDER BY (pixel_id, sku_id)"
-        )
         status = run(management, "connect.status", pixel)
-        assert status["catalog"] == {"catalog_items": 0}
+        assert status["catalog"]["items"] == 0
         assert "catalog: no items synced yet" in status["problems"]
-        client.insert(
-            "catalog_items",
-            [[pixel, "SKU-1"], [pixel, "SKU-2"], ["px_other", "X"]],
-            column_names=["pixel_id", "sku_id"],
-        )
-        assert run(management, "connect.status", pixel)["catalog"] == {"catalog_items": 2}
+        catalog = CatalogStore(management.database.client)
+        catalog.write(pixel, [Stored(item("SKU-1")), Stored(item("SKU-2"))])
+        catalog.record(SyncRun(pixel, "s-1", "full", status="failed", error="store API down"))
+        status = run(management, "connect.status", pixel)
+        assert (status["catalog"]["items"], status["catalog"]["valid"]) == (2, 2)
+        assert "catalog: the last full pull failed: store API down" in status["problems"]
+        catalog.record(SyncRun(pixel, "s-2", "full", status="ok", started_at=9e9))
+        status = run(management, "connect.status", pixel)
+        assert status["catalog"]["last_full_sync"]["status"] == "ok"
+        assert not [p for p in status["problems"] if p.startswith("catalog")]

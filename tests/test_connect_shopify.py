@@ -137,4 +137,7 @@ def test_status_healthy(management: Management, store: ShopifyAdmin) -> None:
     assert status["script"]["found_in_page"] is True  # the web pixel's settings on the page
     assert {h["topic"] for h in status["webhooks"] if h["registered"]} == TOPICS
     assert status["tiktok"] == {"configured": False}
-    assert status["problems"] == ["TikTok: pixel code or access token not set"]
+    assert status["problems"] == [
+        "TikTok: pixel code or access token not set",
+        "catalog: no items synced yet",
+    ]

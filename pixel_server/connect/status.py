@@ -12,7 +12,7 @@
 * events: per event name and source, copies and the last one's time;
 * TikTok: pixel code and access token set, and the last delivery attempt's
   outcome (TikTok's answer is the credential check);
-* catalog: item rows per catalog table, when the catalog tables exist.
+* catalog: the catalog's item counts and its last full pull.
 
 Every failed check adds a sentence to ``problems``; ``ok`` is no problems.
 A store API that does not answer is a problem, not an error: the rest is
@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 from clickhouse_connect.driver.client import Client
 
+from pixel_server.catalog.store import CatalogStore
 from pixel_server.connect.plan import TIMEOUT, ConnectError, Connector, Live, Target
 from pixel_server.sinks import ledger
 from pixel_server.storage import connections
@@ -56,9 +57,7 @@ def status(target: Target, connector: Connector, client: Client) -> dict[str, An
     tiktok = _tiktok(
         client, pixel.id, bool(pixel.tiktok_pixel_code and pixel.tiktok_access_token), problems
     )
-    catalog = connections.catalog_state(client, pixel.id)
-    if catalog is not None and not any(catalog.values()):
-        problems.append("catalog: no items synced yet")
+    catalog = _catalog(client, pixel.id, problems)
     return {
         "pixel_id": pixel.id,
         "platform": pixel.platform,
@@ -69,7 +68,7 @@ def status(target: Target, connector: Connector, client: Client) -> dict[str, An
         "webhooks": webhooks,
         "events": events,
         "tiktok": tiktok,
-        "catalog": catalog if catalog is not None else "no catalog tables",
+        "catalog": catalog,
     }
 
 
@@ -174,3 +173,16 @@ def _tiktok(client: Client, pixel_id: str, configured: bool, problems: list[str]
         "outcome": attempt["outcome"],
         "message": attempt["tiktok_message"],
     }
+
+
+def _catalog(client: Client, pixel_id: str, problems: list[str]) -> dict[str, Any]:
+    store = CatalogStore(lambda: client)
+    counts: dict[str, Any] = dict(store.counts(pixel_id))
+    runs = store.runs(pixel_id, limit=1, kind="full")
+    if runs:
+        counts["last_full_sync"] = {"status": runs[0].status, "error": runs[0].error}
+    if not counts["items"]:
+        problems.append("catalog: no items synced yet")
+    elif runs and runs[0].status != "ok":
+        problems.append(f"catalog: the last full pull failed: {runs[0].error}")
+    return counts

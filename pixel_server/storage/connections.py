@@ -100,24 +100,5 @@ def last_events(client: Client, pixel_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def catalog_state(client: Client, pixel_id: str) -> dict[str, Any] | None:
-    """Rows per catalog table for the pixel; None while no catalog table exists
-    (the catalog sync ships its own migration)."""
-    tables = client.query(
-        "SELECT table FROM system.columns WHERE database = currentDatabase()"
-        " AND table LIKE 'catalog%' AND name = 'pixel_id' ORDER BY table"
-    ).result_rows
-    if not tables:
-        return None
-    counts: dict[str, int] = {}
-    for (table,) in tables:
-        rows = client.query(
-            f"SELECT count() FROM `{table}` WHERE pixel_id = {{p:String}}",
-            parameters={"p": pixel_id},
-        ).result_rows
-        counts[str(table)] = int(rows[0][0])
-    return counts
-
-
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
