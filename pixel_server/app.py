@@ -139,7 +139,6 @@ def create_app(
         },
         lifespan=lifespan,
     )
-    # Tests reach the parts through here; the dashboard still does too, until it
-    # takes its parts as arguments like the other routes.
+    # Tests reach the parts through here; no route does (each gets its parts above).
     app.state.runtime = runtime
     return app
