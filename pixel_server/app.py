@@ -27,7 +27,7 @@ from pixel_server.errors import (
 )
 from pixel_server.ingest import api, gateway
 from pixel_server.ingest.collect import BrowserIntake
-from pixel_server.ingest.webhooks import RetryPolicy, WebhookIntake
+from pixel_server.ingest.webhooks import FetchPolicy, WebhookIntake
 from pixel_server.logs import AccessLogMiddleware
 from pixel_server.processes.sequencer import slots_on_disk
 from pixel_server.processes.storage import StorageSide
@@ -39,7 +39,7 @@ def create_app(
     settings: Settings,
     *,
     database: str | None = None,
-    webhook_policy: RetryPolicy | None = None,
+    webhook_policy: FetchPolicy | None = None,
     forwarder_options: Mapping[str, Any] | None = None,
     announce: Callable[[str], None] | None = None,
     worker_slots: int = 0,

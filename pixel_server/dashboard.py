@@ -43,8 +43,9 @@ from pixel_server.console.checklist import Step
 from pixel_server.console.pages import DASHBOARDS_DIR, STATIC_PREFIX, Pages
 from pixel_server.errors import ApiError
 from pixel_server.metrics import Metrics
+from pixel_server.pipeline.steps import CHANNELS
 from pixel_server.reports import charts
-from pixel_server.reports.base import CHANNELS, MODELS, WINDOWS, ParamError, ReportParams
+from pixel_server.reports.base import MODELS, WINDOWS, ParamError, ReportParams
 from pixel_server.reports.export import to_csv
 from pixel_server.storage.pixels import Pixel
 

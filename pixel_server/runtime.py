@@ -29,7 +29,7 @@ from pixel_server.config import Settings
 from pixel_server.events.schema import Limits
 from pixel_server.ingest.ratelimit import RateLimiter
 from pixel_server.ingest.service import Ingestor
-from pixel_server.ingest.webhooks import RetryPolicy, Webhooks
+from pixel_server.ingest.webhooks import FetchPolicy, Webhooks
 from pixel_server.management import Management
 from pixel_server.metrics import Metrics
 from pixel_server.pipeline.dedup import DedupIndex
@@ -68,7 +68,7 @@ class Runtime:
         settings: Settings,
         database: str | None = None,
         *,
-        webhook_policy: RetryPolicy | None = None,
+        webhook_policy: FetchPolicy | None = None,
         forwarder_options: Mapping[str, Any] | None = None,
         announce: Callable[[str], None] | None = None,
     ) -> None:
@@ -109,7 +109,7 @@ class Runtime:
             ),
             self.dedup,
         )
-        self.webhook_policy = webhook_policy or RetryPolicy()
+        self.webhook_policy = webhook_policy or FetchPolicy()
         self.webhooks = Webhooks(
             self.data_dir / "webhooks",
             ingestor=self.ingestor,

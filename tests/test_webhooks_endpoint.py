@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from pixel_server.ingest.webhooks import RetryPolicy
+from pixel_server.ingest.webhooks import FetchPolicy
 from tests.ingest_helpers import shared_settings
 from tests.webhook_helpers import (
     SECRET,
@@ -60,7 +60,7 @@ def delivery(platform: str, secret: str = SECRET) -> tuple[bytes, dict[str, str]
 def client(tmp_path_factory: pytest.TempPathFactory, engine_dir: Path) -> Iterator[TestClient]:
     # Fetching paused: Ecwid/BigCommerce jobs stay queued, so only the request
     # under test can move the logs.
-    paused = RetryPolicy(concurrency=0)
+    paused = FetchPolicy(concurrency=0)
     with webhook_app(shared_settings(tmp_path_factory, engine_dir), paused) as c:
         yield c
 

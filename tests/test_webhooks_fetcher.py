@@ -13,7 +13,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from pixel_server.config import Settings
-from pixel_server.ingest.webhooks import RetryPolicy
+from pixel_server.ingest.webhooks import FetchPolicy
 from tests.standins.ecwid_api import EcwidApi
 from tests.standins.ecwid_api import running as ecwid_running
 from tests.webhook_helpers import (
@@ -35,7 +35,7 @@ from tests.webhook_helpers import (
 )
 
 # Keeps retrying (every 20-50 ms) for as long as a test needs.
-PATIENT = RetryPolicy(first_delay=0.02, max_delay=0.05, max_attempts=1000, timeout=0.5)
+PATIENT = FetchPolicy(first_delay=0.02, max_delay=0.05, max_attempts=1000, timeout=0.5)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from starlette.testclient import TestClient
 
 from pixel_server.app import create_app
 from pixel_server.config import Settings
-from pixel_server.ingest.webhooks import RetryPolicy
+from pixel_server.ingest.webhooks import FetchPolicy
 from pixel_server.pipeline.wal import Position
 from pixel_server.runtime import Runtime
 from pixel_server.storage.queries import merged_events_sql
@@ -34,7 +34,7 @@ BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Sa
 SECRET = "whsec_5f0c2a9e8b7d4c1a"
 STORE_TOKEN = "tok_live_9a8b7c6d5e4f"
 # Retries in milliseconds, so a test about retries stays fast.
-FAST = RetryPolicy(first_delay=0.01, max_delay=0.05, max_attempts=4, timeout=0.5, concurrency=4)
+FAST = FetchPolicy(first_delay=0.01, max_delay=0.05, max_attempts=4, timeout=0.5, concurrency=4)
 WAIT = 20.0  # an upper bound, never an expectation
 
 
@@ -43,7 +43,7 @@ def runtime_of(client: TestClient) -> Runtime:
 
 
 @contextmanager
-def webhook_app(settings: Settings, policy: RetryPolicy = FAST) -> Iterator[TestClient]:
+def webhook_app(settings: Settings, policy: FetchPolicy = FAST) -> Iterator[TestClient]:
     app = create_app(settings, webhook_policy=policy)
     with TestClient(app, base_url="http://testserver") as c:
         yield c

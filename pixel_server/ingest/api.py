@@ -25,7 +25,7 @@ from pixel_server.errors import ApiError
 from pixel_server.events.schema import EventError, decode_api_body, event_json_schema
 from pixel_server.ingest.http import log_full, rate_limited, read_body, require_content_type
 from pixel_server.ingest.ratelimit import RateLimiter
-from pixel_server.ingest.service import Ingestor, Outcome
+from pixel_server.ingest.service import Ingestor, IntakeResult
 from pixel_server.metrics import Metrics
 from pixel_server.pipeline.steps import Context
 from pixel_server.pipeline.wal import LogFull
@@ -87,7 +87,7 @@ class ServerIntake:
         *,
         test_event_code: str,
         prefix: str,
-    ) -> Outcome:
+    ) -> IntakeResult:
         """Rate-limit, then validate, enrich and log ``raws`` as ``server`` events."""
         wait = self.limiter.allow(pixel.id, len(raws))
         if wait > 0:

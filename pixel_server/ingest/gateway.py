@@ -64,7 +64,7 @@ from pixel_server.events.tiktok_v1 import (
 )
 from pixel_server.ingest.api import MAX_BODY, MAX_EVENTS, ServerIntake, body_error
 from pixel_server.ingest.http import read_body
-from pixel_server.ingest.service import Outcome, Rejection
+from pixel_server.ingest.service import IntakeResult, Rejection
 
 BASE: Final = "/open_api/v1.3"
 OLDER_BASE: Final = "/open_api/v1.2"
@@ -127,7 +127,7 @@ def _refusal(exc: ApiError, source_id: str) -> Response:
     return _answer(code, message, {"error": error}, 503 if code == UNAVAILABLE else 200, **headers)
 
 
-def _outcome(outcome: Outcome) -> Response:
+def _outcome(outcome: IntakeResult) -> Response:
     data = outcome.as_json()
     for rejection in data["rejected"]:
         rejection["field"] = tiktok_field(rejection["field"])
@@ -143,10 +143,10 @@ def _outcome(outcome: Outcome) -> Response:
 
 # ------------------------------------------------------------- the three paths
 
-Handler = Callable[[ServerIntake, Request], Awaitable[Outcome]]
+Handler = Callable[[ServerIntake, Request], Awaitable[IntakeResult]]
 
 
-async def _event_track(intake: ServerIntake, request: Request) -> Outcome:
+async def _event_track(intake: ServerIntake, request: Request) -> IntakeResult:
     pixel = intake.pixel_for_key(_access_token(request))
     body = await read_body(request, MAX_BODY)
     try:
@@ -163,7 +163,7 @@ async def _event_track(intake: ServerIntake, request: Request) -> Outcome:
 def _v1(decode: Callable[[bytes], V1Request], prefix: str) -> Handler:
     """pixel/track/ (``prefix`` "") or pixel/batch/ (``prefix`` "batch")."""
 
-    async def handle(intake: ServerIntake, request: Request) -> Outcome:
+    async def handle(intake: ServerIntake, request: Request) -> IntakeResult:
         pixel = intake.pixel_for_key(_access_token(request))
         body = await read_body(request, MAX_BODY)
         try:
@@ -183,7 +183,7 @@ def _v1(decode: Callable[[bytes], V1Request], prefix: str) -> Handler:
     return handle
 
 
-def _as_v1(outcome: Outcome, sent: V1Request, prefix: str) -> Outcome:
+def _as_v1(outcome: IntakeResult, sent: V1Request, prefix: str) -> IntakeResult:
     """Rejections by the 1.0 item index and field path the client sent."""
 
     def item(index: int) -> str:

@@ -35,7 +35,7 @@ class Rejection:
 
 
 @dataclass(slots=True)
-class Outcome:
+class IntakeResult:
     accepted: int = 0  # now on disk (or already there: same-source duplicates)
     duplicates: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
@@ -96,9 +96,9 @@ class Ingestor:
 
     async def ingest(
         self, raws: list[msgspec.Raw] | list[bytes], ctx: steps.Context, prefix: str
-    ) -> Outcome:
+    ) -> IntakeResult:
         """Raises ``LogFull`` (nothing accepted) when the log's disk budget is reached."""
-        outcome = Outcome()
+        outcome = IntakeResult()
         ctx.seen = self._seen
         ctx.on_redact = self._count_redaction
         payloads: list[bytes] = []

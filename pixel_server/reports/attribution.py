@@ -35,9 +35,9 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from pixel_server.pipeline.steps import CHANNELS
 from pixel_server.reports import cache
 from pixel_server.reports.base import (
-    CHANNELS,
     Report,
     ReportParams,
     Table,

@@ -32,26 +32,6 @@ WINDOWS: Final = rollups.ATTRIBUTION_WINDOWS
 DEFAULT_WINDOW: Final = 7
 MODELS: Final = rollups.ATTRIBUTION_MODELS
 Model = Literal["last_touch", "first_touch"]
-STANDARD_EVENTS: Final = (
-    "PageView",
-    "ViewContent",
-    "ViewCategory",
-    "Search",
-    "AddToWishlist",
-    "AddToCart",
-    "InitiateCheckout",
-    "AddPaymentInfo",
-    "PlaceAnOrder",
-    "Purchase",
-    "CompleteRegistration",
-    "Contact",
-    "Download",
-    "Lead",
-    "Subscribe",
-    "ClickButton",
-    "SubmitForm",
-)
-CHANNELS: Final = ("tiktok_paid", "tiktok_organic", "other_paid", "referral", "direct")
 
 
 class ParamError(ValueError):

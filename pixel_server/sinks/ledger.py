@@ -38,7 +38,7 @@ from pixel_server.sinks.spill import SpillEntry, write_chunk
 
 log = logging.getLogger("pixel_server.ledger")
 
-Outcome = Literal["sent", "retrying", "dead"]
+DeliveryState = Literal["sent", "retrying", "dead"]
 OUTCOMES: Final = ("sent", "retrying", "dead")
 Key = tuple[str, str, str, str]  # (pixel_id, event, event_id, source)
 
@@ -84,7 +84,7 @@ class Attempt:
 
 
 def to_columns(
-    batch: Sequence[Copy], attempts: Sequence[int], attempt: Attempt, outcome: Outcome
+    batch: Sequence[Copy], attempts: Sequence[int], attempt: Attempt, outcome: DeliveryState
 ) -> list[list[Any]]:
     """Column-oriented ``deliveries`` rows (COLUMNS order), one per record."""
     n = len(batch)
@@ -150,7 +150,7 @@ class Ledger:
         batch: Sequence[Copy],
         attempts: Sequence[int],
         attempt: Attempt,
-        outcome: Outcome,
+        outcome: DeliveryState,
     ) -> int:
         """Buffer one row per record; return the sequence number of this call."""
         columns = to_columns(batch, attempts, attempt, outcome)

@@ -16,7 +16,7 @@ purchases and refunds (source ``webhook``).
 from __future__ import annotations
 
 from pixel_server.ingest.webhooks.endpoint import WebhookIntake
-from pixel_server.ingest.webhooks.fetcher import RetryPolicy
+from pixel_server.ingest.webhooks.fetcher import FetchPolicy
 from pixel_server.ingest.webhooks.service import Webhooks
 
-__all__ = ["RetryPolicy", "WebhookIntake", "Webhooks"]
+__all__ = ["FetchPolicy", "WebhookIntake", "Webhooks"]

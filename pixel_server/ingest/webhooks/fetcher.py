@@ -10,7 +10,7 @@ and then retry or disable the hook). The queue is a second
 How a job runs
 ---------------
 * The fetcher task reads jobs from the log into memory and runs those due, up
-  to ``RetryPolicy.concurrency`` at a time (one slow store does not hold up the
+  to ``FetchPolicy.concurrency`` at a time (one slow store does not hold up the
   others).
 * Success: the events go through :meth:`Webhooks.store` (validation, dedup,
   PII hashing, the event log). An order that does not count stores nothing.
@@ -52,7 +52,7 @@ import msgspec
 import orjson
 from prometheus_client.core import GaugeMetricFamily
 
-from pixel_server.ingest.service import Outcome
+from pixel_server.ingest.service import IntakeResult
 from pixel_server.ingest.webhooks.common import FetchError, FetchJob, InvalidBody, Mapped
 from pixel_server.metrics import Metrics
 from pixel_server.pipeline.wal import HEADER_SIZE, LogFull, Position, WalError, WriteAheadLog
@@ -67,14 +67,14 @@ _IN_MEMORY: Final = 10_000  # jobs read ahead of the committed offset, at most
 FetchFn = Callable[
     [httpx.AsyncClient, Pixel, FetchJob, MutableMapping[str, Any]], Awaitable[Mapped]
 ]
-StoreFn = Callable[[Pixel, Mapped], Awaitable[Outcome]]
+StoreFn = Callable[[Pixel, Mapped], Awaitable[IntakeResult]]
 
 _ENCODE: Final = msgspec.json.Encoder()
 _DECODE: Final = msgspec.json.Decoder(FetchJob)
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class FetchPolicy:
     """How hard to try. The defaults retry for about two and a half hours
     (5 s doubling to an hour); tests pass tiny delays."""
 
@@ -109,7 +109,7 @@ class OrderFetcher:
         store: StoreFn,
         pixels: Callable[[str], Pixel | None],
         metrics: Metrics,
-        policy: RetryPolicy,
+        policy: FetchPolicy,
         fsync: bool = True,
         http: httpx.AsyncClient | None = None,
     ) -> None:

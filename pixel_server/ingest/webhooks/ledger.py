@@ -43,7 +43,7 @@ def _digest(key: str) -> bytes:
     return hashlib.blake2b(key.encode(), digest_size=16).digest()
 
 
-class Ledger:
+class WebhookLedger:
     def __init__(self, directory: Path, clock: Callable[[], float] = time.time) -> None:
         self._path = directory / FILE_NAME
         self._clock = clock

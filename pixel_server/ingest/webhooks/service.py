@@ -17,11 +17,11 @@ import httpx
 import msgspec
 import orjson
 
-from pixel_server.ingest.service import Ingestor, Outcome
+from pixel_server.ingest.service import Ingestor, IntakeResult
 from pixel_server.ingest.webhooks import bigcommerce, ecwid, woocommerce
 from pixel_server.ingest.webhooks.common import Delivery, Mapped
-from pixel_server.ingest.webhooks.fetcher import FetchFn, OrderFetcher, RetryPolicy
-from pixel_server.ingest.webhooks.ledger import Ledger
+from pixel_server.ingest.webhooks.fetcher import FetchFn, FetchPolicy, OrderFetcher
+from pixel_server.ingest.webhooks.ledger import WebhookLedger
 from pixel_server.metrics import Metrics
 from pixel_server.pipeline.steps import Context
 from pixel_server.registry import PixelRegistry
@@ -45,7 +45,7 @@ Status = Literal["stored", "queued", "ignored", "duplicate", "in_progress"]
 @dataclass(slots=True)
 class Result:
     status: Status
-    outcome: Outcome = field(default_factory=Outcome)
+    outcome: IntakeResult = field(default_factory=IntakeResult)
     note: str = ""
 
     def as_json(self, delivery: Delivery) -> dict[str, Any]:
@@ -70,13 +70,13 @@ class Webhooks:
         ingestor: Ingestor,
         registry: PixelRegistry,
         metrics: Metrics,
-        policy: RetryPolicy,
+        policy: FetchPolicy,
         fsync: bool = True,
         http: httpx.AsyncClient | None = None,
     ) -> None:
         self.ingestor = ingestor
         self.metrics = metrics
-        self.ledger = Ledger(directory)
+        self.ledger = WebhookLedger(directory)
         self.fetcher = OrderFetcher(
             directory,
             fetchers=FETCHERS,
@@ -124,11 +124,11 @@ class Webhooks:
         self.metrics.webhook_deliveries.labels(platform, result.status).inc()
         return result
 
-    async def store(self, pixel: Pixel, mapped: Mapped) -> Outcome:
+    async def store(self, pixel: Pixel, mapped: Mapped) -> IntakeResult:
         """Validate, enrich, hash and log webhook events (source ``webhook``)."""
         events = [e for e in mapped.events if not self._stored_once(pixel, e["event_id"], mapped)]
         if not events:
-            return Outcome()
+            return IntakeResult()
         ctx = Context(pixel=pixel, source="webhook", now=time.time())
         outcome = await self.ingestor.ingest([orjson.dumps(e) for e in events], ctx, "events")
         rejected = {r.index for r in outcome.rejected}

@@ -24,7 +24,7 @@ from prometheus_client.core import GaugeMetricFamily
 from pixel_server.metrics import Metrics
 from pixel_server.pipeline.wal import HEADER_SIZE, Batch, Position, WalClosed, WriteAheadLog
 from pixel_server.sinks.answers import Answer, RetryPolicy, classify
-from pixel_server.sinks.ledger import Attempt, Ledger, Outcome, key_of
+from pixel_server.sinks.ledger import Attempt, DeliveryState, Ledger, key_of
 from pixel_server.sinks.spill import Chunk, PixelSpill, SpillEntry
 from pixel_server.sinks.tiktok.constants import (
     API_PATH,
@@ -649,7 +649,7 @@ class Forwarder:
         return answer, attempt
 
     def _record(
-        self, part: Sequence[Item], attempt: Attempt, outcome: Outcome, *, finish: bool = True
+        self, part: Sequence[Item], attempt: Attempt, outcome: DeliveryState, *, finish: bool = True
     ) -> None:
         """Ledger rows for one attempt; sent and dead items are finished."""
         seq = self.ledger.add([i.head for i in part], [i.attempts for i in part], attempt,
