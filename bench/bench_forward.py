@@ -43,11 +43,11 @@ from pixel_server.metrics import Metrics
 from pixel_server.pipeline import record as records
 from pixel_server.pipeline.record import Record
 from pixel_server.pipeline.wal import WriteAheadLog
+from pixel_server.pixel import Pixel
 from pixel_server.sinks.ledger import Ledger
 from pixel_server.sinks.tiktok import Forwarder
 from pixel_server.storage.client import parse_url
 from pixel_server.storage.database import Database
-from pixel_server.storage.pixels import Pixel
 from tests.standins.registry import StaticPixels
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -23,7 +23,7 @@ import msgspec
 
 from pixel_server.events.schema import Limits, decode_event
 from pixel_server.pipeline import steps
-from pixel_server.storage.pixels import Pixel
+from pixel_server.pixel import Pixel
 
 PIXEL = Pixel(id="px_bench", name="bench")
 NOW = time.time()

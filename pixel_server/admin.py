@@ -38,8 +38,8 @@ from starlette.routing import Route
 
 from pixel_server.errors import ApiError, api_error_handler, error_response, http_error_handler
 from pixel_server.management import Management
+from pixel_server.pixel import RegistryError
 from pixel_server.storage.client import StorageError
-from pixel_server.storage.pixels import RegistryError
 
 ADMIN_FILE: Final = "admin.json"
 ADMIN_SECRET_FILE: Final = "admin.secret"

@@ -22,8 +22,8 @@ import orjson
 
 from pixel_server import filemodes
 from pixel_server.config import ConfigError, Settings, load_settings
+from pixel_server.pixel import PLATFORMS, ROLES, RegistryError
 from pixel_server.storage.client import DataDirInUse, StorageError, parse_url
-from pixel_server.storage.pixels import PLATFORMS, ROLES, RegistryError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 SLOW_OPERATIONS = {"catalog.sync": 3600}  # seconds the CLI waits for the running server

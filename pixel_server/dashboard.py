@@ -44,10 +44,10 @@ from pixel_server.console.pages import DASHBOARDS_DIR, STATIC_PREFIX, Pages
 from pixel_server.errors import ApiError
 from pixel_server.metrics import Metrics
 from pixel_server.pipeline.steps import CHANNELS
+from pixel_server.pixel import Pixel
 from pixel_server.reports import charts
 from pixel_server.reports.base import MODELS, WINDOWS, ParamError, ReportParams
 from pixel_server.reports.export import to_csv
-from pixel_server.storage.pixels import Pixel
 
 # Reports of one page run at once on this many ClickHouse clients (the
 # embedded engine runs one query per client; two keep two cores busy).

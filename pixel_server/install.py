@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
+from pixel_server.atomic import replace_file
 from pixel_server.snippets import SnippetSettings
 
 __all__ = [
@@ -274,12 +273,4 @@ def _read(path: Path) -> str:
 def _write(path: Path, text: str) -> None:
     """Replace the file atomically, keeping its permission bits."""
     data = text.encode("utf-8", "surrogateescape")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    replace_file(path, data, mode=path.stat().st_mode & 0o7777)

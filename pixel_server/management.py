@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from pixel_server.catalog import operations as catalog_operations
+from pixel_server.pixel import RegistryError
 from pixel_server.secretbox import SecretBox
 from pixel_server.storage import audit
 from pixel_server.storage.database import Database
-from pixel_server.storage.pixels import PixelStore, RegistryError
+from pixel_server.storage.pixels import PixelStore
 
 Operation = Callable[["Management", dict[str, Any]], Any]
 

@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from pixel_server import credentials
-from pixel_server.storage.pixels import Pixel, PixelStore, ReportToken
+from pixel_server.pixel import Pixel
+from pixel_server.storage.pixels import PixelStore, ReportToken
 
 
 @dataclass(frozen=True)

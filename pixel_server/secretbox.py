@@ -17,7 +17,6 @@ and only then drop the old key: a crash half-way leaves every value readable.
 from __future__ import annotations
 
 import base64
-import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -27,6 +26,8 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from pixel_server.atomic import replace_file
+
 PREFIX: Final = "enc:v1:"
 KEY_FILE: Final = "secret.key"
 _NONCE: Final = 12
@@ -34,25 +35,6 @@ _NONCE: Final = 12
 
 class SecretKeyError(Exception):
     """The key file is missing a key, unreadable, or too open. Safe to show."""
-
-
-def _atomic_private_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 class SecretBox:
@@ -92,7 +74,7 @@ class SecretBox:
             "current": current,
             "keys": {k: base64.b64encode(v).decode() for k, v in keys.items()},
         }
-        _atomic_private_write(self.path, orjson.dumps(doc))
+        replace_file(self.path, orjson.dumps(doc))
         self._keys, self._current = dict(keys), current
 
     # values -----------------------------------------------------------------

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from pixel_server.pixel import Pixel
 from pixel_server.registry import PixelRegistry
 from pixel_server.snippets import (
     CACHE_CONTROL,
@@ -20,7 +21,6 @@ from pixel_server.snippets import (
     choose_encoding,
     render_snippet,
 )
-from pixel_server.storage.pixels import Pixel
 
 
 def snippet_settings(pixel: Pixel, endpoint: str) -> SnippetSettings:

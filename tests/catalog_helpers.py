@@ -13,10 +13,11 @@ import pytest
 from pixel_server.catalog.model import Item
 from pixel_server.catalog.store import CatalogStore
 from pixel_server.config import Settings
+from pixel_server.pixel import Pixel
 from pixel_server.secretbox import SecretBox
 from pixel_server.storage.client import parse_url
 from pixel_server.storage.database import Database
-from pixel_server.storage.pixels import Pixel, PixelStore
+from pixel_server.storage.pixels import PixelStore
 
 
 @pytest.fixture

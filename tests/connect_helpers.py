@@ -10,10 +10,10 @@ import pytest
 
 from pixel_server.config import Settings
 from pixel_server.management import Management
+from pixel_server.pixel import RegistryError
 from pixel_server.secretbox import SecretBox
 from pixel_server.storage.client import parse_url
 from pixel_server.storage.database import Database
-from pixel_server.storage.pixels import RegistryError
 
 # Where the store's script and webhooks point (never called: the stand-ins only
 # record it, and BigCommerce and Shopify insist on https).

@@ -11,9 +11,9 @@ import pytest
 
 from pixel_server.catalog.push import UPLOAD_PATH, CatalogPush
 from pixel_server.catalog.store import CatalogStore, Stored
+from pixel_server.pixel import Pixel
 from pixel_server.sinks.answers import RetryPolicy
 from pixel_server.storage.database import Database
-from pixel_server.storage.pixels import Pixel
 from tests import catalog_helpers
 from tests.catalog_helpers import add_pixel, item
 from tests.standins.tiktok_api import TikTokStandIn

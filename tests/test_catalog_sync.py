@@ -15,9 +15,9 @@ from pixel_server.catalog.sources import Pacing
 from pixel_server.catalog.store import CatalogStore
 from pixel_server.catalog.sync import CatalogSync
 from pixel_server.catalog.validate import https_url
+from pixel_server.pixel import Pixel
 from pixel_server.sinks.answers import RetryPolicy
 from pixel_server.storage.database import Database
-from pixel_server.storage.pixels import Pixel
 from tests import catalog_helpers
 from tests.catalog_helpers import add_pixel, pixel_store
 from tests.standins import catalog_apis

@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 from pixel_server.console.access import COOKIE
 from pixel_server.console.sessions import FILE_NAME, SessionStore
-from pixel_server.storage.pixels import RegistryError, validate_changes
+from pixel_server.pixel import RegistryError, validate_changes
 from tests.console_helpers import (
     INLINE_SCRIPT,
     csrf_of_page,

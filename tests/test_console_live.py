@@ -15,7 +15,7 @@ import pytest
 
 from pixel_server.console import live
 from pixel_server.pipeline.record import Record
-from pixel_server.storage.pixels import Pixel
+from pixel_server.pixel import Pixel
 from tests.conftest import free_port
 from tests.console_helpers import running_server
 from tests.ingest_helpers import BROWSER_UA, ORIGIN, add_pixel, shared_settings

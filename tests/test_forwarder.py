@@ -34,12 +34,12 @@ from pixel_server.metrics import Metrics
 from pixel_server.pipeline import record as records
 from pixel_server.pipeline.record import Record
 from pixel_server.pipeline.wal import WriteAheadLog
+from pixel_server.pixel import Pixel
 from pixel_server.runtime import Runtime
 from pixel_server.sinks.ledger import Ledger, dead_letters, load_records
 from pixel_server.sinks.spill import PixelSpill, SpillEntry, read_chunk, write_chunk
 from pixel_server.sinks.tiktok import Forwarder, RetryPolicy
 from pixel_server.storage import migrate
-from pixel_server.storage.pixels import Pixel
 from tests.conftest import UNLIMITED, free_port, subprocess_env
 from tests.ingest_helpers import metric, open_database
 from tests.standins.registry import StaticPixels

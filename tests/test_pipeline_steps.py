@@ -26,7 +26,7 @@ from pixel_server.events.schema import Event, Source, decode_event
 from pixel_server.ingest.http import client_ip
 from pixel_server.pipeline import steps
 from pixel_server.pipeline.record import Record
-from pixel_server.storage.pixels import Pixel
+from pixel_server.pixel import Pixel
 from tests.ingest_helpers import (
     BROWSER_UA,
     GOOGLEBOT_UA,

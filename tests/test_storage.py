@@ -17,11 +17,12 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from pixel_server import credentials
+from pixel_server.pixel import RegistryError
 from pixel_server.secretbox import SecretBox, SecretKeyError
 from pixel_server.storage import migrate
 from pixel_server.storage.client import StorageError, Target, connect, parse_url
 from pixel_server.storage.database import Database
-from pixel_server.storage.pixels import PixelStore, RegistryError
+from pixel_server.storage.pixels import PixelStore
 
 SERVER_URL = os.environ.get("PIXEL_TEST_CLICKHOUSE_URL", "")
 

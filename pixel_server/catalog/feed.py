@@ -37,7 +37,7 @@ from starlette.routing import BaseRoute, Route
 from pixel_server import credentials
 from pixel_server.catalog.store import CatalogStore, FeedState
 from pixel_server.errors import ApiError
-from pixel_server.storage.pixels import Pixel
+from pixel_server.pixel import Pixel
 
 REQUIRED: Final = ("sku_id", "title", "description", "availability", "condition", "price",
                    "link", "image_link", "brand")  # fmt: skip

@@ -42,8 +42,8 @@ import orjson
 
 from pixel_server.catalog.model import Item
 from pixel_server.catalog.store import CatalogStore, PushAttempt, SyncRun
+from pixel_server.pixel import Pixel
 from pixel_server.sinks.answers import Answer, RetryPolicy, classify
-from pixel_server.storage.pixels import Pixel
 
 UPLOAD_PATH: Final = "/open_api/v1.3/catalog/product/upload/"
 DELETE_PATH: Final = "/open_api/v1.3/catalog/product/delete/"

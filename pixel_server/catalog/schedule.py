@@ -20,7 +20,7 @@ from typing import Final
 from pixel_server.catalog import push
 from pixel_server.catalog.store import SyncRun
 from pixel_server.catalog.sync import CatalogSync
-from pixel_server.storage.pixels import Pixel
+from pixel_server.pixel import Pixel
 
 log = logging.getLogger("pixel_server.catalog")
 

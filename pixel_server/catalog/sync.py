@@ -34,8 +34,8 @@ from pixel_server.catalog.model import Product
 from pixel_server.catalog.sources import Pacing, Source, SourceError, for_pixel
 from pixel_server.catalog.store import CatalogStore, Stored, SyncRun
 from pixel_server.catalog.validate import problems
+from pixel_server.pixel import Pixel
 from pixel_server.storage.client import StorageError
-from pixel_server.storage.pixels import Pixel
 
 log = logging.getLogger("pixel_server.catalog")
 

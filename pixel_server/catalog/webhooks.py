@@ -54,7 +54,7 @@ from pixel_server.ingest.webhooks.common import (
     safe_id,
     text,
 )
-from pixel_server.storage.pixels import Pixel
+from pixel_server.pixel import Pixel
 
 MAX_BODY: Final = 1024 * 1024
 Verify = Callable[[Mapping[str, str], bytes, str], None]

@@ -26,8 +26,8 @@ from pixel_server.connect.ecwid import Ecwid
 from pixel_server.connect.plan import ConnectError, Connector, Target
 from pixel_server.connect.shopify import Shopify
 from pixel_server.connect.woocommerce import WooCommerce
+from pixel_server.pixel import Pixel
 from pixel_server.storage.connections import ConnectionStore
-from pixel_server.storage.pixels import Pixel
 
 __all__ = ["ConnectError", "Target", "connect", "connector_for", "disconnect", "health"]
 

@@ -25,8 +25,8 @@ from typing import Any, Protocol
 
 import httpx
 
+from pixel_server.pixel import Pixel
 from pixel_server.storage.connections import ConnectionStore, Created
-from pixel_server.storage.pixels import Pixel
 
 TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 

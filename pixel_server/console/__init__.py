@@ -29,9 +29,9 @@ from pixel_server.console import (
 from pixel_server.console.access import Gate, Registry
 from pixel_server.console.pages import Pages
 from pixel_server.console.sessions import FILE_NAME, SessionStore
+from pixel_server.pixel import Pixel
 from pixel_server.sinks import backfill
 from pixel_server.storage import audit
-from pixel_server.storage.pixels import Pixel
 
 Run = Callable[[str, dict[str, Any]], Any]
 

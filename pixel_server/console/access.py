@@ -28,7 +28,8 @@ from starlette.requests import Request
 
 from pixel_server import credentials
 from pixel_server.console.sessions import SessionStore, csrf_of
-from pixel_server.storage.pixels import Pixel, ReportToken
+from pixel_server.pixel import Pixel
+from pixel_server.storage.pixels import ReportToken
 
 COOKIE: Final = "px_session"
 

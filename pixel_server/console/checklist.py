@@ -21,7 +21,7 @@ from clickhouse_connect.driver.client import Client
 from pixel_server.catalog.match import match_rate
 from pixel_server.catalog.store import CatalogStore
 from pixel_server.console.tiktok_check import CHECK_ACTION
-from pixel_server.storage.pixels import Pixel
+from pixel_server.pixel import Pixel
 
 DAYS: Final = 90
 FUNNEL: Final = ("PageView", "ViewContent", "AddToCart", "InitiateCheckout", "Purchase")

@@ -25,7 +25,7 @@ from pixel_server import reports
 from pixel_server.console.access import Denied, Gate
 from pixel_server.console.login import home_of
 from pixel_server.console.pages import SECURITY_HEADERS, Pages
-from pixel_server.storage.pixels import Pixel
+from pixel_server.pixel import Pixel
 
 DAYS = 28
 TIKTOK_CHANNELS = ("tiktok_paid", "tiktok_organic")

@@ -49,7 +49,7 @@ from starlette.routing import BaseRoute, Route
 from pixel_server.console.access import Denied, Gate
 from pixel_server.console.pages import SECURITY_HEADERS, Pages
 from pixel_server.pipeline.record import Record
-from pixel_server.storage.pixels import Pixel
+from pixel_server.pixel import Pixel
 
 log = logging.getLogger("pixel_server.console.live")
 

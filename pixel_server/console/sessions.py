@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import secrets
 import threading
 import time
@@ -35,6 +34,8 @@ from pathlib import Path
 from typing import Final
 
 import orjson
+
+from pixel_server.atomic import replace_file
 
 FILE_NAME: Final = "console-sessions.json"
 IDLE_S: Final = 12 * 3600.0
@@ -94,11 +95,7 @@ class SessionStore:
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(orjson.dumps({k: asdict(v) for k, v in self._sessions.items()}))
-        os.replace(tmp, self.path)
+        replace_file(self.path, orjson.dumps({k: asdict(v) for k, v in self._sessions.items()}))
         self._written = self._clock()
 
     # ------------------------------------------------------------ sessions

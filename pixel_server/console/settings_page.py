@@ -24,8 +24,8 @@ from pixel_server.console.access import Access, Denied, Gate
 from pixel_server.console.forms import Form, owner_form
 from pixel_server.console.pages import SECURITY_HEADERS, Pages
 from pixel_server.console.tiktok_check import CHECK_ACTION
-from pixel_server.storage.pixels import PLATFORMS, SECRET_FIELDS, Pixel, RegistryError
-from pixel_server.storage.pixels import validate_changes as validate
+from pixel_server.pixel import PLATFORMS, SECRET_FIELDS, Pixel, RegistryError
+from pixel_server.pixel import validate_changes as validate
 
 Run = Callable[[str, dict[str, Any]], Any]  # Management.run
 

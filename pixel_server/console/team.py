@@ -26,7 +26,7 @@ from starlette.routing import BaseRoute, Route
 from pixel_server.console.access import Access, Denied, Gate
 from pixel_server.console.forms import owner_form
 from pixel_server.console.pages import SECURITY_HEADERS, Pages
-from pixel_server.storage.pixels import ROLES, RegistryError
+from pixel_server.pixel import ROLES, RegistryError
 
 Run = Callable[[str, dict[str, Any]], Any]  # Management.run
 

@@ -30,8 +30,8 @@ from pixel_server.console.access import Denied, Gate
 from pixel_server.console.forms import owner_form
 from pixel_server.console.pages import SECURITY_HEADERS, Pages
 from pixel_server.pipeline.record import Record
+from pixel_server.pixel import Pixel
 from pixel_server.sinks import tiktok
-from pixel_server.storage.pixels import Pixel
 
 TIMEOUT_S: Final = 10.0
 CHECK_ACTION: Final = "tiktok.check"

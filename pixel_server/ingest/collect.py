@@ -36,8 +36,8 @@ from pixel_server.ingest.service import Ingestor
 from pixel_server.metrics import Metrics
 from pixel_server.pipeline.steps import Context
 from pixel_server.pipeline.wal import LogFull
+from pixel_server.pixel import Pixel
 from pixel_server.registry import PixelRegistry
-from pixel_server.storage.pixels import Pixel
 
 MAX_BODY = 64 * 1024
 MAX_EVENTS = 50

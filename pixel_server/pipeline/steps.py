@@ -23,7 +23,7 @@ from pixel_server.events.normalise import hash_email, hash_external_id, hash_pho
 from pixel_server.events.redact import redact_json, redact_text, redact_url
 from pixel_server.events.schema import Event, Source
 from pixel_server.pipeline.record import ContentRow, Record, RefundRow
-from pixel_server.storage.pixels import Pixel
+from pixel_server.pixel import Pixel
 
 DropReason = Literal["bot", "duplicate"]
 DROP_REASONS: Final[tuple[str, ...]] = DropReason.__args__  # type: ignore[attr-defined]

@@ -74,6 +74,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from pixel_server.atomic import fsync_dir, replace_file
+
 logger = logging.getLogger("pixel_server.wal")
 
 _HEADER = struct.Struct("<II")
@@ -218,27 +220,6 @@ def _parse_records(buf: bytes, max_records: int, keep: bool) -> _Parsed:
 
 def _segment_path(directory: Path, number: int) -> Path:
     return directory / f"{number:020d}.log"
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, data: bytes, fsync: bool) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves the old or new file."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        if fsync:
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
-    if fsync:
-        _fsync_dir(path.parent)
 
 
 def _write_all(fd: int, data: bytes | bytearray) -> None:
@@ -431,7 +412,7 @@ def write_committed(directory: Path, name: str, position: Position, fsync: bool)
     """Store a reader's committed offset the way :class:`LogReader` does (no pending
     ranges: such a reader must make its replays idempotent itself)."""
     path = directory / "readers" / f"{name}.offset"
-    _atomic_write(path, _encode_state(_ReaderState(position, [])), fsync)
+    replace_file(path, _encode_state(_ReaderState(position, [])), fsync=fsync)
 
 
 # ------------------------------------------------------------------- the log
@@ -738,7 +719,7 @@ class WriteAheadLog:
                 os.fsync(fd)
                 fsyncs += 1
             if created:
-                _fsync_dir(self._dir)  # make the new segment's directory entry durable
+                fsync_dir(self._dir)  # make the new segment's directory entry durable
                 fsyncs += 1
         sealed = bool(w.sealed)
         for fd in w.sealed:
@@ -829,7 +810,7 @@ class WriteAheadLog:
                 return text
             logger.warning("wal: unreadable %s; choosing a new log id", path)
         log_id = secrets.token_hex(8)
-        _atomic_write(path, log_id.encode() + b"\n", self._fsync)
+        replace_file(path, log_id.encode() + b"\n", fsync=self._fsync)
         return log_id
 
     def _load_reader(self, name: str) -> LogReader:
@@ -1145,7 +1126,7 @@ class LogReader:
         self._fd_segment = -1
 
     def _persist(self, state: _ReaderState) -> None:
-        _atomic_write(self._path, _encode_state(state), self._log._fsync)
+        replace_file(self._path, _encode_state(state), fsync=self._log._fsync)
 
     def _adopt_recovered_state(self) -> None:
         """Fit the loaded committed offset to what recovery found on disk."""

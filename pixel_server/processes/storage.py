@@ -29,10 +29,10 @@ from pixel_server.health import public_checks
 from pixel_server.metrics import Metrics
 from pixel_server.pipeline.dedup import DedupIndex
 from pixel_server.pipeline.wal import WriteAheadLog
+from pixel_server.pixel import SECRET_FIELDS, Pixel
 from pixel_server.processes.exposition import merge_expositions
 from pixel_server.processes.sequencer import Sequencer, slots_on_disk
 from pixel_server.registry import PixelRegistry
-from pixel_server.storage.pixels import SECRET_FIELDS, Pixel
 
 Readiness = Callable[[], tuple[bool, dict[str, Any]]]
 

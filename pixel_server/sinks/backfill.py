@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -52,10 +51,11 @@ import orjson
 from clickhouse_connect.driver.client import Client
 from prometheus_client.core import GaugeMetricFamily
 
+from pixel_server.atomic import replace_file
 from pixel_server.pipeline import record as records
+from pixel_server.pixel import Pixel
 from pixel_server.sinks import ledger
 from pixel_server.sinks.spill import REPLAY_TAG, SUFFIX, SpillEntry, write_chunk
-from pixel_server.storage.pixels import Pixel
 
 log = logging.getLogger("pixel_server.backfill")
 
@@ -108,12 +108,7 @@ def save(jobs_dir: Path, job: Job) -> None:
     """Atomically (temporary name, fsync, rename)."""
     jobs_dir.mkdir(parents=True, exist_ok=True)
     path = _job_path(jobs_dir, job.pixel_id)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        f.write(orjson.dumps(asdict(job)))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    replace_file(path, orjson.dumps(asdict(job)))
 
 
 def load(jobs_dir: Path, pixel_id: str) -> Job | None:

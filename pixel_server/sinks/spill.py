@@ -33,6 +33,7 @@ from typing import Final
 
 import msgspec
 
+from pixel_server.atomic import fsync_dir, replace_file
 from pixel_server.pipeline.wal import encode_records, iter_records
 
 SUFFIX: Final = ".chunk"
@@ -64,14 +65,6 @@ def chunk_name(replay: bool = False) -> str:
     return f"{time.time_ns():020d}{tag}{secrets.token_hex(4)}{SUFFIX}"
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _encode(entries: Iterable[SpillEntry]) -> bytes:
     return encode_records([_ENCODER.encode(e) for e in entries])
 
@@ -93,15 +86,7 @@ def write_chunk(
     """
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / (name or chunk_name(replay))
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(_encode(entries))
-        f.flush()
-        if fsync:
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
-    if fsync:
-        _fsync_dir(directory)
+    replace_file(path, _encode(entries), fsync=fsync)
     return path
 
 
@@ -184,7 +169,7 @@ class PixelSpill:
         if self._fd is not None and self.fsync:
             os.fsync(self._fd)
         if self.fsync:
-            _fsync_dir(self.directory)  # new chunk files' directory entries
+            fsync_dir(self.directory)  # new chunk files' directory entries
         self._dirty = False
 
     def _seal(self) -> None:
@@ -193,7 +178,7 @@ class PixelSpill:
         assert self._fd is not None
         if self._dirty and self.fsync:
             os.fsync(self._fd)
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         self._dirty = False
         os.close(self._fd)
         self._fd = None
@@ -249,16 +234,8 @@ class PixelSpill:
         if not entries:
             self._forget(chunk)
             return
-        tmp = chunk.path.with_name(chunk.path.name + ".tmp")
         data = _encode(entries)
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            if self.fsync:
-                os.fsync(f.fileno())
-        os.replace(tmp, chunk.path)
-        if self.fsync:
-            _fsync_dir(self.directory)
+        replace_file(chunk.path, data, fsync=self.fsync)
         chunk.bytes, chunk.events = len(data), len(entries)
         self.bytes += chunk.bytes
         self._ready.appendleft(chunk)

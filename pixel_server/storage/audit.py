@@ -17,7 +17,7 @@ from typing import Any, Final
 import orjson
 from clickhouse_connect.driver.client import Client
 
-from pixel_server.storage.pixels import EDITABLE, SECRET_FIELDS, Pixel
+from pixel_server.pixel import EDITABLE, SECRET_FIELDS, Pixel
 
 COMMAND_LINE: Final = "command line"
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from pixel_server.storage.pixels import Pixel
+from pixel_server.pixel import Pixel
 
 
 class StaticPixels:

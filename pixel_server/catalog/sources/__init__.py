@@ -18,7 +18,7 @@ from typing import Protocol
 
 from pixel_server.catalog.model import Product
 from pixel_server.catalog.sources.http import Pacing, SourceError
-from pixel_server.storage.pixels import Pixel
+from pixel_server.pixel import Pixel
 
 
 class Source(Protocol):

@@ -33,7 +33,7 @@ import httpx
 from pixel_server.catalog.model import Draft, Product, make_item
 from pixel_server.catalog.sources.common import items, num, obj, or_gone, stock, text
 from pixel_server.catalog.sources.http import Pacing, StoreHttp
-from pixel_server.storage.pixels import Pixel
+from pixel_server.pixel import Pixel
 
 PAGE: Final = 250
 DEFAULT_BASE: Final = "https://api.bigcommerce.com"

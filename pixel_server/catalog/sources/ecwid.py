@@ -35,7 +35,7 @@ from pixel_server.catalog.sources.common import (
     text,
 )
 from pixel_server.catalog.sources.http import Pacing, StoreHttp
-from pixel_server.storage.pixels import Pixel
+from pixel_server.pixel import Pixel
 
 PAGE: Final = 100
 DEFAULT_BASE: Final = "https://app.ecwid.com"

@@ -33,7 +33,7 @@ import httpx
 from pixel_server.catalog.model import Draft, Product, make_item
 from pixel_server.catalog.sources.common import items, num, obj, stock, text
 from pixel_server.catalog.sources.http import Pacing, SourceError, StoreHttp
-from pixel_server.storage.pixels import Pixel
+from pixel_server.pixel import Pixel
 
 API_VERSION: Final = "2024-10"
 PAGE: Final = 50

@@ -34,7 +34,7 @@ from typing import Any, Final
 from pixel_server.catalog.model import Draft, Product, make_item
 from pixel_server.catalog.sources.common import items, num, obj, or_gone, text
 from pixel_server.catalog.sources.http import Pacing, StoreHttp
-from pixel_server.storage.pixels import Pixel
+from pixel_server.pixel import Pixel
 
 PAGE: Final = 100
 STOCK: Final = {"instock": "in stock", "outofstock": "out of stock",

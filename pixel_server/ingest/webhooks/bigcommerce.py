@@ -77,7 +77,7 @@ from pixel_server.ingest.webhooks.common import (
     text,
     unix_time,
 )
-from pixel_server.storage.pixels import Pixel
+from pixel_server.pixel import Pixel
 
 NAME: Final = "bigcommerce"
 SECRET_HEADER: Final = "X-Pixel-Webhook-Secret"

@@ -72,7 +72,7 @@ from pixel_server.ingest.webhooks.common import (
     text,
     unix_time,
 )
-from pixel_server.storage.pixels import Pixel
+from pixel_server.pixel import Pixel
 
 NAME: Final = "ecwid"
 SIGNATURE_HEADER: Final = "X-Ecwid-Webhook-Signature"

@@ -56,7 +56,7 @@ from pixel_server.ingest.service import IntakeResult
 from pixel_server.ingest.webhooks.common import FetchError, FetchJob, InvalidBody, Mapped
 from pixel_server.metrics import Metrics
 from pixel_server.pipeline.wal import HEADER_SIZE, LogFull, Position, WalError, WriteAheadLog
-from pixel_server.storage.pixels import Pixel
+from pixel_server.pixel import Pixel
 
 log = logging.getLogger("pixel_server.webhooks")
 

@@ -31,6 +31,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final, Literal
 
+from pixel_server.atomic import replace_file
+
 log = logging.getLogger("pixel_server.webhooks")
 
 State = Literal["new", "busy", "done"]
@@ -118,12 +120,8 @@ class WebhookLedger:
 
     def _rewrite(self) -> None:
         """Replace the file by the live keys (write, fsync, rename)."""
-        tmp = self._path.with_suffix(".tmp")
-        with tmp.open("wb") as f:
-            f.writelines(b"%d %s\n" % (int(v) + 1, k.hex().encode()) for k, v in self._done.items())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self._path)
+        lines = (b"%d %s\n" % (int(v) + 1, k.hex().encode()) for k, v in self._done.items())
+        replace_file(self._path, b"".join(lines))
         self._lines = len(self._done)
         if self._fd is not None:  # the old file is gone: append to the new one
             os.close(self._fd)

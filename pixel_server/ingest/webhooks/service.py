@@ -24,8 +24,8 @@ from pixel_server.ingest.webhooks.fetcher import FetchFn, FetchPolicy, OrderFetc
 from pixel_server.ingest.webhooks.ledger import WebhookLedger
 from pixel_server.metrics import Metrics
 from pixel_server.pipeline.steps import Context
+from pixel_server.pixel import Pixel
 from pixel_server.registry import PixelRegistry
-from pixel_server.storage.pixels import Pixel
 
 log = logging.getLogger("pixel_server.webhooks")
 

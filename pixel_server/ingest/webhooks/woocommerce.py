@@ -74,7 +74,7 @@ from pixel_server.ingest.webhooks.common import (
     text,
     unix_time,
 )
-from pixel_server.storage.pixels import Pixel
+from pixel_server.pixel import Pixel
 
 NAME: Final = "woocommerce"
 SIGNATURE_HEADER: Final = "X-WC-Webhook-Signature"

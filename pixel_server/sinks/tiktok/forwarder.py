@@ -23,6 +23,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from pixel_server.metrics import Metrics
 from pixel_server.pipeline.wal import HEADER_SIZE, Batch, Position, WalClosed, WriteAheadLog
+from pixel_server.pixel import Pixel
 from pixel_server.sinks.answers import Answer, RetryPolicy, classify
 from pixel_server.sinks.ledger import Attempt, DeliveryState, Ledger, key_of
 from pixel_server.sinks.spill import Chunk, PixelSpill, SpillEntry
@@ -46,7 +47,6 @@ from pixel_server.sinks.tiktok.routing import (
     pixel_skip_reason,
     route_skip_reason,
 )
-from pixel_server.storage.pixels import Pixel
 
 log = logging.getLogger("pixel_server.forwarder")
 

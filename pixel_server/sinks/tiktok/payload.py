@@ -11,7 +11,7 @@ import orjson
 
 from pixel_server.pipeline import record as records
 from pixel_server.pipeline.record import Record
-from pixel_server.storage.pixels import Pixel
+from pixel_server.pixel import Pixel
 
 # The event TikTok gets, as msgspec structs: building structs and encoding them
 # costs about half of building dicts and encoding those, and omit_defaults

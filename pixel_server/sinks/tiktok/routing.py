@@ -7,8 +7,8 @@ from typing import Final, Literal, Protocol
 
 import msgspec
 
+from pixel_server.pixel import Pixel
 from pixel_server.sinks.tiktok.constants import PIXEL_ID
-from pixel_server.storage.pixels import Pixel
 
 SkipReason = Literal[
     "unknown_pixel", "pixel_disabled", "not_configured", "consent_denied", "browser_copy",
