@@ -8,7 +8,8 @@ inclusive (the function or anything it called) and self (the function's own
 code). These are the "top lines" that ``docs/benchmarks.md`` quotes.
 
 Options: ``--scenario collect_single|collect_batch50|api_batch500``,
-``--duration SECONDS`` (default 15), ``--workers N``, ``--top N``.
+``--duration SECONDS`` (default 15), ``--workers N``, ``--top N``, ``--keep DIR``
+(py-spy's raw stacks, for a flame graph or a closer look).
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--keep", type=Path, help="copy py-spy's raw stacks into this folder")
     ns = parser.parse_args(argv)
     spy_bin = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     for tool in ("wrk", spy_bin):
@@ -151,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
                 seen[name] += 1
                 label = f"{name} {seen[name]}" if name == "worker" else name
                 total, inclusive, own = summarise(out)
+                if ns.keep:
+                    ns.keep.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(out, ns.keep / f"{label.replace(' ', '')}.raw")
                 lines += table(f"**{label}**, inclusive", total, inclusive, ns.top)
                 lines += table(f"**{label}**, self", total, own, ns.top)
     except BenchError as exc:

@@ -126,6 +126,36 @@ def test_a_replay_after_a_crash_before_the_offset_commit_is_dropped(tmp_path: Pa
     assert sorted(run_sequencer(tmp_path, DedupIndex(), slots=1)) == ["a", "x"]
 
 
+def test_offsets_are_committed_once_caught_up_and_segments_held_until_then(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        storage = WriteAheadLog(tmp_path, ("loader", "forwarder"), fsync=False, segment_bytes=64)
+        seq = Sequencer(storage, [0], DedupIndex(), fsync=False)
+        try:
+            for i in range(3):  # one storage-log segment per pass (64-byte segments)
+                with worker_log(tmp_path, 0) as w0:
+                    w0.append_blocking([payload(f"e{i}")])
+                assert await seq.pass_once() == 1
+            follower = seq.followers[0]
+            assert follower.committed.offset == 0  # not per pass: at most every 0.2 s
+            for name in ("loader", "forwarder"):
+                reader = storage.reader(name)
+                while (batch := reader.read_batch(1, 1 << 20)) is not None:
+                    reader.commit(batch.end)
+            kept = storage.segment_numbers()
+            assert len(kept) > 1  # a crash now replays them: they must still be there
+            assert stored_ids(storage) == ["e0", "e1", "e2"]
+            seq.start()
+            await seq.stop()  # caught up: commits, releases the segments
+            assert follower.committed > (0, 0)
+            assert storage.segment_numbers() == kept[-1:]
+        finally:
+            storage.close()
+
+    asyncio.run(main())
+
+
 def test_copies_the_storage_process_already_has_are_dropped(tmp_path: Path) -> None:
     dedup = DedupIndex()
     dedup.load([("px_1", "Purchase", "a", "browser", time.time())])  # seeded from ClickHouse

@@ -315,6 +315,20 @@ def test_retention_deletes_only_segments_every_reader_has_passed(tmp_path: Path)
         assert log.size_bytes() == 2 * record
 
 
+def test_held_segments_outlive_every_reader_until_released(tmp_path: Path) -> None:
+    record = HEADER_SIZE + 20
+    with open_log(tmp_path, segment_bytes=2 * record) as log:
+        log.append_blocking(payloads(2, prefix="a"))
+        log.hold_segments()  # from the active segment (0) on
+        for i in range(3):
+            log.append_blocking(payloads(2, prefix=f"r{i}"))
+        drain(log.reader("loader"), commit=True)
+        drain(log.reader("forwarder"), commit=True)
+        assert log.segment_numbers() == [0, 1, 2, 3]  # both passed them; the hold keeps them
+        log.release_segments()
+        assert log.segment_numbers() == [3]
+
+
 def test_a_full_log_refuses_appends_without_losing_acknowledged_records(tmp_path: Path) -> None:
     record = HEADER_SIZE + 20
     with open_log(tmp_path, segment_bytes=4 * record, max_bytes=12 * record) as log:

@@ -105,8 +105,9 @@ class LogFollower:
         write_committed(self.directory, self.name, position, self._fsync)
         self._committed = position
 
-    def rewind(self) -> None:
-        self._cursor = self._committed
+    def rewind(self, position: Position | None = None) -> None:
+        """Read again from ``position`` (by default the committed offset)."""
+        self._cursor = self._committed if position is None else position
 
     def backlog_bytes(self) -> int:
         """Bytes in the segment files after the committed offset."""

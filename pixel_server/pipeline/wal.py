@@ -480,6 +480,7 @@ class WriteAheadLog:
         self._data = threading.Condition(self._lock)  # readers wait for durable data
         self._segments: dict[int, _Segment] = {}
         self._active = 0
+        self._held: int | None = None  # see hold_segments()
         self._durable = Position(0, 0)
         self._total_bytes = 0
         self._pending: list[tuple[int, bytearray]] = []
@@ -750,10 +751,26 @@ class WriteAheadLog:
 
     # ----------------------------------------------------------------- retention
 
+    def hold_segments(self) -> None:
+        """Keep the active segment and every later one, whatever the readers
+        commit, until :meth:`release_segments`. The sequencer holds them while
+        records it appended are not yet covered by its worker-log offsets, so
+        that a replay after a crash still finds them here and is dropped."""
+        with self._lock:
+            if self._held is None:
+                self._held = self._active
+
+    def release_segments(self) -> None:
+        with self._lock:
+            self._held = None
+        self._apply_retention()
+
     def _apply_retention(self) -> None:
         """Delete sealed segments that every reader's committed offset has passed."""
         with self._lock:
             floor = min(self._normalise(r._committed).segment for r in self._readers.values())
+            if self._held is not None:
+                floor = min(floor, self._held)
             doomed = [n for n in self._segments if n < floor and n != self._active]
             for number in doomed:
                 self._total_bytes -= self._segments.pop(number).file_bytes

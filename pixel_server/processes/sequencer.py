@@ -8,11 +8,17 @@ events already stored, and appends the survivors to the storage log
 unchanged (docs/architecture.md §8). One more group-committed write per
 batch buys exact dedup in one place and two untouched readers.
 
-Order per batch: read from a worker log, drop duplicates, append to the
-storage log (fsync), then commit the worker-log offset. A crash between the
-append and the commit replays that batch; the replay is dropped because
-:meth:`Sequencer.rebuild` puts every copy still in the storage log into an
-exact set (whatever the event's age) besides the 48 h index.
+Order per pass: read a batch from every worker log (one thread hop), drop
+duplicates, append the survivors of all of them to the storage log (one
+group-committed write and fsync), and commit the worker-log offsets at most
+every ``COMMIT_EVERY_S`` and whenever caught up (one more thread hop): an
+offset file is replaced with two fsyncs, which cost more than the append
+when done per batch. A crash before the commit replays what was appended
+since; the replay is dropped because :meth:`Sequencer.rebuild` puts every
+copy still in the storage log into an exact set (whatever the event's age)
+besides the 48 h index, and the storage log keeps those segments
+(:meth:`~pixel_server.pipeline.wal.WriteAheadLog.hold_segments`) until the
+offsets covering them are committed.
 
 Runs on the event loop (the dedup index is single-threaded and shared with
 the storage process's own ingestor, which the webhook fetcher uses); file
@@ -25,6 +31,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,14 +39,22 @@ from pathlib import Path
 import anyio
 
 from pixel_server.pipeline.dedup import DedupIndex
-from pixel_server.pipeline.follower import LogFollower
+from pixel_server.pipeline.follower import Followed, LogFollower
 from pixel_server.pipeline.record import decode_key
-from pixel_server.pipeline.wal import LogFull, WalError, WriteAheadLog, iter_records, segment_file
+from pixel_server.pipeline.wal import (
+    LogFull,
+    Position,
+    WalError,
+    WriteAheadLog,
+    iter_records,
+    segment_file,
+)
 
 log = logging.getLogger("pixel_server.sequencer")
 
 READER = "sequencer"
 IDLE_SECONDS = 0.02
+COMMIT_EVERY_S = 0.2
 RETRY_SECONDS = 0.5
 
 CopyKey = tuple[str, str, str, str]
@@ -82,6 +97,10 @@ class Sequencer:
         }
         self.counts = SequencerCounts()
         self._on_disk: set[CopyKey] = set()
+        # Per worker log: where its records are in the storage log up to (not
+        # yet committed), and when offsets were last committed.
+        self._appended: dict[int, Position] = {}
+        self._committed_at = time.monotonic()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.last_error = ""
@@ -118,9 +137,11 @@ class Sequencer:
                 moved = await self.pass_once()
             except (LogFull, WalError) as exc:  # the storage log refuses: keep the worker logs
                 self._failed(f"storage log: {exc}")
-                for follower in self.followers.values():
-                    follower.rewind()
+                for slot, follower in self.followers.items():
+                    follower.rewind(self._appended.get(slot))
                 if self._stopping:
+                    with contextlib.suppress(OSError):  # a replay next start is dropped
+                        await self._commit_offsets()
                     return
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
@@ -130,6 +151,12 @@ class Sequencer:
                 continue
             self.last_error = ""
             if not moved:
+                try:
+                    await self._commit_offsets()
+                except OSError as exc:
+                    self._failed(f"worker log offsets: {exc}")
+                    await asyncio.sleep(RETRY_SECONDS)
+                    continue
                 self._on_disk.clear()  # caught up: replays of the last run are behind us
                 if self._stopping:
                     return
@@ -137,30 +164,55 @@ class Sequencer:
 
     async def pass_once(self) -> int:
         """One batch from each worker log; returns how many records were read."""
-        moved = 0
-        for follower in self.followers.values():
-            got = await anyio.to_thread.run_sync(follower.read)
-            if got is None:
-                continue
-            moved += len(got.records)
-            replayed = self.counts.replayed
-            survivors = [p for p in got.records if self._first_copy(p)]
-            if self.counts.replayed > replayed:
-                log.warning(
-                    "sequencer: %d records of %s were already in the storage log "
-                    "(a replay after a crash); dropped",
-                    self.counts.replayed - replayed,
-                    follower.directory.name,
-                )
-            if survivors:
-                try:
-                    await self._wal.append(survivors)
-                except BaseException:
-                    self._forget(survivors)  # not stored: the retry must not look like a copy
-                    raise
-                self.counts.appended += len(survivors)
-            await anyio.to_thread.run_sync(follower.commit, got.end)
-        return moved
+        got = await anyio.to_thread.run_sync(self._read_all)
+        if not got:
+            return 0
+        replayed = self.counts.replayed
+        survivors = [p for _, batch in got for p in batch.records if self._first_copy(p)]
+        if self.counts.replayed > replayed:
+            log.warning(
+                "sequencer: %d records were already in the storage log "
+                "(a replay after a crash); dropped",
+                self.counts.replayed - replayed,
+            )
+        if survivors:
+            self._wal.hold_segments()  # released once the offsets below are committed
+            try:
+                await self._wal.append(survivors)
+            except BaseException:
+                self._forget(survivors)  # not stored: the retry must not look like a copy
+                raise
+            self.counts.appended += len(survivors)
+        for slot, batch in got:
+            self._appended[slot] = batch.end
+        if time.monotonic() - self._committed_at >= COMMIT_EVERY_S:
+            await self._commit_offsets()
+        return sum(len(batch.records) for _, batch in got)
+
+    def _read_all(self) -> list[tuple[int, Followed]]:
+        out = []
+        for slot, follower in self.followers.items():
+            batch = follower.read()
+            if batch is not None:
+                out.append((slot, batch))
+        return out
+
+    async def _commit_offsets(self) -> None:
+        self._committed_at = time.monotonic()
+        if not self._appended:
+            return
+        done, self._appended = self._appended, {}
+        try:
+            await anyio.to_thread.run_sync(self._commit_all, done)
+        except BaseException:
+            for slot, end in done.items():  # try again next time
+                self._appended.setdefault(slot, end)
+            raise
+        self._wal.release_segments()
+
+    def _commit_all(self, ends: dict[int, Position]) -> None:
+        for slot, end in ends.items():
+            self.followers[slot].commit(end)
 
     def _first_copy(self, payload: bytes) -> bool:
         k = decode_key(payload)

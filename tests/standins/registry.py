@@ -16,3 +16,6 @@ class StaticPixels:
 
     def get(self, pixel_id: str) -> Pixel | None:
         return self._by_id.get(pixel_id)
+
+    def all(self) -> list[Pixel]:
+        return list(self._by_id.values())

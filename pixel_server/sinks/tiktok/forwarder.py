@@ -68,6 +68,7 @@ class Forwarder:
         max_body_bytes: int = MAX_BODY_BYTES,
         linger: float = 0.25,
         read_interval: float = 0.05,
+        idle_read_interval: float = 1.0,
         read_records: int = 2000,
         request_timeout: float = 10.0,
         concurrency: int = 4,
@@ -93,6 +94,10 @@ class Forwarder:
         self.max_body_bytes = max_body_bytes
         self.linger = linger
         self.read_interval = read_interval
+        # While no pixel has TikTok settings nothing is sent: read rarely, in
+        # large batches (each read and commit replaces the reader's offset file).
+        self.idle_read_interval = idle_read_interval
+        self._quiet: tuple[object, bool] = (None, False)  # (registry version, nobody forwards)
         self.read_records = read_records
         self.request_timeout = request_timeout
         self.concurrency = concurrency
@@ -300,13 +305,30 @@ class Forwarder:
         try:
             if not self.reader.wait(0.1):
                 return None
+            records = self.read_records
             if not self._draining and not self._last_read_full:
                 time.sleep(self.read_interval)  # fewer, larger reads (each one persists state)
-            batch = self.reader.read_batch(max_records=self.read_records, max_bytes=16 << 20)
+                waited = self.read_interval
+                while self._nobody_forwards() and not self._draining:
+                    records = self.read_records * 10  # only skipped: cheap to read many
+                    if waited >= self.idle_read_interval:
+                        break
+                    time.sleep(0.05)
+                    waited += 0.05
+            batch = self.reader.read_batch(max_records=records, max_bytes=16 << 20)
         except WalClosed:
             return None
-        self._last_read_full = batch is not None and len(batch.records) >= self.read_records
+        self._last_read_full = batch is not None and len(batch.records) >= records
         return batch
+
+    def _nobody_forwards(self) -> bool:
+        """True while no pixel could be sent to TikTok (cached per registry version)."""
+        version = getattr(self.pixels, "version", None)
+        seen, quiet = self._quiet
+        if version is None or version != seen:
+            quiet = all(pixel_skip_reason(p) is not None for p in self.pixels.all())
+            self._quiet = (version, quiet)
+        return quiet
 
     async def _read_loop(self) -> None:
         try:

@@ -24,6 +24,8 @@ class PixelSource(Protocol):
 
     def get(self, pixel_id: str) -> Pixel | None: ...
 
+    def all(self) -> list[Pixel]: ...
+
 
 def pixel_skip_reason(pixel: Pixel | None) -> SkipReason | None:
     if pixel is None or not PIXEL_ID.match(pixel.id):
