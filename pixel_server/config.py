@@ -55,7 +55,7 @@ class Settings:
     wal_max_mb: int = 2048
     # ClickHouse loader.
     loader_batch_rows: int = 5000
-    loader_interval_ms: int = 100
+    loader_interval_ms: int = 250
     # Event time horizons (how old an event may be when it arrives).
     browser_horizon_hours: float = 24.0
     server_horizon_hours: float = 24.0 * 7
