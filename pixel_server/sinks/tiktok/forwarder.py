@@ -22,6 +22,7 @@ import msgspec
 from prometheus_client.core import GaugeMetricFamily
 
 from pixel_server.metrics import Metrics
+from pixel_server.pipeline.record import decode_key
 from pixel_server.pipeline.wal import HEADER_SIZE, Batch, Position, WalClosed, WriteAheadLog
 from pixel_server.pixel import Pixel
 from pixel_server.sinks.answers import Answer, RetryPolicy, classify
@@ -41,7 +42,6 @@ from pixel_server.sinks.tiktok.constants import (
 from pixel_server.sinks.tiktok.lanes import BadCredentials, Item, Lane, Tracked, Work
 from pixel_server.sinks.tiktok.payload import STORED, encode_body, encode_event, test_code_of
 from pixel_server.sinks.tiktok.routing import (
-    HEAD,
     PixelSource,
     SkipReason,
     pixel_skip_reason,
@@ -381,7 +381,7 @@ class Forwarder:
     def _prepare(self, payload: bytes, origin: Position) -> Item | None:
         """The event as it will be sent, or None (counted) when it is not sent."""
         try:
-            head = HEAD.decode(payload)
+            head = decode_key(payload)
             reason = route_skip_reason(self.pixels.get(head.pixel_id), head.source, head.event_id)
             if reason is not None:
                 self._skip(reason)
@@ -550,7 +550,7 @@ class Forwarder:
             if chunk.found and origin is not None and origin >= self._startup_committed:
                 continue  # the log had not passed it at the crash: the log hands it out again
             record = STORED.decode(e.record)
-            items.append(Item(HEAD.decode(e.record), e.record, encode_event(record),
+            items.append(Item(decode_key(e.record), e.record, encode_event(record),
                                record.test_event_code, e.attempts, origin))  # fmt: skip
         return Work(items, chunk)
 

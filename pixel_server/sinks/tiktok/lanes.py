@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import msgspec
 
+from pixel_server.pipeline.record import RecordKey
 from pixel_server.pipeline.wal import Position
 from pixel_server.sinks.spill import Chunk, PixelSpill, SpillEntry
-from pixel_server.sinks.tiktok.routing import Head
 
 
 @dataclass(eq=False, slots=True)
@@ -32,7 +32,7 @@ class Item(msgspec.Struct, gc=False, eq=False):
     (each with its lists) cost over half of the forwarder's CPU. So the JSON
     TikTok gets is built once, when the event is read, and the record dropped."""
 
-    head: Head  # routing and ledger fields
+    head: RecordKey  # routing and ledger fields (a partial decode)
     payload: bytes  # the stored record, for the spill store
     encoded: bytes  # the event as TikTok gets it
     test_code: str = ""  # the test_event_code the back end sent, if any
