@@ -68,7 +68,6 @@ class Forwarder:
         max_body_bytes: int = MAX_BODY_BYTES,
         linger: float = 0.25,
         read_interval: float = 0.05,
-        idle_read_interval: float = 1.0,
         read_records: int = 2000,
         request_timeout: float = 10.0,
         concurrency: int = 4,
@@ -94,9 +93,6 @@ class Forwarder:
         self.max_body_bytes = max_body_bytes
         self.linger = linger
         self.read_interval = read_interval
-        # While no pixel has TikTok settings nothing is sent: read rarely, in
-        # large batches (each read and commit replaces the reader's offset file).
-        self.idle_read_interval = idle_read_interval
         self._quiet: tuple[object, bool] = (None, False)  # (registry version, nobody forwards)
         self.read_records = read_records
         self.request_timeout = request_timeout
@@ -305,16 +301,12 @@ class Forwarder:
         try:
             if not self.reader.wait(0.1):
                 return None
-            records = self.read_records
             if not self._draining and not self._last_read_full:
                 time.sleep(self.read_interval)  # fewer, larger reads (each one persists state)
-                waited = self.read_interval
-                while self._nobody_forwards() and not self._draining:
-                    records = self.read_records * 10  # only skipped: cheap to read many
-                    if waited >= self.idle_read_interval:
-                        break
-                    time.sleep(0.05)
-                    waited += 0.05
+            # Skipped unread when no pixel forwards: cheap to take many at once. Not
+            # read later, though: what is read before a pixel's TikTok settings exist
+            # is the backfill's (sinks/backfill.py), what is read after is ours.
+            records = self.read_records * (10 if self._nobody_forwards() else 1)
             batch = self.reader.read_batch(max_records=records, max_bytes=16 << 20)
         except WalClosed:
             return None
@@ -360,6 +352,10 @@ class Forwarder:
         """
         tracked = Tracked(batch.end)  # holds back the commit until fully handed out
         self._tracked.append(tracked)
+        if self._nobody_forwards():  # not even worth decoding the pixel ids
+            self._skip("nothing_to_forward", len(batch.records))
+            tracked.outstanding -= 1
+            return
         recheck = self.recheck and Position(batch.segment, batch.first_offset) < (
             self._recheck_until
         )

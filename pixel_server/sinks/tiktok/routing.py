@@ -11,6 +11,7 @@ from pixel_server.sinks.tiktok.constants import PIXEL_ID
 SkipReason = Literal[
     "unknown_pixel", "pixel_disabled", "not_configured", "consent_denied", "browser_copy",
     "already_final", "undecodable",
+    "nothing_to_forward",  # no pixel had TikTok settings: the batch was skipped unread
 ]  # fmt: skip
 
 
