@@ -114,17 +114,11 @@ def to_columns(records: list[Record]) -> list[list[Any]]:
             [round(v * 1000) for v in fields[at]] if at in _TIME_AT else list(fields[at])
         )
     contents = fields[_CONTENTS_AT]
-    by_row = [tuple(zip(*rows, strict=True)) if rows else () for rows in contents]
     for index in range(len(CONTENT_COLUMNS) - 2):
-        columns.append([list(t[index]) if t else [] for t in by_row])
-    refunds = [tuple(zip(*rows, strict=True)) if rows else () for rows in fields[_REFUNDS_AT]]
+        columns.append([[c[index] for c in rows] for rows in contents])
+    pairs = list(zip(fields[_REFUNDS_AT], contents, strict=True))
     for index in range(2):
-        columns.append(
-            [
-                list(r[index]) if r else [0.0] * len(c)
-                for r, c in zip(refunds, contents, strict=True)
-            ]
-        )
+        columns.append([[r[index] for r in rf] if rf else [0.0] * len(c) for rf, c in pairs])
     return columns
 
 
