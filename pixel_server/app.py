@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from pixel_server import dashboard, health, snippet_route
+from pixel_server import dashboard, erasure_api, health, snippet_route
 from pixel_server.catalog import feed as catalog_feed
 from pixel_server.catalog import webhooks as catalog_webhooks
 from pixel_server.config import Settings
@@ -110,6 +110,7 @@ def create_app(
         *snippet_route.routes(runtime.registry, settings.base_url),
         *dashboard.routes(console.gate, console.pages, console.setup_steps, reports),
         *console.routes(),
+        *erasure_api.routes(console.gate, runtime.management.run),
         *woo_plugin.routes(runtime.registry, settings.base_url),
         *catalog_feed.routes(runtime.registry, runtime.catalog),
         *catalog_webhooks.routes(

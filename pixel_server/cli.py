@@ -26,7 +26,10 @@ from pixel_server.pixel import PLATFORMS, ROLES, RegistryError
 from pixel_server.storage.client import DataDirInUse, StorageError, parse_url
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-SLOW_OPERATIONS = {"catalog.sync": 3600}  # seconds the CLI waits for the running server
+SLOW_OPERATIONS = {
+    "catalog.sync": 3600,
+    "erase": 600,
+}  # seconds the CLI waits for the running server
 
 
 class CommandError(Exception):
@@ -403,6 +406,39 @@ def cmd_token(settings: Settings, ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+ERASE_KINDS = ("email", "phone", "external_id", "anonymous_id")
+
+
+def cmd_erase(settings: Settings, ns: argparse.Namespace) -> int:
+    if ns.list:
+        rows = run_operation(settings, "erasures.list", {"pixel": ns.pixel})
+        if ns.json:
+            _print_json(rows)
+        for r in [] if ns.json else rows:
+            print(
+                f"{r['at']:24} {r['kind']:12} {r['subject_prefix']}…  {r['actor']}  {r['removed']}"
+            )
+        return EXIT_OK
+    given = {k: getattr(ns, k) for k in ERASE_KINDS if getattr(ns, k) is not None}
+    if len(given) != 1:
+        raise CommandError("name exactly one of --email, --phone, --external-id, --anonymous-id")
+    ((kind, value),) = given.items()
+    if value == "-":  # from standard input: keeps it out of `ps` and the shell history
+        value = sys.stdin.readline().strip()
+    result = run_operation(settings, "erase", {"pixel": ns.pixel, kind: value})
+    if ns.json:
+        _print_json(result)
+    else:
+        print(
+            f"erased {result['events']} events ({result['copies']} stored copies, "
+            f"{result['purchases']} purchases, {result['linked_browsers']} linked browsers) "
+            f"of pixel {result['pixel_id']}; {result['quarantined']} quarantined rows removed. "
+            "Copies still in transit are dropped when loaded or sent. TikTok was not asked: "
+            "it offers no erasure API."
+        )
+    return EXIT_OK
+
+
 def cmd_deliveries(settings: Settings, ns: argparse.Namespace) -> int:
     if ns.deliveries_command == "list":
         rows = run_operation(
@@ -619,6 +655,17 @@ def build_parser() -> argparse.ArgumentParser:
     for p in token.choices.values():
         p.add_argument("--json", action="store_true", help="print JSON")
         p.set_defaults(func=cmd_token)
+
+    erase = sub.add_parser(
+        "erase", help="delete every event of one person (by email, phone, external id or "
+        "anonymous id; '-' reads it from standard input)",
+    )  # fmt: skip
+    erase.add_argument("--pixel", required=True)
+    for kind in ERASE_KINDS:
+        erase.add_argument(f"--{kind.replace('_', '-')}", dest=kind, metavar="VALUE")
+    erase.add_argument("--list", action="store_true", help="list the pixel's past erasures")
+    erase.add_argument("--json", action="store_true", help="print JSON")
+    erase.set_defaults(func=cmd_erase)
 
     deliveries = sub.add_parser(
         "deliveries", help="TikTok delivery attempts and dead letters"

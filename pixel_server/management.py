@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from pixel_server.catalog import operations as catalog_operations
+from pixel_server.pipeline.erasures import FILE_NAME as ERASURES_FILE
+from pixel_server.pipeline.erasures import Erasures
 from pixel_server.pixel import RegistryError
 from pixel_server.secretbox import SecretBox
 from pixel_server.storage import audit
@@ -32,10 +34,12 @@ class Management:
         status: Callable[[], dict[str, Any]] | None = None,  # the running server's readiness
         *,
         box: SecretBox,
+        erasures: Erasures | None = None,  # the running loader's and forwarder's
     ) -> None:
         self.database = database
         self.box = box
         self.data_dir = data_dir
+        self.erasures = erasures or Erasures(data_dir / ERASURES_FILE if data_dir else None)
         self.status = status
         self._on_change = on_change or (lambda: None)
 
@@ -161,6 +165,49 @@ def _rotate_secret_key(m: Management, args: dict[str, Any]) -> dict[str, Any]:
     return {"old_key_id": old, "new_key_id": new, "pixels_resealed": resealed}
 
 
+def _erase(m: Management, args: dict[str, Any]) -> dict[str, Any]:
+    """Delete every event of one person (docs/security.md, "Erasure")."""
+    from pixel_server.events import normalise
+    from pixel_server.pipeline.erasures import KINDS, Tombstone
+    from pixel_server.sinks.clickhouse import QUARANTINE_FILE, drop_from_quarantine
+    from pixel_server.storage import erasure
+
+    pixel = m.store.get(args["pixel"])
+    given = [(kind, str(args[kind])) for kind in KINDS if args.get(kind)]
+    if len(given) != 1:
+        raise RegistryError("name exactly one of email, phone, external_id, anonymous_id")
+    kind, raw = given[0]
+    hashed = {
+        "email": lambda v: normalise.hash_email(v),
+        "phone": lambda v: normalise.hash_phone(v, pixel.default_phone_region),
+        "external_id": lambda v: normalise.hash_external_id(v),
+        "anonymous_id": lambda v: normalise.sha256_hex(v.strip()) if v.strip() else None,
+    }[kind](raw)
+    if not hashed:
+        raise RegistryError(f"the {kind.replace('_', ' ')} given is not valid")
+    at = time.time()
+    client = m.database.client()
+    # Tombstone first, so the loader stops storing the person's copies; then
+    # delete; then once more, for a batch that was being inserted meanwhile.
+    m.erasures.add([Tombstone(pixel.id, kind, hashed, at)])
+    erased = erasure.erase(client, pixel.id, kind, hashed)
+    m.erasures.add([Tombstone(pixel.id, "anonymous_id", a, at) for a in erased.anonymous_ids])
+    erased.add(erasure.erase(client, pixel.id, kind, hashed))
+    quarantined = (
+        drop_from_quarantine(m.data_dir / QUARANTINE_FILE, m.erasures) if m.data_dir else 0
+    )
+    actor = str(args.get("actor") or audit.COMMAND_LINE)
+    erasure.record(client, pixel.id, actor, kind, hashed, erased, {"quarantined": quarantined})
+    return {"pixel_id": pixel.id, "kind": kind, **erased.as_json(), "quarantined": quarantined}
+
+
+def _erasures_list(m: Management, args: dict[str, Any]) -> list[dict[str, Any]]:
+    from pixel_server.storage import erasure
+
+    m.store.get(args["pixel"])
+    return erasure.entries(m.database.client(), args["pixel"], int(args.get("limit", 50)))
+
+
 def _status(m: Management, args: dict[str, Any]) -> dict[str, Any]:
     if m.status is not None:
         return m.status()
@@ -217,6 +264,8 @@ OPERATIONS: dict[str, Operation] = {
     "deliveries.list": _deliveries_list,
     "deliveries.replay": _deliveries_replay,
     "status": _status,
+    "erase": _erase,
+    "erasures.list": _erasures_list,
     "secrets.rotate_key": _rotate_secret_key,
     "connect": _store_connection("connect"),
     "disconnect": _store_connection("disconnect"),
@@ -226,5 +275,6 @@ OPERATIONS: dict[str, Operation] = {
 # Store connections change no pixel setting: no registry refresh after them.
 READ_ONLY = {
     "pixel.list", "pixel.show", "token.list", "audit.list", "migrate", "deliveries.list", "status",
+    "erase", "erasures.list",
     "connect", "disconnect", "connect.status", *catalog_operations.READ_ONLY,
 }  # fmt: skip

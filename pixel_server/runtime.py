@@ -33,6 +33,8 @@ from pixel_server.ingest.webhooks import FetchPolicy, Webhooks
 from pixel_server.management import Management
 from pixel_server.metrics import Metrics
 from pixel_server.pipeline.dedup import DedupIndex
+from pixel_server.pipeline.erasures import FILE_NAME as ERASURES_FILE
+from pixel_server.pipeline.erasures import Erasures
 from pixel_server.pipeline.record import Record
 from pixel_server.pipeline.wal import WriteAheadLog
 from pixel_server.registry import PixelRegistry
@@ -40,7 +42,7 @@ from pixel_server.reports.warmer import Warmer
 from pixel_server.secretbox import SecretBox
 from pixel_server.sinks import tiktok
 from pixel_server.sinks.backfill import Backfill
-from pixel_server.sinks.clickhouse import Loader
+from pixel_server.sinks.clickhouse import QUARANTINE_FILE, Loader
 from pixel_server.sinks.ledger import Ledger
 from pixel_server.storage.client import DataDirInUse, StorageError, parse_url
 from pixel_server.storage.database import Database
@@ -81,12 +83,15 @@ class Runtime:
         self.box = SecretBox(settings.secret_key_path.resolve())
         self.metrics = Metrics()
         self.registry = PixelRegistry()
+        # Erased people: the loader and the forwarder drop their copies in transit.
+        self.erasures = Erasures(self.data_dir / ERASURES_FILE)
         self.management = Management(
             self.database,
             on_change=self.refresh_registry,
             data_dir=self.data_dir,
             status=self.status,
             box=self.box,
+            erasures=self.erasures,
         )
         self.admin_secret = secrets.token_urlsafe(32)
         self.admin = AdminServer(
@@ -236,7 +241,7 @@ class Runtime:
             batch_rows=s.loader_batch_rows,
             interval=s.loader_interval_ms / 1000,
             probe=lambda: self.database.check() is None,
-            quarantine=self.data_dir / "quarantine" / "events.jsonl",
+            quarantine=self.data_dir / QUARANTINE_FILE,
         )
         self.loader.start()
         self.forwarder = tiktok.Forwarder(
@@ -246,6 +251,7 @@ class Runtime:
             self.metrics,
             spill_dir=self.data_dir / tiktok.SPILL_DIR,
             fsync=s.wal_fsync,
+            erasures=self.erasures,
             **self.forwarder_options,
         )
         self.forwarder.start()
@@ -265,7 +271,10 @@ class Runtime:
 
     def insert_events(self, batch: list[Record], token: str) -> None:
         """The loader's way into ClickHouse (tests wrap it to inject failures)."""
-        self.events.insert(batch, token)
+        if self.erasures.pixels:
+            batch = [r for r in batch if not self.erasures.matches(r)]
+        if batch:
+            self.events.insert(batch, token)
         self.on_loaded(batch)
 
     def _rebuild_dedup(self) -> None:

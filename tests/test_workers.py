@@ -240,8 +240,10 @@ def test_sigkill_of_a_worker_under_load_loses_nothing(tmp_path: Path) -> None:
     rng = random.Random(3)
 
     def kill_worker(proc: subprocess.Popen[bytes]) -> None:
-        found = children(proc.pid)
-        os.kill(found[rng.choice(["w0", "w1"])], signal.SIGKILL)
+        victim = rng.choice(["w0", "w1"])
+        # A worker killed in the previous round may still be in its restart delay.
+        assert wait_for(lambda: victim in children(proc.pid)), children(proc.pid)
+        os.kill(children(proc.pid)[victim], signal.SIGKILL)
 
     kill_under_load(tmp_path, kill_worker)
 

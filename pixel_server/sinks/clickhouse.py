@@ -26,12 +26,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import msgspec
 from clickhouse_connect.driver.exceptions import OperationalError, StreamFailureError
 
+from pixel_server.atomic import replace_file
 from pixel_server.metrics import Metrics
 from pixel_server.pipeline import record as records
+from pixel_server.pipeline.erasures import Erasures
 from pixel_server.pipeline.wal import Batch, LogReader
 
 log = logging.getLogger("pixel_server.loader")
@@ -40,6 +43,9 @@ InsertFn = Callable[[list[records.Record], str], None]
 """Insert these records with this deduplication token; raise on failure."""
 
 READER_NAME = "loader"
+QUARANTINE_FILE: Final = Path("quarantine") / "events.jsonl"  # under the data directory
+# Parking a row and an erasure's rewrite of the file take turns.
+_QUARANTINE_LOCK: Final = threading.Lock()
 POISON_AFTER = 3
 # Failures of the connection, never blamed on a row.
 TRANSIENT = (OperationalError, StreamFailureError, OSError, TimeoutError)
@@ -176,7 +182,7 @@ class Loader:
         line = msgspec.json.encode(
             {"batch_id": token, "error": str(exc)[:500], "record": msgspec.structs.asdict(row)}
         )
-        with self.quarantine.open("ab") as f:
+        with _QUARANTINE_LOCK, self.quarantine.open("ab") as f:
             f.write(line + b"\n")
             f.flush()
             os.fsync(f.fileno())
@@ -222,3 +228,28 @@ class Loader:
             self.state.failing_since = time.time()
             log.warning("ClickHouse insert failed; retrying", extra={"error": message})
         self.state.last_error = message
+
+
+_PARKED: Final = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_PARKED_RECORD: Final = msgspec.json.Decoder(records.Record)
+
+
+def drop_from_quarantine(path: Path, erasures: Erasures) -> int:
+    """Rewrite the quarantine file without the erased people's rows; how many went."""
+    with _QUARANTINE_LOCK:
+        try:
+            lines = path.read_bytes().splitlines()
+        except FileNotFoundError:
+            return 0
+        kept = []
+        for line in lines:
+            try:
+                row = _PARKED_RECORD.decode(_PARKED.decode(line)["record"])
+            except (msgspec.DecodeError, KeyError):
+                kept.append(line)  # not ours to judge: keep it for the operator
+                continue
+            if not erasures.matches(row):
+                kept.append(line)
+        if len(kept) < len(lines):
+            replace_file(path, b"".join(k + b"\n" for k in kept))
+        return len(lines) - len(kept)

@@ -22,6 +22,8 @@ import msgspec
 from prometheus_client.core import GaugeMetricFamily
 
 from pixel_server.metrics import Metrics
+from pixel_server.pipeline import record as records
+from pixel_server.pipeline.erasures import Erasures
 from pixel_server.pipeline.record import decode_key
 from pixel_server.pipeline.wal import HEADER_SIZE, Batch, Position, WalClosed, WriteAheadLog
 from pixel_server.pixel import Pixel
@@ -79,6 +81,7 @@ class Forwarder:
         rescan_interval: float = 2.0,
         fsync: bool = True,
         recheck: bool = True,
+        erasures: Erasures | None = None,
     ) -> None:
         if not 1 <= batch_events <= MAX_EVENTS:
             raise ValueError(f"batch_events must be 1..{MAX_EVENTS}")
@@ -105,6 +108,7 @@ class Forwarder:
         self.rescan_interval = rescan_interval  # how soon a replay's chunks are picked up
         self.fsync = fsync
         self.recheck = recheck
+        self.erasures = erasures or Erasures(None)
 
         self._lanes: dict[str, Lane] = {}
         self._tracked: deque[Tracked] = deque()
@@ -313,6 +317,10 @@ class Forwarder:
         self._last_read_full = batch is not None and len(batch.records) >= records
         return batch
 
+    def _erased(self, pixel_id: str, payload: bytes) -> bool:
+        """A copy of a person erased since it was received (decoded only then)."""
+        return self.erasures.for_pixel(pixel_id) and self.erasures.matches(records.decode(payload))
+
     def _nobody_forwards(self) -> bool:
         """True while no pixel could be sent to TikTok (cached per registry version)."""
         version = getattr(self.pixels, "version", None)
@@ -383,6 +391,9 @@ class Forwarder:
                 self._skip(reason)
                 return None
             record = STORED.decode(payload)
+            if self._erased(head.pixel_id, payload):
+                self._skip("erased")
+                return None
         except msgspec.DecodeError:
             log.error("undecodable log record skipped", extra={"position": str(origin)})
             self._skip("undecodable")
@@ -545,6 +556,9 @@ class Forwarder:
             origin = Position(e.origin_segment, e.origin_offset) if e.origin_segment >= 0 else None
             if chunk.found and origin is not None and origin >= self._startup_committed:
                 continue  # the log had not passed it at the crash: the log hands it out again
+            if self._erased(lane.pixel_id, e.record):
+                self._skip("erased")
+                continue
             record = STORED.decode(e.record)
             items.append(Item(decode_key(e.record), e.record, encode_event(record),
                                record.test_event_code, e.attempts, origin))  # fmt: skip

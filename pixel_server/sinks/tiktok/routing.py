@@ -12,6 +12,7 @@ SkipReason = Literal[
     "unknown_pixel", "pixel_disabled", "not_configured", "consent_denied", "browser_copy",
     "already_final", "undecodable",
     "nothing_to_forward",  # no pixel had TikTok settings: the batch was skipped unread
+    "erased",  # the person's events were erased (pixel-server erase) while this was in transit
 ]  # fmt: skip
 
 
