@@ -80,7 +80,7 @@ class Erasures:
         with self._lock:
             if self.path is not None and new:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                with self.path.open("ab", opener=_private) as f:
+                with open(self.path, "ab", opener=_private) as f:
                     f.write(b"".join(_ENCODE(t) + b"\n" for t in new))
                     f.flush()
                     os.fsync(f.fileno())

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 from clickhouse_connect.driver.exceptions import OperationalError, StreamFailureError
@@ -230,8 +230,7 @@ class Loader:
         self.state.last_error = message
 
 
-_PARKED: Final = msgspec.json.Decoder(dict[str, msgspec.Raw])
-_PARKED_RECORD: Final = msgspec.json.Decoder(records.Record)
+_PARKED: Final = msgspec.json.Decoder(dict[str, Any])
 
 
 def drop_from_quarantine(path: Path, erasures: Erasures) -> int:
@@ -244,8 +243,8 @@ def drop_from_quarantine(path: Path, erasures: Erasures) -> int:
         kept = []
         for line in lines:
             try:
-                row = _PARKED_RECORD.decode(_PARKED.decode(line)["record"])
-            except (msgspec.DecodeError, KeyError):
+                row = records.Record(**_PARKED.decode(line)["record"])
+            except (msgspec.DecodeError, KeyError, TypeError):
                 kept.append(line)  # not ours to judge: keep it for the operator
                 continue
             if not erasures.matches(row):
