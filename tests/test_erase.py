@@ -156,3 +156,25 @@ def test_quarantined_rows_of_the_person_are_removed(tmp_path: Any) -> None:
     assert drop_from_quarantine(path, erasures) == 2
     assert jane not in path.read_text() and path.read_text().count("\n") == 2
     assert ORIGIN  # the helpers' shop origin is what the pixel registered
+
+
+def test_the_cli_erases_from_standard_input_and_lists_erasures(tmp_path: Any) -> None:
+    from tests.test_cli import cli, cli_json
+
+    data = tmp_path / "data"
+    pixel = cli_json(data, "pixel", "add", "--name", "Shop")
+    done = cli(data, "erase", "--pixel", pixel["id"], "--email", "-", "--json", stdin=JANE + "\n")
+    result = json_of(done.stdout)
+    assert (result["kind"], result["events"]) == ("email", 0)
+    both = cli(data, "erase", "--pixel", pixel["id"], "--email", JANE, "--phone", "+14155550100",
+               check=False)  # fmt: skip
+    assert both.returncode == 1 and "exactly one" in both.stderr
+    listed = cli_json(data, "erase", "--pixel", pixel["id"], "--list")
+    assert [r["kind"] for r in listed] == ["email"]
+    assert "jane" not in str(listed).lower()
+
+
+def json_of(text: str) -> Any:
+    import json
+
+    return json.loads(text)
