@@ -142,6 +142,7 @@ _PIXEL_OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
     ),
     ("--currency", "currency", {"help": "store currency (ISO 4217) for Ecwid"}),
     ("--click-window-days", "click_window_days", {"type": int}),
+    ("--raw-retention-months", "raw_retention_months", {"type": int}),
     ("--tiktok-catalog-id", "tiktok_catalog_id", {"help": "push the catalog to this catalog"}),
     ("--tiktok-bc-id", "tiktok_bc_id", {"help": "the Business Center owning that catalog"}),
     ("--catalog-sync-hours", "catalog_sync_hours", {"type": int, "help": "full pull every N h"}),

@@ -77,6 +77,10 @@ def _pixel_update(m: Management, args: dict[str, Any]) -> dict[str, Any]:
     before = m.store.get(pixel_id)
     after = m.store.update(pixel_id, **changes)
     audit.record_settings(m.database.client(), actor, before, after)
+    if after.raw_retention_months != before.raw_retention_months:
+        from pixel_server.storage.events import EventStore
+
+        EventStore(m.database.client).apply_retention(pixel_id, after.raw_retention_months)
     if m.data_dir is not None:  # first TikTok credentials: send what was stored meanwhile
         from pixel_server.sinks import backfill
 

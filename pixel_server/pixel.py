@@ -21,7 +21,11 @@ PLATFORMS = ("ecwid", "bigcommerce", "shopify", "woocommerce", "html")
 ROLES = ("owner", "reader")
 SECRET_FIELDS = ("tiktok_access_token", "webhook_secret", "store_api_token")
 _TIKTOK_CODE = re.compile(r"^[A-Z0-9]{5,40}$")
-_WHOLE_NUMBERS = {"click_window_days": (1, 90), "catalog_sync_hours": (0, 720)}
+_WHOLE_NUMBERS = {
+    "click_window_days": (1, 90),
+    "catalog_sync_hours": (0, 720),
+    "raw_retention_months": (1, 240),
+}
 # What each platform calls a store (checked once platform and store id are both known).
 _STORE_ID_RULES: dict[str, tuple[re.Pattern[str], str]] = {
     "ecwid": (re.compile(r"^[0-9]{1,12}$"), "an Ecwid store id is digits, e.g. 1003"),
@@ -74,6 +78,7 @@ class Pixel:
     tiktok_bc_id: str = ""  # the Business Center that owns that catalog
     catalog_sync_hours: int = 24  # full catalog pull every N hours (0: webhooks only)
     feed_token_hash: str = ""  # the catalog feed URL's token, hashed
+    raw_retention_months: int = 25  # raw events are deleted this long after they happened
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
 

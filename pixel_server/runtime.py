@@ -46,7 +46,7 @@ from pixel_server.sinks.clickhouse import QUARANTINE_FILE, Loader
 from pixel_server.sinks.ledger import Ledger
 from pixel_server.storage.client import DataDirInUse, StorageError, parse_url
 from pixel_server.storage.database import Database
-from pixel_server.storage.events import EventStore
+from pixel_server.storage.events import DEFAULT_RETENTION_MONTHS, EventStore
 from pixel_server.storage.lock import DataDirLock
 from pixel_server.storage.pixels import PixelStore
 
@@ -79,10 +79,10 @@ class Runtime:
         self.data_dir = settings.data_dir.resolve()
         self.lock = DataDirLock(self.data_dir)
         self.database = Database(parse_url(settings.clickhouse_dsn, database))
-        self.events = EventStore(self.database.client)
         self.box = SecretBox(settings.secret_key_path.resolve())
         self.metrics = Metrics()
         self.registry = PixelRegistry()
+        self.events = EventStore(self.database.client, self._retention_months)
         # Erased people: the loader and the forwarder drop their copies in transit.
         self.erasures = Erasures(self.data_dir / ERASURES_FILE)
         self.management = Management(
@@ -268,6 +268,10 @@ class Runtime:
         self.catalog_schedule.start()
         self._tasks.append(asyncio.create_task(self._maintain()))
         await self.admin.start()
+
+    def _retention_months(self, pixel_id: str) -> int:
+        pixel = self.registry.get(pixel_id)
+        return pixel.raw_retention_months if pixel is not None else DEFAULT_RETENTION_MONTHS
 
     def insert_events(self, batch: list[Record], token: str) -> None:
         """The loader's way into ClickHouse (tests wrap it to inject failures)."""

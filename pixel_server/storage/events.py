@@ -14,18 +14,36 @@ from pixel_server.pipeline.record import COLUMNS, Record, to_columns
 RECENT_HOURS = 49
 
 
+DEFAULT_RETENTION_MONTHS = 25
+
+
 class EventStore:
-    def __init__(self, client: Callable[[], Client]) -> None:
+    def __init__(
+        self,
+        client: Callable[[], Client],
+        retention: Callable[[str], int] = lambda pixel_id: DEFAULT_RETENTION_MONTHS,
+    ) -> None:
         self._client = client
+        self._retention = retention  # a pixel's raw_retention_months (the TTL reads it per row)
 
     def insert(self, batch: list[Record], token: str) -> None:
         """One columnar insert; ``token`` (the log batch's id) makes a replay a no-op."""
+        months = {p: self._retention(p) for p in {r.pixel_id for r in batch}}
         self._client().insert(
             "events",
-            to_columns(batch),
-            column_names=list(COLUMNS),
+            [*to_columns(batch), [months[r.pixel_id] for r in batch]],
+            column_names=[*COLUMNS, "retention_months"],
             column_oriented=True,
             settings={"insert_deduplication_token": token},
+        )
+
+    def apply_retention(self, pixel_id: str, months: int) -> None:
+        """A changed setting applies to the rows already stored (a mutation, waited for)."""
+        self._client().command(
+            "ALTER TABLE events UPDATE retention_months = {m:UInt16} WHERE pixel_id = {p:String}"
+            " AND retention_months != {m:UInt16}",
+            parameters={"m": months, "p": pixel_id},
+            settings={"mutations_sync": 1},
         )
 
     def recent_copies(self) -> Iterator[tuple[str, str, str, str, float]]:
