@@ -35,7 +35,7 @@ from pixel_server.metrics import Metrics
 from pixel_server.pipeline.dedup import DedupIndex
 from pixel_server.pipeline.erasures import FILE_NAME as ERASURES_FILE
 from pixel_server.pipeline.erasures import Erasures
-from pixel_server.pipeline.record import Record
+from pixel_server.pipeline.record import Record, decode, encode
 from pixel_server.pipeline.wal import WriteAheadLog
 from pixel_server.registry import PixelRegistry
 from pixel_server.reports.warmer import Warmer
@@ -82,7 +82,9 @@ class Runtime:
         self.box = SecretBox(settings.secret_key_path.resolve())
         self.metrics = Metrics()
         self.registry = PixelRegistry()
-        self.events = EventStore(self.database.client, self._retention_months)
+        self.events = EventStore(
+            self.database.client, self._retention_months, embedded=self.database.target.embedded
+        )
         # Erased people: the loader and the forwarder drop their copies in transit.
         self.erasures = Erasures(self.data_dir / ERASURES_FILE)
         self.management = Management(
@@ -129,7 +131,7 @@ class Runtime:
         self.forwarder_options: dict[str, Any] = dict(forwarder_options or {})
         self.backfill: Backfill | None = None  # stored events, once TikTok is set up
         # Told of every batch the loader stored (the console's live view).
-        self.on_loaded: Callable[[list[Record]], None] = lambda batch: None
+        self.on_loaded: Callable[[list[bytes]], None] = lambda batch: None
         self.warmer = Warmer(
             self.database.client, self.registry, self.metrics, settings.report_warm_interval_s
         )
@@ -236,7 +238,7 @@ class Runtime:
             log.warning("ClickHouse unavailable at start; retrying", extra={"error": str(exc)})
         self.loader = Loader(
             self.wal.reader("loader"),
-            self.insert_events,
+            self.load,
             self.metrics,
             batch_rows=s.loader_batch_rows,
             interval=s.loader_interval_ms / 1000,
@@ -269,17 +271,25 @@ class Runtime:
         self._tasks.append(asyncio.create_task(self._maintain()))
         await self.admin.start()
 
-    def _retention_months(self, pixel_id: str) -> int:
-        pixel = self.registry.get(pixel_id)
-        return pixel.raw_retention_months if pixel is not None else DEFAULT_RETENTION_MONTHS
+    def _retention_months(self) -> dict[str, int]:
+        return {
+            p.id: p.raw_retention_months
+            for p in self.registry.all()
+            if p.raw_retention_months != DEFAULT_RETENTION_MONTHS
+        }
 
-    def insert_events(self, batch: list[Record], token: str) -> None:
-        """The loader's way into ClickHouse (tests wrap it to inject failures)."""
+    def load(self, batch: list[bytes], token: str) -> None:
+        """The loader's way into ClickHouse, with log records as they are in the
+        log (tests wrap ``loader.insert`` to inject failures)."""
         if self.erasures.pixels:
-            batch = [r for r in batch if not self.erasures.matches(r)]
+            batch = [p for p in batch if not self.erasures.matches(decode(p))]
         if batch:
             self.events.insert(batch, token)
         self.on_loaded(batch)
+
+    def insert_events(self, records: list[Record], token: str) -> None:
+        """The same from records (tests and data generators)."""
+        self.load([encode(r) for r in records], token)
 
     def _rebuild_dedup(self) -> None:
         """Seed the index with the last 48 h of copies already in ClickHouse."""

@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from pixel_server.console import live
-from pixel_server.pipeline.record import Record
+from pixel_server.pipeline.record import Record, encode
 from pixel_server.pixel import Pixel
 from tests.conftest import free_port
 from tests.console_helpers import running_server
@@ -29,8 +29,15 @@ def record(event: str, event_id: str, source: str = "browser", **extra: Any) -> 
     return Record("px_live", event, event, event_id, source, NOW, NOW, **extra)
 
 
+class Feed(live.LiveFeed):
+    """The feed, published to with records (the loader hands it their log encoding)."""
+
+    def publish(self, records: Any) -> None:  # type: ignore[override]
+        super().publish([encode(r) for r in records])
+
+
 def feed() -> live.LiveFeed:
-    return live.LiveFeed(lambda pixel_id: PIXEL if pixel_id == "px_live" else None)
+    return Feed(lambda pixel_id: PIXEL if pixel_id == "px_live" else None)
 
 
 def test_viewers_get_what_they_filter_for_and_see_merged_copies() -> None:

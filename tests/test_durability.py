@@ -15,6 +15,7 @@ from starlette.testclient import TestClient
 
 from pixel_server.app import create_app
 from pixel_server.config import Settings, load_settings
+from pixel_server.pipeline.record import decode_key
 from pixel_server.runtime import Runtime
 from pixel_server.storage.queries import merged_events_sql
 from tests.conftest import UNLIMITED
@@ -277,7 +278,7 @@ def test_a_row_clickhouse_never_takes_is_parked_not_blocking(
     real_insert = runtime.loader.insert
 
     def refuses_poison(batch: list[Any], token: str) -> None:
-        if any(r.event_id == "poison" for r in batch):
+        if any(decode_key(p).event_id == "poison" for p in batch):
             raise ValueError("injected: Decimal overflow")
         real_insert(batch, token)
 

@@ -4,7 +4,7 @@ pushed to the page with server-sent events (like TikTok's "Test events").
 Where events come from
 ----------------------
 :meth:`LiveFeed.publish` is called with every batch the ClickHouse loader has
-inserted (``Runtime.insert_events``): the storage process sees every event
+inserted (``Runtime.load``): the storage process sees every event
 there, whichever process took the request, so the view keeps working when
 ingest moves to separate worker processes. (Events show about one loader
 interval, ~0.1 s, after they were accepted.) A replay after a crash may show
@@ -48,7 +48,7 @@ from starlette.routing import BaseRoute, Route
 
 from pixel_server.console.access import Denied, Gate
 from pixel_server.console.pages import SECURITY_HEADERS, Pages
-from pixel_server.pipeline.record import Record
+from pixel_server.pipeline.record import Record, decode, decode_key
 from pixel_server.pixel import Pixel
 
 log = logging.getLogger("pixel_server.console.live")
@@ -125,23 +125,25 @@ class LiveFeed:
     def __init__(self, pixels: Callable[[str], Pixel | None]) -> None:
         self._pixels = pixels
         self._lock = threading.Lock()
-        self._recent: dict[str, deque[tuple[Record, tuple[str, ...]]]] = {}
+        # Records stay in their log encoding until someone looks at them.
+        self._recent: dict[str, deque[tuple[bytes, tuple[str, ...]]]] = {}
         self._sources: dict[str, OrderedDict[tuple[str, str], list[str]]] = {}
         self._subscribers: dict[str, set[Subscriber]] = {}
 
-    def publish(self, records: Iterable[Record]) -> None:
-        """Called after a batch is stored; never raises into the caller."""
+    def publish(self, payloads: Iterable[bytes]) -> None:
+        """Called with the log records of a batch once stored; never raises into the caller."""
         try:
-            self._publish(records)
+            self._publish(payloads)
         except Exception:  # a viewer problem must never stall loading
             log.exception("live view: publishing a batch failed")
 
-    def _publish(self, records: Iterable[Record]) -> None:
-        # On the loader's thread, for every stored event: only a deque append and
-        # a dict update per event; the item for a page is built only when
-        # someone watches the pixel.
+    def _publish(self, payloads: Iterable[bytes]) -> None:
+        # On the loader's thread, for every stored event: a key decode, a deque
+        # append and a dict update; the whole record is decoded and the item
+        # for a page built only when someone watches the pixel.
         with self._lock:
-            for record in records:
+            for payload in payloads:
+                record = decode_key(payload)
                 pixel_id = record.pixel_id
                 recent = self._recent.get(pixel_id)
                 if recent is None:
@@ -157,10 +159,10 @@ class LiveFeed:
                 keys[key] = sources
                 if len(keys) > KEYS:
                     keys.popitem(last=False)
-                recent.append((record, tuple(sources)))
+                recent.append((payload, tuple(sources)))
                 watching = self._subscribers.get(pixel_id)
                 if watching:
-                    item = item_of(record, self._pixels(pixel_id), sources)
+                    item = item_of(decode(payload), self._pixels(pixel_id), sources)
                     for subscriber in watching:
                         subscriber.offer(item)
 
@@ -170,7 +172,7 @@ class LiveFeed:
             self._subscribers.setdefault(subscriber.pixel_id, set()).add(subscriber)
             recent = list(self._recent.get(subscriber.pixel_id, ()))
         pixel = self._pixels(subscriber.pixel_id)
-        items = (item_of(record, pixel, sources) for record, sources in recent)
+        items = (item_of(decode(payload), pixel, sources) for payload, sources in recent)
         return [i for i in items if subscriber.wants(i)]
 
     def unsubscribe(self, subscriber: Subscriber) -> None:

@@ -10,7 +10,8 @@ default.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from collections.abc import Iterable
+from typing import Final
 
 import msgspec
 
@@ -66,23 +67,6 @@ class Record(msgspec.Struct, array_like=True, gc=False):
 _ENCODER: Final = msgspec.msgpack.Encoder()
 _DECODER: Final = msgspec.msgpack.Decoder(Record)
 
-SCALAR_COLUMNS: Final[tuple[str, ...]] = tuple(
-    f for f in Record.__struct_fields__ if f not in ("contents", "content_refunds")
-)
-CONTENT_COLUMNS: Final[tuple[str, ...]] = (
-    "contents.content_id",
-    "contents.item_group_id",
-    "contents.name",
-    "contents.category",
-    "contents.brand",
-    "contents.quantity",
-    "contents.price",
-    "contents.refunded",
-    "contents.refunded_share",
-)
-COLUMNS: Final[tuple[str, ...]] = SCALAR_COLUMNS + CONTENT_COLUMNS
-_TIME_COLUMNS: Final = frozenset({"event_time", "received_at"})
-
 
 def encode(record: Record) -> bytes:
     return _ENCODER.encode(record)
@@ -92,34 +76,18 @@ def decode(payload: bytes) -> Record:
     return _DECODER.decode(payload)
 
 
-_FIELDS: Final = Record.__struct_fields__
-_SCALAR_AT: Final = tuple(_FIELDS.index(n) for n in SCALAR_COLUMNS)
-_TIME_AT: Final = frozenset(_FIELDS.index(n) for n in _TIME_COLUMNS)
-_CONTENTS_AT: Final = _FIELDS.index("contents")
-_REFUNDS_AT: Final = _FIELDS.index("content_refunds")
+# Every record of the current layout starts with the same array header (its
+# field count); ClickHouse's MessagePack input wants the fields without it.
+_HEADER: Final = encode(Record("", "", "", "", "", 0.0, 0.0))[:3]
+assert _HEADER[0] == 0xDC, "a record is an array of 16 or more fields"
 
 
-def to_columns(records: list[Record]) -> list[list[Any]]:
-    """Columnar data for ``client.insert(..., column_oriented=True)``, in COLUMNS order.
+def msgpack_rows(payloads: Iterable[bytes]) -> bytes:
+    """The records as one MessagePack row stream, fields in log order.
 
-    One C-level transpose (``astuple`` + ``zip``) instead of an attribute
-    lookup per field and record: the loader's Python cost per row."""
-    if not records:
-        return [[] for _ in COLUMNS]
-    fields = list(zip(*map(msgspec.structs.astuple, records), strict=True))
-    columns: list[list[Any]] = []
-    for at in _SCALAR_AT:
-        # DateTime64(3) takes integer milliseconds (no datetime objects made).
-        columns.append(
-            [round(v * 1000) for v in fields[at]] if at in _TIME_AT else list(fields[at])
-        )
-    contents = fields[_CONTENTS_AT]
-    for index in range(len(CONTENT_COLUMNS) - 2):
-        columns.append([[c[index] for c in rows] for rows in contents])
-    pairs = list(zip(fields[_REFUNDS_AT], contents, strict=True))
-    for index in range(2):
-        columns.append([[r[index] for r in rf] if rf else [0.0] * len(c) for rf, c in pairs])
-    return columns
+    A record written before fields were added (a shorter array) is decoded
+    and re-encoded, which fills the new fields with their defaults."""
+    return b"".join(p[3:] if p[:3] == _HEADER else encode(decode(p))[3:] for p in payloads)
 
 
 class RecordKey(msgspec.Struct, array_like=True, gc=False):

@@ -1,7 +1,8 @@
 """The ClickHouse loader: the log's first reader.
 
-A worker thread reads batches from the write-ahead log and inserts them
-columnar into ``events``, with the batch id (log, segment, first and last
+A worker thread reads batches from the write-ahead log and hands their
+records, MessagePack as in the log, to one insert into ``events``
+(``storage/events.py``), with the batch id (log, segment, first and last
 offset) as ``insert_deduplication_token``: a batch re-sent after a crash
 between the insert and the offset commit is dropped by ClickHouse, and the
 table engine collapses identical rows as a second guard. The offset is
@@ -39,8 +40,9 @@ from pixel_server.pipeline.wal import Batch, LogReader
 
 log = logging.getLogger("pixel_server.loader")
 
-InsertFn = Callable[[list[records.Record], str], None]
-"""Insert these records with this deduplication token; raise on failure."""
+InsertFn = Callable[[list[bytes], str], None]
+"""Insert these log records (MessagePack, as in the log) with this deduplication
+token; raise on failure."""
 
 READER_NAME = "loader"
 QUARANTINE_FILE: Final = Path("quarantine") / "events.jsonl"  # under the data directory
@@ -152,7 +154,7 @@ class Loader:
         batch = self.reader.read_batch(max_records=self.batch_rows, max_bytes=64 << 20)
         if batch is None:
             return
-        rows = [records.decode(p) for p in batch.records]
+        rows = list(batch.records)
         parked = self._insert_parts(rows, batch.batch_id, 0, len(rows))
         self.reader.commit(batch.end)
         self._failures.clear()
@@ -160,7 +162,7 @@ class Loader:
         self.state.failing_since = None
         self.state.last_error = ""
 
-    def _insert_parts(self, rows: list[records.Record], token: str, lo: int, hi: int) -> int:
+    def _insert_parts(self, rows: list[bytes], token: str, lo: int, hi: int) -> int:
         """Insert rows[lo:hi] (each part with its own stable token); rows parked."""
         try:
             self.insert(rows[lo:hi], f"{token}#{lo}-{hi}")
@@ -176,8 +178,9 @@ class Loader:
             self._park(rows[lo], token, exc)
             return 1
 
-    def _park(self, row: records.Record, token: str, exc: Exception) -> None:
+    def _park(self, payload: bytes, token: str, exc: Exception) -> None:
         assert self.quarantine is not None
+        row = records.decode(payload)
         self.quarantine.parent.mkdir(parents=True, exist_ok=True)
         line = msgspec.json.encode(
             {"batch_id": token, "error": str(exc)[:500], "record": msgspec.structs.asdict(row)}
@@ -207,7 +210,7 @@ class Loader:
         return self.reader.read_batch(max_records=self.batch_rows, max_bytes=64 << 20)
 
     def _load(self, batch: Batch) -> None:
-        rows = [records.decode(p) for p in batch.records]
+        rows = list(batch.records)
         self.insert(rows, batch.batch_id)
         self.reader.commit(batch.end)
         self.metrics.rows_loaded.inc(len(rows))
