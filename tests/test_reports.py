@@ -22,9 +22,7 @@ import msgspec
 import pytest
 from starlette.testclient import TestClient
 
-from pixel_server.pipeline.record import COLUMNS as RECORD_COLUMNS
 from pixel_server.pipeline.record import Record
-from pixel_server.pipeline.record import to_columns as record_columns
 from pixel_server.reports import ReportParams, cache, run
 from pixel_server.reports.base import ParamError, parse_params
 from pixel_server.reports.export import to_csv
@@ -466,8 +464,15 @@ def test_migration_0007_reads_older_copies_as_without_refund_amounts(engine_dir:
                           column_names=["version", "name", "checksum"])  # fmt: skip
         ds = generate(visitors=60, days=3, first_day=FIRST, tz="UTC", pixel_id="px_old")
         old = [msgspec.structs.replace(r, content_refunds=[]) for r in ds.records]
-        columns = list(RECORD_COLUMNS)[:-2]  # without contents.refunded / refunded_share
-        ch.insert("events", record_columns(old)[:-2], column_names=columns, column_oriented=True)
+        # The columns before migration 7 (no contents.refunded / refunded_share).
+        scalars = [f for f in old[0].__struct_fields__ if f not in ("contents", "content_refunds")]
+        nested = ["content_id", "item_group_id", "name", "category", "brand", "quantity", "price"]
+        rows = [
+            [round(getattr(r, f) * 1000) if f in ("event_time", "received_at") else getattr(r, f)
+             for f in scalars] + [[c[i] for c in r.contents] for i in range(len(nested))]
+            for r in old
+        ]  # fmt: skip
+        ch.insert("events", rows, column_names=[*scalars, *(f"contents.{n}" for n in nested)])
         ch.insert("report_days", [["px_old", FIRST, 1, "stale", 0, 0, 0, 1]],
                   column_names=["pixel_id", "day", "generation", "fingerprint", "touches",
                                 "basis", "attributed", "version"])  # fmt: skip
