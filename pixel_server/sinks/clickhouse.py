@@ -154,7 +154,7 @@ class Loader:
         batch = self.reader.read_batch(max_records=self.batch_rows, max_bytes=64 << 20)
         if batch is None:
             return
-        rows = list(batch.records)
+        rows = batch.records
         parked = self._insert_parts(rows, batch.batch_id, 0, len(rows))
         self.reader.commit(batch.end)
         self._failures.clear()
@@ -210,7 +210,7 @@ class Loader:
         return self.reader.read_batch(max_records=self.batch_rows, max_bytes=64 << 20)
 
     def _load(self, batch: Batch) -> None:
-        rows = list(batch.records)
+        rows = batch.records
         self.insert(rows, batch.batch_id)
         self.reader.commit(batch.end)
         self.metrics.rows_loaded.inc(len(rows))

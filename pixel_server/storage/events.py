@@ -18,7 +18,7 @@ from typing import Final
 
 from clickhouse_connect.driver.client import Client
 
-from pixel_server.pipeline.record import Record, encode, msgpack_rows
+from pixel_server.pipeline.record import Record, msgpack_rows
 
 #: Same-source copies collapse within 48 h; an hour more covers clock skew.
 RECENT_HOURS = 49
@@ -58,6 +58,14 @@ def _millis(expr: str) -> str:
     return f"fromUnixTimestamp64Milli(toInt64(round({expr} * 1000)), 'UTC')"
 
 
+def _refund_lines(field: str) -> str:
+    # Records without refund lines hold none: zero per content row.
+    return (
+        "if(empty(content_refunds), arrayMap(c -> toDecimal64(0, 4), contents),"
+        f" arrayMap(r -> {_money(field)}, content_refunds))"
+    )
+
+
 _CONVERTED: Final[dict[str, str]] = {
     "event_time": _millis("event_time"),
     "received_at": _millis("received_at"),
@@ -69,11 +77,8 @@ _CONVERTED: Final[dict[str, str]] = {
     "contents.brand": "arrayMap(c -> c.5, contents)",
     "contents.quantity": "arrayMap(c -> toUInt32(c.6), contents)",
     "contents.price": f"arrayMap(c -> {_money('c.7')}, contents)",
-    # Records without refund lines hold none: zero per content row.
-    "contents.refunded": "if(empty(content_refunds), arrayMap(c -> toDecimal64(0, 4), contents),"
-    f" arrayMap(r -> {_money('r.1')}, content_refunds))",
-    "contents.refunded_share": "if(empty(content_refunds), arrayMap(c -> toDecimal64(0, 4),"
-    f" contents), arrayMap(r -> {_money('r.2')}, content_refunds))",
+    "contents.refunded": _refund_lines("r.1"),
+    "contents.refunded_share": _refund_lines("r.2"),
 }
 _TARGETS: Final = tuple(
     name for name in _INPUT_TYPES if name not in ("contents", "content_refunds")
@@ -129,10 +134,6 @@ class EventStore:
             )
         finally:
             os.unlink(path)
-
-    def insert_records(self, batch: Sequence[Record], token: str) -> None:
-        """The same insert from records (tests and data generators)."""
-        self.insert([encode(r) for r in batch], token)
 
     def apply_retention(self, pixel_id: str, months: int) -> None:
         """A changed setting applies to the rows already stored (a mutation, waited for)."""
