@@ -64,9 +64,6 @@ class Settings:
     rate_limit_ip_burst: int = 200
     rate_limit_pixel: float = 5000.0
     rate_limit_pixel_burst: int = 20000
-    # Seconds between report cache warming passes (0: never warm; reports
-    # then bring the cache up to date themselves, which is slower).
-    report_warm_interval_s: float = 30.0
     # How old a stored event may be to be sent to TikTok when its pixel's
     # credentials are first set (TikTok publishes no limit; 7 days is safe).
     backfill_max_age_days: float = 7.0
@@ -217,7 +214,6 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "rate_limit_ip_burst": _int(1, 10**9),
     "rate_limit_pixel": _float(0.01, 1e9),
     "rate_limit_pixel_burst": _int(1, 10**9),
-    "report_warm_interval_s": _float(0.0, 86_400.0),
     "backfill_max_age_days": _float(0.0, 90.0),
     "demo": _bool,
     "secret_key_file": _path,

@@ -21,7 +21,7 @@ import queue
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -101,42 +101,34 @@ assert set(_PAGE_ORDER) == set(reports.REPORTS)
 async def _run(
     deps: Reports, names: tuple[str, ...], params: ReportParams, *, draw: bool = False
 ) -> tuple[dict[str, reports.Report], dict[str, str]]:
-    """Run reports in a worker thread (and draw their charts if ``draw``); the
-    cache is checked once for all of them."""
+    """Run reports in a worker thread (and draw their charts if ``draw``), at
+    once on several clients."""
     drawn: dict[str, str] = {}
 
-    def one(client: Client, name: str, held: ReportParams, counters: Any) -> reports.Report:
-        report = reports.run(client, name, held, counters, prepared=True)
+    def one(client: Client, name: str, counters: Any) -> reports.Report:
+        report = reports.run(client, name, params, counters)
         if draw and name in _CHARTS:
-            drawn[name] = _CHARTS[name](report.data, held)
+            drawn[name] = _CHARTS[name](report.data, params)
         return report
 
     def work() -> dict[str, reports.Report]:
         clients = deps.readers(min(REPORT_READERS, len(names)))
-        start = min(reports.needed_range(n, params)[0] for n in names)
-        with reports.cache.reading(clients[0], params.pixel_id, start, params.end) as (
-            rebuilt,
-            state,
-        ):
-            deps.metrics.report_days_rebuilt.labels("request").inc(len(rebuilt))
-            counters = _counters(deps.metrics)
-            held = replace(params, cache_state=state)
-            if len(clients) == 1:
-                return {n: one(clients[0], n, held, counters) for n in names}
-            # The reports read one snapshot (held above), so they may run at once.
-            idle: queue.SimpleQueue[Client] = queue.SimpleQueue()
-            for client in clients:
+        counters = _counters(deps.metrics)
+        if len(clients) == 1:
+            return {n: one(clients[0], n, counters) for n in names}
+        idle: queue.SimpleQueue[Client] = queue.SimpleQueue()
+        for client in clients:
+            idle.put(client)
+
+        def on_idle_client(name: str) -> reports.Report:
+            client = idle.get()
+            try:
+                return one(client, name, counters)
+            finally:
                 idle.put(client)
 
-            def on_idle_client(name: str) -> reports.Report:
-                client = idle.get()
-                try:
-                    return one(client, name, held, counters)
-                finally:
-                    idle.put(client)
-
-            with ThreadPoolExecutor(len(clients), thread_name_prefix="report") as pool:
-                return dict(zip(names, pool.map(on_idle_client, names), strict=True))
+        with ThreadPoolExecutor(len(clients), thread_name_prefix="report") as pool:
+            return dict(zip(names, pool.map(on_idle_client, names), strict=True))
 
     try:
         return await anyio.to_thread.run_sync(work), drawn

@@ -156,15 +156,6 @@ class Metrics:
             buckets=(0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0),
             registry=r,
         )
-        self.report_days_rebuilt = Counter(
-            "pixel_report_days_rebuilt",
-            "Days of the report cache re-merged, by who asked (warmer, request).",
-            ["by"],
-            registry=r,
-        )
-        self.report_warm_errors = Counter(
-            "pixel_report_warm_errors", "Report cache warming passes that failed.", registry=r
-        )
         self.ready = Gauge("pixel_ready", "1 when /readyz answers 200.", registry=r)
 
     def add_callback(self, produce: Callable[[], list[GaugeMetricFamily]]) -> None:

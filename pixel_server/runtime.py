@@ -1,7 +1,7 @@
 """The server's parts, built from settings, and their start/stop order.
 
 :class:`Runtime` is the composition root: it constructs every long-lived part
-once (registry, ingestor, log, loader, forwarder, webhooks, warmer, admin) and
+once (registry, ingestor, log, loader, forwarder, webhooks, admin) and
 :func:`pixel_server.app.create_app` hands each route factory the few parts
 its routes use. Nothing else looks parts up at request time.
 """
@@ -38,7 +38,6 @@ from pixel_server.pipeline.erasures import Erasures
 from pixel_server.pipeline.record import Record, decode, encode
 from pixel_server.pipeline.wal import WriteAheadLog
 from pixel_server.registry import PixelRegistry
-from pixel_server.reports.warmer import Warmer
 from pixel_server.secretbox import SecretBox
 from pixel_server.sinks import tiktok
 from pixel_server.sinks.backfill import Backfill
@@ -46,8 +45,9 @@ from pixel_server.sinks.clickhouse import QUARANTINE_FILE, Loader
 from pixel_server.sinks.ledger import Ledger
 from pixel_server.storage.client import DataDirInUse, StorageError, parse_url
 from pixel_server.storage.database import Database
-from pixel_server.storage.events import DEFAULT_RETENTION_MONTHS, EventStore
+from pixel_server.storage.events import EventStore
 from pixel_server.storage.lock import DataDirLock
+from pixel_server.storage.merged import DEFAULT_RETENTION_MONTHS
 from pixel_server.storage.pixels import PixelStore
 
 log = logging.getLogger("pixel_server.runtime")
@@ -132,9 +132,6 @@ class Runtime:
         self.backfill: Backfill | None = None  # stored events, once TikTok is set up
         # Told of every batch the loader stored (the console's live view).
         self.on_loaded: Callable[[list[bytes]], None] = lambda batch: None
-        self.warmer = Warmer(
-            self.database.client, self.registry, self.metrics, settings.report_warm_interval_s
-        )
         self._tasks: list[asyncio.Task[None]] = []
         self._resealed = False
         self.metrics.ready.set_function(lambda: 1.0 if self.readiness()[0] else 0.0)
@@ -266,7 +263,6 @@ class Runtime:
         )  # fmt: skip
         self.backfill.start()
         await self.webhooks.start()
-        self.warmer.start()
         self.catalog_schedule.start()
         self._tasks.append(asyncio.create_task(self._maintain()))
         await self.admin.start()
@@ -341,7 +337,6 @@ class Runtime:
 
     async def stop(self) -> None:
         await self.admin.stop()  # first: no management change while parts stop
-        await anyio.to_thread.run_sync(self.warmer.stop)
         await anyio.to_thread.run_sync(self.catalog_schedule.stop)
         await self.webhooks.stop()  # first: its fetches write to the event log
         if self.backfill is not None:

@@ -68,9 +68,6 @@ def shared_settings(
         "PIXEL_LOG_LEVEL": "warning",
         "PIXEL_RATE_LIMIT_IP": "1000000",
         "PIXEL_RATE_LIMIT_IP_BURST": "1000000",
-        # No background cache warming: tests that check what a report rebuilt
-        # must be the only ones rebuilding (tests/test_report_warmer.py turns it on).
-        "PIXEL_REPORT_WARM_INTERVAL_S": "0",
     }
     values.update(env)
     return load_settings(values)

@@ -23,7 +23,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from pixel_server.pipeline.record import Record
-from pixel_server.reports import ReportParams, cache, run
+from pixel_server.reports import ReportParams, run
 from pixel_server.reports.base import ParamError, parse_params
 from pixel_server.reports.export import to_csv
 from pixel_server.reports.products import MONEY
@@ -50,7 +50,7 @@ def loaded(
 
 
 def report(client: TestClient, ds: Dataset, name: str, **kw: Any) -> dict[str, Any]:
-    """The report read from the cache, after checking it equals the live merge."""
+    """The report read from the stored rollups, after checking it equals the live merge."""
     params = ReportParams(
         ds.pixel_id, kw.pop("first", FIRST), kw.pop("last", LAST), kw.pop("tz", TZ), **kw
     )
@@ -242,9 +242,11 @@ def test_parameters() -> None:
         assert err.value.param == param
 
 
-def test_the_cache_follows_late_copies(loaded: tuple[TestClient, Dataset]) -> None:
-    """A copy arriving days later (a webhook re-sent with the final amount, an old
-    order imported) changes the cached days it touches, and only those."""
+def test_a_late_copy_changes_the_stored_reports_at_its_insert(
+    loaded: tuple[TestClient, Dataset],
+) -> None:
+    """A copy arriving hours later (a webhook re-sent with the final amount)
+    replaces its event's merged state: the revenue moves by exactly its change."""
     client, _ = loaded
     runtime = runtime_of(client)
     ch = runtime.database.client()
@@ -254,15 +256,11 @@ def test_the_cache_follows_late_copies(loaded: tuple[TestClient, Dataset]) -> No
     first, last = ds.first_day, ds.first_day + timedelta(days=5)
     params = ReportParams(pixel["id"], first, last, "UTC")
     before = run(ch, "purchases", params).data
-    assert cache.prepare(ch, pixel["id"], params.start, params.end) == []  # all current
     paid = next(r for r in ds.records if r.event == "Purchase" and r.source == "server")
     late = msgspec.structs.replace(
         paid, source="webhook", value=(paid.value or 0) + 100, received_at=paid.received_at + 3600
     )
     runtime.insert_events([late], "late-2")
-    day = datetime.fromtimestamp(paid.event_time, UTC).date()
-    rebuilt = cache.prepare(ch, pixel["id"], params.start, params.end)
-    assert day in rebuilt and len(rebuilt) <= 5  # the day and its neighbours only
     after = run(ch, "purchases", params).data
     assert after == run(ch, "purchases", params, cached=False).data
     gain = {
@@ -332,11 +330,11 @@ def test_operations_forwarding_outcomes(loaded: tuple[TestClient, Dataset]) -> N
     assert messages == ["Invalid value for field: currency", "server error", "rate limited"]
 
 
-def test_the_cache_rebuilds_a_day_for_a_twin_after_midnight_only(
+def test_a_twin_after_midnight_merges_into_the_day_before(
     loaded: tuple[TestClient, Dataset],
 ) -> None:
-    """New copies on the next day re-merge the day before only when one of them
-    is a late twin of its events (the back end's copy of a purchase made at 23:59)."""
+    """The back end's copy of a purchase made at 23:59, dated after midnight,
+    merges into the purchase of the day before; unrelated copies change nothing."""
     client, _ = loaded
     runtime = runtime_of(client)
     ch = runtime.database.client()
@@ -370,7 +368,7 @@ def test_the_cache_rebuilds_a_day_for_a_twin_after_midnight_only(
         other, event_id="vc-next-day-2", received_at=midnight + 7200
     )
     runtime.insert_events([unrelated], "night-2")
-    assert day not in cache.prepare(ch, pixel["id"], params.start, params.end)
+    assert run(ch, "purchases", params).data["totals"][0]["revenue"] == Decimal("1.0000")
     server = msgspec.structs.replace(
         browser,
         source="server",
@@ -380,7 +378,6 @@ def test_the_cache_rebuilds_a_day_for_a_twin_after_midnight_only(
         anonymous_id="",
     )
     runtime.insert_events([server], "night-3")
-    assert day in cache.prepare(ch, pixel["id"], params.start, params.end)
     totals = run(ch, "purchases", params).data["totals"]
     assert [(t["orders"], t["revenue"]) for t in totals] == [(1, Decimal("80.0000"))]
     assert run(ch, "purchases", params, cached=False).data["totals"] == totals
@@ -397,11 +394,11 @@ def test_a_day_shorter_than_a_utc_day_of_the_range(loaded: tuple[TestClient, Dat
     assert [s["visitors"] for s in funnel] == truth(ds, first=day, last=day).funnel()
 
 
-def test_a_late_touch_reattributes_cached_purchases(
+def test_a_late_touch_reattributes_earlier_purchases(
     tmp_path_factory: pytest.TempPathFactory, engine_dir: Path
 ) -> None:
-    """A touch arriving for a day before a cached purchase's day (too far back
-    to re-merge it) still moves the purchase to the touch's channel."""
+    """A touch arriving after the purchase it precedes (days before it) moves
+    the purchase to the touch's channel."""
     with app_client(shared_settings(tmp_path_factory, engine_dir)) as client:
         runtime = runtime_of(client)
         pixel = add_pixel(runtime, timezone="UTC")
@@ -431,13 +428,6 @@ def test_a_late_touch_reattributes_cached_purchases(
             received_at=purchase.time + 3600,
         )
         runtime.insert_events([click], "late-touch-2")
-
-        def day_of(ts: float) -> date:
-            return datetime.fromtimestamp(ts, UTC).date()
-
-        rebuilt = cache.prepare(ch, pixel["id"], params.start, params.end)
-        assert day_of(click.event_time) in rebuilt  # re-merged: it has a new copy
-        assert day_of(purchase.time) in rebuilt  # re-attributed only: its copies did not change
         after = run(ch, "attribution", params).data
         assert after == run(ch, "attribution", params, cached=False).data
 
@@ -450,8 +440,8 @@ def test_a_late_touch_reattributes_cached_purchases(
 
 def test_migration_0007_reads_older_copies_as_without_refund_amounts(engine_dir: Path) -> None:
     """Copies stored before refund lines existed read zeros of the right length
-    (a Refund's lines then return price × quantity), and the report cache,
-    emptied by the migration, is rebuilt with the new columns."""
+    (a Refund's lines then return price × quantity), and migration 14 merges
+    them into the stored rows the reports read."""
     target = parse_url(f"chdb://{engine_dir}", "t_" + uuid.uuid4().hex[:12])
     ch = connect(target)
     try:
@@ -473,12 +463,9 @@ def test_migration_0007_reads_older_copies_as_without_refund_amounts(engine_dir:
             for r in old
         ]  # fmt: skip
         ch.insert("events", rows, column_names=[*scalars, *(f"contents.{n}" for n in nested)])
-        ch.insert("report_days", [["px_old", FIRST, 1, "stale", 0, 0, 0, 1]],
-                  column_names=["pixel_id", "day", "generation", "fingerprint", "touches",
-                                "basis", "attributed", "version"])  # fmt: skip
         later = [m.version for m in migrate.available() if m.version >= 7]
         assert [m.version for m in migrate.apply(ch)] == later
-        assert ch.command("SELECT count() FROM report_days") == 0
+        assert ch.command("SELECT count() FROM merged_events FINAL") == len(ds.events)
         assert ch.command(
             "SELECT countIf(length(`contents.refunded`) != length(`contents.content_id`)"
             " OR arrayExists(x -> x != 0, `contents.refunded_share`)) FROM events"

@@ -20,9 +20,12 @@ Per product, purchase lines (``price × quantity``) are credited the same way,
 less what refunds returned for the line (by line and its share of money
 returned without lines, see :mod:`.products`). Amounts stay per currency.
 
-Each purchase's channel under every model and window is worked out when its
-day is cached (``report_attributed``, see :mod:`.rollups`), so a report reads
-purchases and the few refunds, never the touches.
+Attribution is worked out at query time: the range's purchases (stored merged
+rows) joined with their buyers' touches (the touches rollup, sorted by
+visitor). A purchase's channel depends on events before it that may arrive
+after it, so an insert-time rollup would have to re-attribute past purchases
+on every late touch; a buyer's touches are few, and the join is cheap
+(docs/benchmarks.md, "Reports").
 """
 
 from __future__ import annotations
@@ -36,7 +39,6 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from pixel_server.pipeline.steps import CHANNELS
-from pixel_server.reports import cache
 from pixel_server.reports.base import (
     Report,
     ReportParams,
@@ -58,16 +60,12 @@ ORDER_LOOKBACK = timedelta(days=90)
 
 def _attributed(cached: bool, start: str = "start") -> str:
     """Purchases from ``{start}`` to ``{end}`` with their ``channels``."""
-    if cached:
-        return cache.attributed_sql(start)
-    touches = rollup("report_touches", start=f"{start}_touches")
-    return attributed_select(merged(("Purchase",), start=start), touches)
+    touches = rollup("report_touches", cached=cached, start=f"{start}_touches")
+    return attributed_select(merged(("Purchase",), cached=cached, start=start), touches)
 
 
 def _rollup(table: str, cached: bool) -> str:
     """An attribution rollup of the range (``report_attribution[_lines]``)."""
-    if cached:
-        return cache.attribution_sql(table)
     return ATTRIBUTION_ROLLUPS[table].select.format(source=_attributed(cached))
 
 

@@ -6,15 +6,19 @@ A report is run for one pixel over a range of whole days in a time zone:
 says otherwise), turned into UTC instants for ClickHouse. Days are bucketed
 with ``toDate(event_time, tz)``, so a day is the merchant's calendar day.
 
-Every report reads the merged view (:func:`pixel_server.storage.queries.merged_events_sql`:
-one row per event, browser/server/webhook copies merged, docs/architecture.md §2), mostly
-through its 15-minute rollups (:mod:`.rollups`), stored by :mod:`.cache`.
+Every report reads merged events (one row per event, browser/server/webhook
+copies merged, docs/architecture.md §2), mostly through 15-minute rollups
+(:mod:`.rollups`). Stored (``cached=True``, what the dashboard reads): the rows
+the loader keeps current (:mod:`pixel_server.storage.merged`) and the
+materialized views over them (migration 0013). Live (``cached=False``): the
+same rollups computed at query time from the copies
+(:func:`pixel_server.storage.queries.merged_events_sql`), the definition the
+stored rows are tested against.
 """
 
 from __future__ import annotations
 
 import zoneinfo
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -23,7 +27,8 @@ from typing import Any, Final, Literal
 from clickhouse_connect.driver.client import Client
 
 from pixel_server import zones
-from pixel_server.reports import cache, rollups
+from pixel_server.reports import rollups
+from pixel_server.storage import merged as stored
 from pixel_server.storage.queries import merged_events_sql
 
 MAX_DAYS: Final = 366
@@ -52,8 +57,6 @@ class ReportParams:
     tz: str
     window: int = DEFAULT_WINDOW  # attribution click window, days
     model: Model = "last_touch"
-    # Query parameters of the report cache's current generations (cache.current).
-    cache_state: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -101,7 +104,6 @@ class ReportParams:
             "whole_start": whole_start,
             "whole_end": whole_end,
             "tz": self.tz,
-            **self.cache_state,
             **extra,
         }
 
@@ -199,10 +201,9 @@ def merged(
     """One row per merged event of ``{pixel}`` in ``[{start}, {end})``, narrowed to
     ``events`` (names from this code, never from a request).
 
-    ``cached=False`` runs the merged view itself over the copies; ``cached=True``
-    reads its stored output (:mod:`pixel_server.reports.cache`, which the caller
-    has brought up to date). Both give the same rows. ``start``/``end`` rename
-    the range parameters when one query needs two ranges.
+    ``cached=True`` reads the stored rows (:func:`.stored.current_sql`),
+    ``cached=False`` merges the copies at query time. Same rows. ``start``/``end``
+    rename the range parameters when one query needs two ranges.
     """
     where = ""
     if events:
@@ -210,7 +211,7 @@ def merged(
             assert name.replace("_", "").isalnum(), name  # literals only from our constants
         where = "event IN (" + ", ".join(f"'{n}'" for n in events) + ")"
     if cached:
-        return cache.merged_sql(where, start, end)
+        return stored.current_sql(where, start, end)
     sql = merged_events_sql(where)
     if start != "start":
         sql = sql.replace("{start:", "{" + start + ":")
@@ -221,27 +222,27 @@ def merged(
 
 def rollup(table: str, *, cached: bool = False, start: str = "start", end: str = "end") -> str:
     """The rows of rollup ``table`` (a key of :data:`rollups.ROLLUPS`) in the range:
-    stored (``cached=True``) or computed from the live merged view. Same rows."""
+    stored (``cached=True``: partial sums, to be summed again) or computed from
+    the live merged view. Same sums."""
     if cached:
-        return cache.rollup_sql(table, start, end)
+        return rollups.stored_sql(table, start, end)
     return rollups.ROLLUPS[table].select.format(source=merged(start=start, end=end))
 
 
-def visitor_rows(parts: tuple[bool, bool, bool], cached: bool = False) -> str:
-    """``(at, visitor, transitions)`` rows covering the range once: a row per
-    visitor and UTC day for the days it covers whole, per visitor and bucket
-    for its edges (fewer rows than buckets throughout: a visitor comes on few
-    days, but in several buckets of a day). ``parts``: :attr:`ReportParams.parts`."""
+def visitor_rows(parts: tuple[bool, bool, bool]) -> str:
+    """Live ``(at, visitor, transitions)`` rows covering the range once: a row
+    per visitor and UTC day for the days it covers whole, per visitor and
+    bucket for its edges. ``parts``: :attr:`ReportParams.parts`."""
     whole, head, tail = parts
     selects = []
     if whole:
-        days = rollup("report_visitor_days", cached=cached, start="whole_start", end="whole_end")
+        days = rollup("report_visitor_days", start="whole_start", end="whole_end")
         selects.append(f"SELECT toDateTime(day, 'UTC') AS at, visitor, transitions FROM ({days})")
     if head:
-        before = rollup("report_visitors", cached=cached, end="whole_start")
+        before = rollup("report_visitors", end="whole_start")
         selects.append(f"SELECT bucket AS at, visitor, transitions FROM ({before})")
     if tail:
-        after = rollup("report_visitors", cached=cached, start="whole_end")
+        after = rollup("report_visitors", start="whole_end")
         selects.append(f"SELECT bucket AS at, visitor, transitions FROM ({after})")
     return "\nUNION ALL\n".join(selects)
 

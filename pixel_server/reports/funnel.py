@@ -6,9 +6,8 @@ events in between do not matter). Step conversion is reached(k) / reached(k-1);
 overall conversion is reached(k) / reached(1). Events without an anonymous id
 (consent denied, back-end-only copies) cannot be followed and are left out.
 
-Computed from the visitor rollups: each visitor's rows (what a day's or a
-bucket's events do to the level reached, see :mod:`.rollups`) applied in time
-order.
+Computed from the visitor rollup: each visitor's steps in the range, in time
+order, walked from level 0 (see :mod:`.rollups`).
 """
 
 from __future__ import annotations
@@ -19,21 +18,17 @@ from clickhouse_connect.driver.client import Client
 
 from pixel_server.reports.base import Report, ReportParams, Table, ratio, rows, visitor_rows
 from pixel_server.reports.rollups import FUNNEL as STEPS
-from pixel_server.reports.rollups import FUNNEL_LEVEL
+from pixel_server.reports.rollups import FUNNEL_LEVEL, STORED_FUNNEL_LEVELS
 
 
 @functools.cache
 def sql(cached: bool, parts: tuple[bool, bool, bool] = (True, True, True)) -> str:
-    return f"""
-SELECT level, count() AS visitors FROM
-(
-    SELECT {FUNNEL_LEVEL} AS level
-    FROM ({visitor_rows(parts, cached)})
-    GROUP BY visitor
-)
-WHERE level > 0
-GROUP BY level
-"""
+    levels = (
+        STORED_FUNNEL_LEVELS
+        if cached
+        else f"SELECT {FUNNEL_LEVEL} AS level FROM ({visitor_rows(parts)}) GROUP BY visitor"
+    )
+    return f"SELECT level, count() AS visitors FROM ({levels}) WHERE level > 0 GROUP BY level"
 
 
 def run(client: Client, params: ReportParams, cached: bool = False) -> Report:

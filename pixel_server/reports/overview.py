@@ -21,22 +21,33 @@ from pixel_server.reports.base import (
     rows,
     visitor_rows,
 )
+from pixel_server.reports.rollups import STORED_VISITORS
 
 
 @functools.cache
 def sql(cached: bool, parts: tuple[bool, bool, bool] = (True, True, True)) -> str:
     # Events per (day, event) are sums of bucket counts; distinct visitors are
     # counted only per day and over the range (not per event: nobody reads them).
-    return f"""
+    counts = f"""
 SELECT 0 AS level, {day_expr("bucket")} AS day, event, sum(events) AS n
 FROM ({rollup("report_counts", cached=cached)})
 GROUP BY day, event
 UNION ALL
+"""
+    if cached:
+        return f"""{counts}
+SELECT 1, {day_expr("toDateTime(bucket, 'UTC')")} AS day, '', uniqExact(visitor)
+FROM ({STORED_VISITORS})
+GROUP BY day
+UNION ALL
+SELECT 2, toDate(0), '', uniqExact(visitor) FROM ({STORED_VISITORS})
+"""
+    return f"""{counts}
 SELECT 1, {day_expr("bucket")} AS day, '', uniqExact(visitor)
 FROM ({rollup("report_visitors", cached=cached)})
 GROUP BY day
 UNION ALL
-SELECT 2, toDate(0), '', uniqExact(visitor) FROM ({visitor_rows(parts, cached)})
+SELECT 2, toDate(0), '', uniqExact(visitor) FROM ({visitor_rows(parts)})
 """
 
 

@@ -1,13 +1,15 @@
-"""What the reports keep of the merged events: small rollups per 15-minute bucket.
+"""What the reports read of the merged events: small rollups per 15-minute bucket.
 
-Reports never scan events. Each rollup below is a ``SELECT`` over merged
-events (one row per event, docs/architecture.md §2) that groups them by 15-minute bucket
-(UTC) and a few keys. The same ``SELECT`` is used twice:
+Each rollup is kept twice, with the same definition:
 
-* by the cache (:mod:`.cache`), which stores its output per UTC day and
-  generation in the table of the same name (migrations 0004, 0007);
-* at query time over the live merged view (``cached=False``), which the tests
-  compare with the stored rows and with the generator's truth.
+* stored: a materialized view of ``merged_events`` (migration 0013), with every
+  measure a sum weighted by the row's sign, so a cancelled state leaves it at
+  the insert that cancels it. :func:`stored_sql` reads those rows; the
+  visitor rollup keeps, per visitor and UTC day, maps of buckets and of
+  funnel steps (:data:`STORED_VISITORS`);
+* live: each ``SELECT`` below over merged events computed at query time from
+  the copies (``cached=False``): the definition, which the tests compare with
+  the stored rows and with the generator's truth.
 
 A merchant's calendar day in any time zone starts on a 15-minute boundary (in
 UTC), so summing buckets by ``toDate(bucket, tz)`` gives exact days. Distinct
@@ -30,6 +32,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Final
+
+from pixel_server.storage import merged
 
 FUNNEL: Final = ("ViewContent", "AddToCart", "InitiateCheckout", "AddPaymentInfo", "Purchase")
 BUCKET_SECONDS: Final = 900
@@ -58,9 +62,7 @@ MERGED_COLUMNS: Final = (
 )
 # A visitor as a 128-bit hash of the anonymous id (0: none): what uniqExact
 # keeps of a string anyway, and cheap to group and join on.
-VISITOR: Final = (
-    "if(anonymous_id = '', toUInt128(0), reinterpretAsUInt128(sipHash128(anonymous_id)))"
-)
+VISITOR: Final = merged.VISITOR
 
 _STEPS: Final = "[" + ", ".join(f"'{s}'" for s in FUNNEL) + "]"
 # Funnel steps of a group's events in time order (ties in step order).
@@ -288,3 +290,65 @@ FROM ({lines_select("{source}", "event_time, currency, channels")})
 GROUP BY bucket, currency, channels, product""",
     ),
 }
+
+
+# ---------------------------------------------------------------- stored rows
+
+_RANGE: Final = "{{{start}:DateTime64(3)}} AND {column} < {{{end}:DateTime64(3)}}"
+_STORED: Final[dict[str, str]] = {
+    # Partial sums of a bucket's measures: readers sum them again.
+    "report_counts": """SELECT toDate(bucket) AS day, bucket, event, currency, sources, events,
+       amount, copies, same_source, missing_id
+FROM rollup_counts WHERE pixel_id = {{pixel:String}} AND bucket >= """,
+    "report_products": """SELECT toDate(bucket) AS day, * EXCEPT pixel_id
+FROM rollup_products WHERE pixel_id = {{pixel:String}} AND bucket >= """,
+    # One row per distinct touch; attribution reads only the first and last.
+    "report_touches": """SELECT toDate(event_time) AS day, visitor, event_time, channel
+FROM rollup_touches WHERE pixel_id = {{pixel:String}} AND event_time >= """,
+}
+_TAIL: Final = {"report_touches": " GROUP BY visitor, event_time, channel HAVING sum(n) > 0"}
+
+
+def stored_sql(table: str, start: str = "start", end: str = "end") -> str:
+    """The stored rows of rollup ``table`` in ``[{start}, {end})``."""
+    column = ROLLUPS[table].time_column
+    return (
+        _STORED[table].format()
+        + _RANGE.format(start=start, end=end, column=column)
+        + _TAIL.get(table, "")
+    )
+
+
+# Per visitor and UTC day of the range, their map's keys whose signs sum above 0.
+_VISITOR_MAP: Final = """
+SELECT visitor, arrayFilter((k, n) -> n > 0 AND {keep}, m.1, m.2) AS keys
+FROM
+(
+    SELECT day, visitor, sumMap({column}) AS m FROM rollup_visitors
+    WHERE pixel_id = {{pixel:String}} AND day >= toDate({{start:DateTime64(3)}}, 'UTC')
+      AND day <= toDate({{end:DateTime64(3)}}, 'UTC')
+    GROUP BY day, visitor
+)"""
+_IN_RANGE_S: Final = (
+    "k >= toUnixTimestamp({start:DateTime64(3)}) AND k < toUnixTimestamp({end:DateTime64(3)})"
+)
+_IN_RANGE_MS: Final = (
+    "intDiv(k, 8) >= toUnixTimestamp64Milli({start:DateTime64(3)})"
+    " AND intDiv(k, 8) < toUnixTimestamp64Milli({end:DateTime64(3)})"
+)
+#: ``(visitor, bucket)``: the 15-minute buckets (Unix seconds) of the range each
+#: visitor had an event in.
+STORED_VISITORS: Final = (
+    "SELECT visitor, arrayJoin(keys) AS bucket FROM ("
+    + _VISITOR_MAP.format(column="buckets", keep=_IN_RANGE_S)
+    + ")"
+)
+#: ``level``: per visitor, the funnel steps done in order within the range
+#: (steps keyed by time in ms × 8 + step: sorted keys are in time order, ties
+#: in step order; the same greedy walk as :data:`FUNNEL_LEVEL`).
+STORED_FUNNEL_LEVELS: Final = (
+    f"SELECT arrayFold({_WALK}, arrayMap(k -> toUInt8(k % 8), arraySort(groupArrayArray(keys))),"
+    " toUInt8(0)) AS level FROM ("
+    + _VISITOR_MAP.format(column="steps", keep=_IN_RANGE_MS)
+    + ") GROUP BY visitor"
+)

@@ -8,9 +8,10 @@ matched, so no browser copy is left behind by an erased server copy.
 
 Deletes are lightweight ``DELETE``s, which ClickHouse applies before it
 answers (the rows vanish from every query at once, and from disk at the
-next merge of their parts). The report cache's rows of the affected days and
-every later day are deleted too, so the next read rebuilds them from what is
-left: totals drop by exactly the erased events.
+next merge of their parts). Their merged rows are cancelled first, which
+takes them out of every rollup at once (totals drop by exactly the erased
+events), then deleted with their cancel rows, and the visitor rollup's rows
+of the erased browsers go too.
 
 The audit row (``erasure_log``, migration 0011) keeps who, when, which kind
 of identifier and how much was removed, and only a prefix of the
@@ -28,14 +29,9 @@ import orjson
 from clickhouse_connect.driver.client import Client
 
 from pixel_server.pipeline.erasures import Kind
+from pixel_server.pipeline.record import RecordKey
+from pixel_server.storage.merged import VISITOR, MergedEvents
 
-#: Report cache tables, all keyed by pixel and UTC day.
-CACHE_TABLES: Final = (
-    "report_days", "report_merged", "report_counts", "report_visitors", "report_visitor_days",
-    "report_products", "report_touches", "report_attributed", "report_attribution",
-    "report_attribution_lines", "report_inserts",
-)  # fmt: skip
-NEIGHBOURS: Final = 2  # days around a day whose merge its copies can change (48 h)
 AUDIT_PREFIX: Final = 12  # hex digits of the identifier's hash kept in the audit row
 _MATCH: Final[dict[str, str]] = {
     "email": "has(email_sha256, {h:String})",
@@ -92,12 +88,21 @@ def erase(client: Client, pixel_id: str, kind: Kind, sha256: str) -> Erased:
         " has({a:Array(String)}, lower(hex(SHA256(anonymous_id))))))"
     )
     rows = client.query(
-        "SELECT concat(event, {sep:String}, event_id), min(event_time) FROM events"
+        "SELECT concat(event, {sep:String}, event_id), min(event_time), max(event_time),"
+        " any(event_id) FROM events"
         f" WHERE pixel_id = {{p:String}} AND {person} GROUP BY event, event_id",
         parameters={**p, "a": out.anonymous_ids, "sep": _SEP},
     ).result_rows
     if not rows:
         return out
+    visitors = [
+        int(r[0])
+        for r in client.query(
+            f"SELECT DISTINCT {VISITOR} FROM events WHERE pixel_id = {{p:String}}"
+            f" AND anonymous_id != '' AND {person}",
+            parameters={**p, "a": out.anonymous_ids},
+        ).result_rows
+    ]
     keys = [r[0] for r in rows]
     first = min(r[1] for r in rows)
     out.events = len(keys)
@@ -109,12 +114,20 @@ def erase(client: Client, pixel_id: str, kind: Kind, sha256: str) -> Erased:
     params = {"p": pixel_id, "k": keys, "sep": _SEP}
     out.copies = int(client.command(f"SELECT count() FROM events WHERE {where}", parameters=params))
     client.command(f"DELETE FROM events WHERE {where}", parameters=params)
-    for table in CACHE_TABLES:
-        client.command(
-            f"DELETE FROM {table} WHERE pixel_id = {{p:String}}"
-            f" AND day >= toDate({{first:String}}) - {NEIGHBOURS}",
-            parameters={"p": pixel_id, "first": out.first_day},
-        )
+    # With their copies gone, merging the events again cancels their rows.
+    MergedEvents(lambda: client).merge(
+        RecordKey(pixel_id, key.split(_SEP, 1)[0], "", event_id, "", t.timestamp(), 0.0)
+        for key, first_at, last_at, event_id in rows
+        for t in (first_at, last_at)
+    )
+    client.command(f"DELETE FROM merged_events WHERE {where}", parameters=params)
+    if visitors:  # every event of these browsers is gone: so are their rollup rows
+        for table in ("rollup_visitors", "rollup_touches"):
+            client.command(
+                f"DELETE FROM {table} WHERE pixel_id = {{p:String}}"
+                " AND visitor IN {v:Array(UInt128)}",
+                parameters={"p": pixel_id, "v": visitors},
+            )
     return out
 
 

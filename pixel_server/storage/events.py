@@ -18,12 +18,12 @@ from typing import Final
 
 from clickhouse_connect.driver.client import Client
 
-from pixel_server.pipeline.record import Record, msgpack_rows
+from pixel_server.pipeline.record import Record, decode_key, msgpack_rows
+from pixel_server.storage.merged import MergedEvents, retention_expr
 
 #: Same-source copies collapse within 48 h; an hour more covers clock skew.
 RECENT_HOURS = 49
 
-DEFAULT_RETENTION_MONTHS = 25
 
 _CONTENT: Final = "Tuple(String, String, String, String, String, Int64, Nullable(Float64))"
 # The record's fields in log order, as ClickHouse reads them from MessagePack.
@@ -86,12 +86,7 @@ _TARGETS: Final = tuple(
 
 
 def _insert_sql(source: str, retention: Mapping[str, int]) -> str:
-    months = (
-        "transform(pixel_id, {retention_pixels:Array(String)}, {retention_months:Array(UInt16)},"
-        f" toUInt16({DEFAULT_RETENTION_MONTHS}))"
-        if retention
-        else f"toUInt16({DEFAULT_RETENTION_MONTHS})"
-    )
+    months = retention_expr(retention)
     columns = ", ".join(f"`{name}`" for name in (*_TARGETS, "retention_months"))
     values = ", ".join(_CONVERTED.get(name, name) for name in _TARGETS)
     return f"INSERT INTO events ({columns}) SELECT {values}, {months} FROM {source}"
@@ -109,9 +104,16 @@ class EventStore:
         # The pixels whose raw_retention_months is not the default (the TTL reads it per row).
         self._retention = retention
         self._embedded = embedded
+        self.merged = MergedEvents(client, retention)
 
     def insert(self, payloads: Sequence[bytes], token: str) -> None:
-        """One insert of log records; ``token`` (the log batch's id) makes a replay a no-op."""
+        """One insert of log records, then their events merged again
+        (:mod:`.merged`); ``token`` (the log batch's id) makes a replayed
+        insert a no-op, and the merge of a replay writes the same state."""
+        self._insert(payloads, token)
+        self.merged.merge(decode_key(p) for p in payloads)
+
+    def _insert(self, payloads: Sequence[bytes], token: str) -> None:
         data = msgpack_rows(payloads)
         retention = self._retention()
         parameters = {
@@ -143,6 +145,7 @@ class EventStore:
             parameters={"m": months, "p": pixel_id},
             settings={"mutations_sync": 1},
         )
+        self.merged.apply_retention(pixel_id, months)
 
     def recent_copies(self) -> Iterator[tuple[str, str, str, str, float]]:
         """(pixel, event, event_id, source, unix time) of the last hours' copies, oldest first;

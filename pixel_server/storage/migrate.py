@@ -4,6 +4,10 @@ Applied versions are recorded in ``schema_migrations``. A file's statements are
 separated by a line holding only ``;`` and are idempotent, so a migration cut
 short by a crash is simply run again on the next start.
 
+A migration that needs code (a backfill that loops over pixels and months)
+is a function registered in :data:`CODE`, run in its number's turn; it must
+be safe to run again too.
+
 On a cluster (many workers, one ClickHouse) two workers may start at once and
 both run a pending migration; the statements being idempotent makes that safe,
 and the duplicate ``schema_migrations`` row collapses (ReplacingMergeTree).
@@ -13,10 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
+from typing import Final
 
 from clickhouse_connect.driver.client import Client
+
+from pixel_server.storage import merged
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -38,6 +46,7 @@ class Migration:
     version: int
     name: str
     sql: str
+    code: Callable[[Client], None] | None = None
 
     @property
     def checksum(self) -> str:
@@ -52,6 +61,12 @@ def _strip_comments(sql: str) -> str:
     return "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
 
 
+#: Code migrations: number -> (name, function).
+CODE: Final[dict[int, tuple[str, Callable[[Client], None]]]] = {
+    14: ("backfill_merged_events", merged.backfill),
+}
+
+
 def available() -> list[Migration]:
     """The migrations shipped in the package, in order."""
     folder = resources.files("pixel_server.storage") / "migrations"
@@ -60,6 +75,8 @@ def available() -> list[Migration]:
         match = _FILE.match(entry.name)
         if match:
             found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    for version, (name, code) in CODE.items():
+        found.append(Migration(version, name, f"-- code: {code.__module__}.{code.__name__}", code))
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
     if len(set(versions)) != len(versions):
@@ -84,6 +101,8 @@ def apply(client: Client) -> list[Migration]:
     for migration in pending(client):
         for statement in migration.statements():
             client.command(statement)
+        if migration.code is not None:
+            migration.code(client)
         client.insert(
             "schema_migrations",
             [[migration.version, migration.name, migration.checksum]],

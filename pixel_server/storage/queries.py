@@ -92,15 +92,21 @@ def _output_name(column: str) -> str:
     return column.rsplit(" AS ", 1)[1].strip("`")
 
 
-def merged_events_sql(extra_where: str = "", columns: Collection[str] | None = None) -> str:
+def merged_events_sql(
+    extra_where: str = "", columns: Collection[str] | None = None, *, twins_after: bool = False
+) -> str:
     """A subquery yielding one merged row per event of ``{pixel:String}`` whose
     (merged) event time lies in ``[{start:DateTime64(3)}, {end:DateTime64(3)})``.
 
     ``extra_where`` narrows the copies read (e.g. ``event IN ('Purchase')``).
     ``columns`` keeps only those merged columns (and the identity): each column
     is an aggregate over every copy, so the fewer, the faster the merge.
+    ``twins_after`` also reads copies up to 48 h after ``{end}``, the later
+    twins of the range's last events (a range cut out of a longer history).
     """
     narrow = f" AND ({extra_where})" if extra_where else ""
+    after = f" + INTERVAL {WINDOW_SECONDS} SECOND" if twins_after else ""
+    before_end = " AND min(c_event_time) < {end:DateTime64(3)}" if twins_after else ""
     merged = _merged_columns()
     if columns is not None:
         keep = {*columns, "pixel_id", "event", "event_id"}
@@ -120,10 +126,10 @@ FROM
     FROM events
     WHERE pixel_id = {{pixel:String}}
       AND event_time >= {{start:DateTime64(3)}} - {_LOOKBACK}
-      AND event_time < {{end:DateTime64(3)}}{narrow}
+      AND event_time < {{end:DateTime64(3)}}{after}{narrow}
 )
 GROUP BY c_pixel_id, c_event, c_event_id, c_occurrence
-HAVING min(c_event_time) >= {{start:DateTime64(3)}}
+HAVING min(c_event_time) >= {{start:DateTime64(3)}}{before_end}
 """
     if any(_output_name(c) == "c_lines" for c in merged):
         return f"SELECT * EXCEPT (c_lines) FROM ({grouped})"
