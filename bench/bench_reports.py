@@ -8,14 +8,19 @@ copy kind: browser/server/webhook copies, retries, refunds, events without
 event_id) into a template table; the template is then copied day after day
 into ``events`` with ``INSERT ... SELECT`` (ids made unique per day,
 visitors recurring across days), so ClickHouse writes the millions of rows
-in big batches without Python in the way. All events belong to one pixel:
-the worst case for a per-pixel report.
+in big batches without Python in the way; then the copies are merged into
+``merged_events`` and its rollups as migration 14 does for a server
+upgraded with data (timed apart: a one-off cost). All events belong to one
+pixel: the worst case for a per-pixel report.
 
-First the report cache is built for the whole range (timed apart: a one-off
-cost). Measured: each report query (``pixel_server.reports.run``) and the whole
-dashboard page (``GET /dashboard/{pixel}``, all six reports plus charts and
-HTML) over the last ``--range-days`` days, p50/p95 of ``--repeat`` runs.
-Prints a Markdown table for docs/benchmarks.md.
+Measured, p50/p95 of ``--repeat`` runs over the last ``--range-days`` days:
+each report query (``pixel_server.reports.run``) and the whole dashboard page
+(``GET /dashboard/{pixel}``: six reports, charts, HTML), warm and right after
+a batch of new copies for today (inserted through the loader's insert, which
+merges them); the time from a server start on the existing data to its first
+dashboard answer; the time from an accepted ``/collect`` event to its
+appearance in the overview; and disk bytes per stored copy. Prints a
+Markdown table for docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -26,15 +31,17 @@ import shutil
 import statistics
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from starlette.testclient import TestClient
 
 from pixel_server.app import create_app
 from pixel_server.config import load_settings
-from pixel_server.pipeline.record import COLUMNS, to_columns
-from pixel_server.reports import REPORTS, ReportParams, cache, needed_range, run
+from pixel_server.pipeline.record import encode
+from pixel_server.reports import REPORTS, ReportParams, run
+from pixel_server.storage import merged
+from pixel_server.storage.events import EventStore
 from tests.datagen import generate
 
 FIRST_DAY = date(2026, 1, 1)
@@ -59,15 +66,14 @@ def load(client: object, pixel_id: str, events: int, days: int) -> float:
         pixel_id=pixel_id,
     )
     records = ds.records[:per_day]
-    client.command("CREATE TABLE IF NOT EXISTS events_template AS events")  # type: ignore[attr-defined]
-    client.command("TRUNCATE TABLE events_template")  # type: ignore[attr-defined]
+    # The template day goes through the loader's insert (unmerged), then moves aside.
+    store = EventStore(lambda: client)  # type: ignore[arg-type,return-value]
     for i in range(0, len(records), 100_000):
-        client.insert(
-            "events_template",
-            to_columns(records[i : i + 100_000]),  # type: ignore[attr-defined]
-            column_names=list(COLUMNS),
-            column_oriented=True,
-        )
+        store._insert([encode(r) for r in records[i : i + 100_000]], f"template-{i}")
+    client.command("DROP TABLE IF EXISTS events_template")  # type: ignore[attr-defined]
+    client.command("CREATE TABLE events_template AS events")  # type: ignore[attr-defined]
+    client.command("INSERT INTO events_template SELECT * FROM events")  # type: ignore[attr-defined]
+    client.command("TRUNCATE TABLE events")  # type: ignore[attr-defined]
     for day in range(days):
         # Visitors come back: anonymous ids repeat every 10 days.
         client.command(  # type: ignore[attr-defined]
@@ -84,8 +90,8 @@ def load(client: object, pixel_id: str, events: int, days: int) -> float:
 
 
 def settle(client: object, limit: float = 300.0) -> float:
-    """Wait until ClickHouse has no merge or mutation running (the cache build
-    leaves both behind), so the timings measure reports, not the build's tail."""
+    """Wait until ClickHouse has no merge or mutation running (the load leaves
+    both behind), so the timings measure reports, not the load's tail."""
     started = time.perf_counter()
     while time.perf_counter() - started < limit:
         busy = client.query(  # type: ignore[attr-defined]
@@ -96,6 +102,61 @@ def settle(client: object, limit: float = 300.0) -> float:
             break
         time.sleep(1.0)
     return time.perf_counter() - started
+
+
+def _freshness(http: TestClient, pixel: dict[str, str], limit: float = 30.0) -> float:
+    """Seconds from a ``/collect`` answer to the event's count in today's overview."""
+    now = time.time()
+    today = datetime.fromtimestamp(now, UTC).date()
+    url = f"/api/v1/reports/{pixel['id']}/overview?from={today}&to={today}&tz=UTC"
+    headers = {"authorization": f"Bearer {pixel['owner_token']}"}
+
+    def counted() -> int:
+        return int(http.get(url, headers=headers).json()["totals"]["events"])
+
+    before = counted()
+    event = {
+        "event": "ViewContent",
+        "event_id": f"fresh-{now}",
+        "event_time": now,
+        "user": {"anonymous_id": "anon-fresh"},
+        "page": {"url": "https://b.example/p/1", "referrer": ""},
+    }
+    r = http.post(
+        f"/collect?p={pixel['id']}",
+        json={"events": [event]},
+        headers={"origin": "https://b.example", "content-type": "application/json",
+                 "user-agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/130.0 Safari/537.36"},
+    )  # fmt: skip
+    assert r.status_code == 202, r.text
+    accepted = time.perf_counter()
+    while counted() == before:
+        if time.perf_counter() - accepted > limit:
+            raise RuntimeError("the event never reached the overview")
+        time.sleep(0.05)
+    return time.perf_counter() - accepted
+
+
+def _disk(client: object, copies: int) -> dict[str, str]:
+    """Bytes on disk per stored copy: the copies, the merged rows, the rollups."""
+    sizes = dict(
+        client.query(  # type: ignore[attr-defined]
+            "SELECT table, sum(bytes_on_disk) FROM system.parts WHERE active"
+            " AND database = currentDatabase() GROUP BY table"
+        ).result_rows
+    )
+    groups = {
+        "copies (events)": ("events",),
+        "merged rows (merged_events)": (merged.TABLE,),
+        "rollups": merged.ROLLUP_TABLES,
+    }
+    out = {
+        f"disk per copy, {name}": f"{sum(sizes.get(t, 0) for t in tables) / copies:.1f} B"
+        for name, tables in groups.items()
+    }
+    total = sum(sizes.get(t, 0) for tables in groups.values() for t in tables)
+    out["disk per copy, all of them"] = f"{total / copies:.1f} B"
+    return out
 
 
 def main() -> None:
@@ -114,10 +175,10 @@ def main() -> None:
             "PIXEL_CLICKHOUSE_URL": f"chdb://{data_dir / 'clickhouse'}?database=bench",
             "PIXEL_LOG_LEVEL": "error",
             "PIXEL_WAL_FSYNC": "false",
-            # Warming passes are run (and timed) by hand below.
-            "PIXEL_REPORT_WARM_INTERVAL_S": "0",
         }
     )
+    results: dict[str, list[float]] = {}
+    facts: dict[str, str] = {}
     try:
         with TestClient(create_app(settings)) as http:
             runtime = http.app.state.runtime  # type: ignore[attr-defined]
@@ -137,6 +198,11 @@ def main() -> None:
                     "pixel.add", {"name": "Bench shop", "origins": ["https://b.example"]}
                 )
                 load_s = load(ch, pixel["id"], args.events, args.days)
+                t = time.perf_counter()
+                merged.backfill(ch)
+                facts["merge of the stored copies (migration 14, one-off)"] = (
+                    f"{time.perf_counter() - t:.1f} s"
+                )
                 rows = int(ch.query("SELECT count() FROM events").result_rows[0][0])
             last = FIRST_DAY + timedelta(days=args.days - 1)
             first = last - timedelta(days=args.range_days - 1)
@@ -149,12 +215,7 @@ def main() -> None:
                 ).result_rows[0][0]
             )
             print(f"rows: {rows:,} (in range: {in_range:,}); load: {load_s:.1f} s", flush=True)
-            t = time.perf_counter()
-            built = cache.prepare(ch, pixel["id"], *needed_range("attribution", params))
-            build_s = time.perf_counter() - t
-            print(f"cache build: {len(built)} days in {build_s:.1f} s", flush=True)
             print(f"background merges settled in {settle(ch):.1f} s", flush=True)
-            results: dict[str, list[float]] = {}
             for name in REPORTS:
                 run(ch, name, params)  # warm-up
                 times = []
@@ -172,35 +233,29 @@ def main() -> None:
                 assert http.get(url, headers=headers).status_code == 200
                 times.append(time.perf_counter() - t)
             results["dashboard page"] = times
-            # Fresh events on the last day: the next report re-merges the days they touch.
+            # A batch of new copies for today (the last day), through the
+            # loader's insert, then the report and the page right after it.
             fresh = generate(
                 seed=99, visitors=80, days=1, first_day=last, tz="UTC", pixel_id=pixel["id"]
             ).records
-            times = []
+            inserts, after, page_after = [], [], []
             for i in range(args.repeat):
                 for r in fresh:
                     r.event_id += f"~fresh{i}"
+                t = time.perf_counter()
                 runtime.insert_events(fresh, f"bench-fresh-{i}")
+                inserts.append(time.perf_counter() - t)
                 t = time.perf_counter()
                 run(ch, "overview", params)
-                times.append(time.perf_counter() - t)
-            results[f"overview after {len(fresh)} new copies (re-merge)"] = times
-            # The same, when the background warmer has merged them first (as it
-            # does within PIXEL_REPORT_WARM_INTERVAL_S of their arrival).
-            times, passes = [], []
-            runtime.warmer.run_once()  # a running server's warmer has passed before
-            for i in range(args.repeat):
-                for r in fresh:
-                    r.event_id += f"~warm{i}"
-                runtime.insert_events(fresh, f"bench-warm-{i}")
+                after.append(time.perf_counter() - t)
                 t = time.perf_counter()
-                runtime.warmer.run_once()
-                passes.append(time.perf_counter() - t)
-                t = time.perf_counter()
-                run(ch, "overview", params)
-                times.append(time.perf_counter() - t)
-            results["warmer pass after new copies (background)"] = passes
-            results["overview after new copies, warmer passed first"] = times
+                assert http.get(url, headers=headers).status_code == 200
+                page_after.append(time.perf_counter() - t)
+            results[f"insert + merge of {len(fresh)} new copies (the loader's step)"] = inserts
+            results["overview right after new copies"] = after
+            results["dashboard page right after new copies"] = page_after
+            facts["event accepted → in the overview"] = f"{_freshness(http, pixel):.2f} s"
+            facts.update(_disk(ch, rows))
             if args.live:
                 for name in ("overview", "purchases"):
                     times = []
@@ -208,7 +263,12 @@ def main() -> None:
                         t = time.perf_counter()
                         run(ch, name, params, cached=False)
                         times.append(time.perf_counter() - t)
-                    results[f"{name}, no cache (merge at query time)"] = times
+                    results[f"{name}, merged at query time"] = times
+        # A server start on the existing data, to its first dashboard answer.
+        t = time.perf_counter()
+        with TestClient(create_app(settings)) as http:
+            assert http.get(url, headers=headers).status_code == 200
+        facts["server start → first dashboard answer"] = f"{time.perf_counter() - t:.1f} s"
     finally:
         if args.data_dir is None:
             shutil.rmtree(data_dir, ignore_errors=True)
@@ -222,6 +282,8 @@ def main() -> None:
         p50, p95 = _percentile(times, 0.5) * 1000, _percentile(times, 0.95) * 1000
         print(f"| {name} | {p50:.0f} | {p95:.0f} |")
     print(f"\nmean of all: {statistics.mean(t for v in results.values() for t in v) * 1000:.0f} ms")
+    for name, value in facts.items():
+        print(f"- {name}: {value}")
 
 
 if __name__ == "__main__":
