@@ -54,7 +54,7 @@ class Settings:
     wal_segment_mb: int = 64
     wal_max_mb: int = 2048
     # ClickHouse loader.
-    loader_batch_rows: int = 5000
+    loader_batch_rows: int = 20000
     loader_interval_ms: int = 250
     # Event time horizons (how old an event may be when it arrives).
     browser_horizon_hours: float = 24.0

@@ -20,12 +20,10 @@ Per product, purchase lines (``price × quantity``) are credited the same way,
 less what refunds returned for the line (by line and its share of money
 returned without lines, see :mod:`.products`). Amounts stay per currency.
 
-Attribution is worked out at query time: the range's purchases (stored merged
-rows) joined with their buyers' touches (the touches rollup, sorted by
-visitor). A purchase's channel depends on events before it that may arrive
-after it, so an insert-time rollup would have to re-attribute past purchases
-on every late touch; a buyer's touches are few, and the join is cheap
-(docs/benchmarks.md, "Reports").
+Stored, each purchase's channel under every model and window is worked out
+by the loader, again whenever a batch brings its buyer a touch
+(:mod:`pixel_server.storage.attributed`), and the report sums its rollups.
+Live, the same definition runs at query time over the merged copies.
 """
 
 from __future__ import annotations
@@ -34,7 +32,7 @@ import functools
 from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from clickhouse_connect.driver.client import Client
 
@@ -50,23 +48,23 @@ from pixel_server.reports.base import (
 )
 from pixel_server.reports.rollups import (
     ATTRIBUTION_LOOKBACK_DAYS,
-    ATTRIBUTION_ROLLUPS,
     attributed_select,
     channel_slot,
 )
+from pixel_server.storage import attributed
 
 ORDER_LOOKBACK = timedelta(days=90)
 
 
-def _attributed(cached: bool, start: str = "start") -> str:
-    """Purchases from ``{start}`` to ``{end}`` with their ``channels``."""
+def _attributed(cached: bool, start: str = "start", where: str = "") -> str:
+    """Purchases from ``{start}`` to ``{end}`` (narrowed by ``where``) with their
+    ``channels``; only their buyers' touches are read."""
+    purchases = merged(("Purchase",), cached=cached, start=start)
+    if where:
+        purchases = f"SELECT * FROM ({purchases}) WHERE {where}"
     touches = rollup("report_touches", cached=cached, start=f"{start}_touches")
-    return attributed_select(merged(("Purchase",), cached=cached, start=start), touches)
-
-
-def _rollup(table: str, cached: bool) -> str:
-    """An attribution rollup of the range (``report_attribution[_lines]``)."""
-    return ATTRIBUTION_ROLLUPS[table].select.format(source=_attributed(cached))
+    touches = f"SELECT * FROM ({touches}) WHERE visitor IN (SELECT visitor FROM ({purchases}))"
+    return attributed_select(purchases, touches)
 
 
 @functools.cache
@@ -83,10 +81,17 @@ FROM ({merged(("Refund",), cached=cached)})
 def orders_sql(cached: bool) -> str:
     """The channel of each refunded order's first purchase, up to 90 days
     before the range (``{pstart}``)."""
+    orders = "order_id IN {orders:Array(String)}"
+    source = (
+        f"SELECT * FROM {attributed.TABLE} FINAL WHERE pixel_id = {{pixel:String}}"
+        " AND event_time >= {pstart:DateTime64(3)} AND event_time < {end:DateTime64(3)}"
+        f" AND {orders}"
+        if cached
+        else _attributed(cached, start="pstart", where=orders)
+    )
     return f"""
 SELECT order_id, argMin(channels[{{slot:UInt8}}], event_time)
-FROM ({_attributed(cached, start="pstart")})
-WHERE order_id IN {{orders:Array(String)}}
+FROM ({source})
 GROUP BY order_id
 """
 
@@ -95,17 +100,46 @@ GROUP BY order_id
 def sql(cached: bool) -> str:
     """Purchases per (channel, currency): orders and revenue (level 1); per
     (channel, currency, product): orders containing it, units and line
-    revenue (level 0). Refunds apart (:func:`refunds_sql`)."""
+    revenue, ``price × quantity`` (level 0). One pass over the attributed
+    purchases: each gives a row for itself and one per content line. A line's
+    product is its item_group_id, else its content_id; an order counts once
+    per product however many of its lines name it. Refunds apart
+    (:func:`refunds_sql`). Stored: the same sums, from the rollups of the
+    attributed purchases the loader keeps (:mod:`pixel_server.storage.attributed`)."""
+    if cached:
+        return _STORED
+    zero = "toDecimal64(0, 4)"
     return f"""
-SELECT 1 AS level, channels[{{slot:UInt8}}] AS channel, currency, '' AS product,
-       sum(orders), sum(revenue), toUInt64(0), toDecimal128(0, 4)
-FROM ({_rollup("report_attribution", cached)})
+SELECT x.1 AS level, channels[{{slot:UInt8}}] AS channel, currency, x.2 AS product,
+       sum(x.3), sum(x.4), sum(x.5), sum(x.6)
+FROM
+(
+    SELECT channels, currency, arrayJoin(arrayConcat(
+        [(toUInt8(1), '', toUInt64(1), ifNull(value, {zero}), toUInt64(0), {zero})],
+        arrayMap((g, n, q, pr) -> (toUInt8(0), g, toUInt64(n = 1), {zero}, toUInt64(q),
+                                   ifNull(pr, {zero}) * q),
+                 products, arrayEnumerateUniq(products), qtys, prices))) AS x
+    FROM (SELECT *, arrayMap((i, g) -> if(g != '', g, i), ids, groups) AS products
+          FROM ({_attributed(cached)}))
+)
+GROUP BY level, channel, currency, product
+"""
+
+
+_STORED: Final = """
+SELECT 1 AS level, channels[{slot:UInt8}] AS channel, currency, '' AS product,
+       sum(orders), sum(revenue), toInt64(0), toDecimal128(0, 4)
+FROM rollup_attribution
+WHERE pixel_id = {pixel:String} AND bucket >= {start:DateTime64(3)} AND bucket < {end:DateTime64(3)}
 GROUP BY channel, currency
+HAVING sum(orders) != 0
 UNION ALL
-SELECT 0, channels[{{slot:UInt8}}] AS channel, currency, product,
+SELECT 0, channels[{slot:UInt8}] AS channel, currency, product,
        sum(orders), toDecimal128(0, 4), sum(units), sum(amount)
-FROM ({_rollup("report_attribution_lines", cached)})
+FROM rollup_attribution_lines
+WHERE pixel_id = {pixel:String} AND bucket >= {start:DateTime64(3)} AND bucket < {end:DateTime64(3)}
 GROUP BY channel, currency, product
+HAVING sum(orders) != 0
 """
 
 

@@ -33,33 +33,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from pixel_server.storage import merged
+from pixel_server.storage import attributed, merged
 
 FUNNEL: Final = ("ViewContent", "AddToCart", "InitiateCheckout", "AddPaymentInfo", "Purchase")
 BUCKET_SECONDS: Final = 900
 BUCKET: Final = "toStartOfFifteenMinutes(event_time)"
 
-# The merged view's columns the rollups and attribution read.
-MERGED_COLUMNS: Final = (
-    "event",
-    "event_id",
-    "event_time",
-    "anonymous_id",
-    "channel",
-    "value",
-    "currency",
-    "order_id",
-    "`contents.content_id`",
-    "`contents.item_group_id`",
-    "`contents.quantity`",
-    "`contents.price`",
-    "`contents.refunded`",
-    "`contents.refunded_share`",
-    "sources",
-    "copies",
-    "event_id_assigned",
-    "visitor",
-)
 # A visitor as a 128-bit hash of the anonymous id (0: none): what uniqExact
 # keeps of a string anyway, and cheap to group and join on.
 VISITOR: Final = merged.VISITOR
@@ -191,105 +170,12 @@ WHERE visitor != 0 AND channel != 'direct'""",
     ),
 }
 
-# Attribution, computed per purchase when its day is cached: its channel under
-# each model and click window, in this order (reports/attribution.py picks one).
-ATTRIBUTION_MODELS: Final = ("last_touch", "first_touch")
-ATTRIBUTION_WINDOWS: Final = (1, 7, 28)
-ATTRIBUTION_LOOKBACK_DAYS: Final = max(ATTRIBUTION_WINDOWS)
-ATTRIBUTED_COLUMNS: Final = (
-    "day",
-    "event_time",
-    "order_id",
-    "currency",
-    "value",
-    "ids",
-    "groups",
-    "qtys",
-    "prices",
-    "channels",
-)
-
-
-def channel_slot(model: str, window: int) -> int:
-    """The 1-based index of (model, window) in ``channels``."""
-    return ATTRIBUTION_MODELS.index(model) * len(ATTRIBUTION_WINDOWS) + (
-        ATTRIBUTION_WINDOWS.index(window) + 1
-    )
-
-
-def attributed_select(purchases: str, touches: str) -> str:
-    """Purchases (merged rows) with their ``channels``: a touch is a row of
-    ``touches`` (visitor, event_time, channel) by the purchase's visitor at or
-    before it and within the window; last touch takes the latest, first touch
-    the earliest; no touch (or no visitor) is ``direct``."""
-    slots = []
-    for model in ATTRIBUTION_MODELS:
-        for window in ATTRIBUTION_WINDOWS:
-            pick = "-1" if model == "last_touch" else "1"
-            slots.append(f"if(empty(in{window}), 'direct', in{window}[{pick}].2)")
-    windows = ", ".join(
-        f"arrayFilter(x -> x.1 >= p_at - toIntervalDay({w}), ts) AS in{w}"
-        for w in ATTRIBUTION_WINDOWS
-    )
-    return f"""
-SELECT toDate(p_at) AS day, p_at AS event_time, p_order AS order_id, p_currency AS currency,
-       p_value AS value, p_ids AS ids, p_groups AS groups, p_qtys AS qtys, p_prices AS prices,
-       [{", ".join(slots)}] AS channels
-FROM
-(
-    SELECT p_id, p_at, any(p_order) AS p_order, any(p_currency) AS p_currency,
-           any(p_value) AS p_value, any(p_ids) AS p_ids, any(p_groups) AS p_groups,
-           any(p_qtys) AS p_qtys, any(p_prices) AS p_prices,
-           arraySort(groupArrayIf((t_at, t_channel), t_visitor != 0 AND t_at <= p_at
-               AND t_at >= p_at - toIntervalDay({ATTRIBUTION_LOOKBACK_DAYS}))) AS ts,
-           {windows}
-    FROM (SELECT event_id AS p_id, event_time AS p_at, visitor AS p_visitor,
-                 order_id AS p_order, currency AS p_currency, value AS p_value,
-                 `contents.content_id` AS p_ids, `contents.item_group_id` AS p_groups,
-                 `contents.quantity` AS p_qtys, `contents.price` AS p_prices
-          FROM ({purchases}) WHERE event = 'Purchase') AS p
-    LEFT JOIN (SELECT visitor AS t_visitor, event_time AS t_at, channel AS t_channel
-               FROM ({touches})) AS t ON p_visitor = t_visitor
-    GROUP BY p_id, p_at
-)
-"""
-
-
-def lines_select(rows: str, keep: str) -> str:
-    """The content lines of ``rows`` (with ``ids``, ``groups``, ``qtys``,
-    ``prices``), one row each: ``keep`` (columns of ``rows``), the line's
-    product (item_group_id, else content_id), quantity, amount (price ×
-    quantity) and whether it is its event's first line of that product."""
-    return f"""
-SELECT {keep}, line.1 AS product, line.2 AS quantity, line.3 AS amount,
-       line.4 = 1 AS first_of_product
-FROM (SELECT *, arrayMap((i, g) -> if(g != '', g, i), ids, groups) AS products
-      FROM ({rows}) WHERE notEmpty(ids))
-ARRAY JOIN arrayZip(products, qtys,
-                    arrayMap((q, p) -> ifNull(p, toDecimal64(0, 4)) * q, qtys, prices),
-                    arrayEnumerateUniq(products)) AS line
-"""
-
-
-# Rollups of attributed purchases (``{source}``: rows of report_attributed):
-# per bucket, currency and channels, orders and revenue; their lines per
-# product as well: orders containing it, units, line revenue.
-ATTRIBUTION_ROLLUPS: Final[dict[str, Rollup]] = {
-    "report_attribution": Rollup(
-        ("day", "bucket", "currency", "channels", "orders", "revenue"),
-        f"""SELECT toDate(bucket) AS day, {BUCKET} AS bucket, currency, channels,
-       count() AS orders, sum(ifNull(value, toDecimal64(0, 4))) AS revenue
-FROM ({{source}})
-GROUP BY bucket, currency, channels""",
-    ),
-    "report_attribution_lines": Rollup(
-        ("day", "bucket", "currency", "channels", "product", "orders", "units", "amount"),
-        f"""SELECT toDate(bucket) AS day, {BUCKET} AS bucket, currency, channels, product,
-       countIf(first_of_product) AS orders, sum(quantity) AS units, sum(amount) AS amount
-FROM ({lines_select("{source}", "event_time, currency, channels")})
-GROUP BY bucket, currency, channels, product""",
-    ),
-}
+# Attribution's definitions live with its stored rows.
+ATTRIBUTION_MODELS: Final = attributed.MODELS
+ATTRIBUTION_WINDOWS: Final = attributed.WINDOWS
+ATTRIBUTION_LOOKBACK_DAYS: Final = attributed.LOOKBACK_DAYS
+channel_slot = attributed.channel_slot
+attributed_select = attributed.attributed_select
 
 
 # ---------------------------------------------------------------- stored rows
@@ -320,15 +206,12 @@ def stored_sql(table: str, start: str = "start", end: str = "end") -> str:
 
 
 # Per visitor and UTC day of the range, their map's keys whose signs sum above 0.
+# FINAL merges a row's parts in key order: a third of a GROUP BY's cost here.
 _VISITOR_MAP: Final = """
-SELECT visitor, arrayFilter((k, n) -> n > 0 AND {keep}, m.1, m.2) AS keys
-FROM
-(
-    SELECT day, visitor, sumMap({column}) AS m FROM rollup_visitors
-    WHERE pixel_id = {{pixel:String}} AND day >= toDate({{start:DateTime64(3)}}, 'UTC')
-      AND day <= toDate({{end:DateTime64(3)}}, 'UTC')
-    GROUP BY day, visitor
-)"""
+SELECT visitor, arrayFilter((k, n) -> n > 0 AND {keep}, {column}.1, {column}.2) AS keys
+FROM rollup_visitors FINAL
+WHERE pixel_id = {{pixel:String}} AND day >= toDate({{start:DateTime64(3)}}, 'UTC')
+  AND day <= toDate({{end:DateTime64(3)}}, 'UTC')"""
 _IN_RANGE_S: Final = (
     "k >= toUnixTimestamp({start:DateTime64(3)}) AND k < toUnixTimestamp({end:DateTime64(3)})"
 )
@@ -343,12 +226,15 @@ STORED_VISITORS: Final = (
     + _VISITOR_MAP.format(column="buckets", keep=_IN_RANGE_S)
     + ")"
 )
-#: ``level``: per visitor, the funnel steps done in order within the range
-#: (steps keyed by time in ms × 8 + step: sorted keys are in time order, ties
-#: in step order; the same greedy walk as :data:`FUNNEL_LEVEL`).
+#: ``level``: per visitor, the funnel steps done in order within the range.
+#: A step's key, time in ms × 8 + step, orders by time and then by step, so
+#: ``windowFunnel`` over the keys, with a window wider than any range, finds
+#: the longest prefix of the steps done in order (ties in step order): what
+#: the greedy walk of :data:`FUNNEL_LEVEL` finds.
 STORED_FUNNEL_LEVELS: Final = (
-    f"SELECT arrayFold({_WALK}, arrayMap(k -> toUInt8(k % 8), arraySort(groupArrayArray(keys))),"
-    " toUInt8(0)) AS level FROM ("
+    f"SELECT windowFunnel({1 << 62})(k, {', '.join(f's = {i + 1}' for i in range(len(FUNNEL)))})"
+    " AS level"
+    " FROM (SELECT visitor, arrayJoin(keys) AS k, k % 8 AS s FROM ("
     + _VISITOR_MAP.format(column="steps", keep=_IN_RANGE_MS)
-    + ") GROUP BY visitor"
+    + ")) GROUP BY visitor"
 )

@@ -6,7 +6,9 @@ records, MessagePack as in the log, to one insert into ``events``
 offset) as ``insert_deduplication_token``: a batch re-sent after a crash
 between the insert and the offset commit is dropped by ClickHouse, and the
 table engine collapses identical rows as a second guard. The offset is
-committed only after ClickHouse confirms. When ClickHouse fails, the loader
+committed only after ClickHouse confirms, the insert and then the merge of
+the batch's events into ``merged_events`` (``storage/merged.py``: a replayed
+batch's merge writes the same state again). When ClickHouse fails, the loader
 rewinds, backs off and tries again; ingestion does not notice.
 
 A batch that fails three times with a data error (not a connection error)
@@ -68,7 +70,7 @@ class Loader:
         insert: InsertFn,
         metrics: Metrics,
         *,
-        batch_rows: int = 5000,
+        batch_rows: int = 20000,
         interval: float = 0.1,
         max_backoff: float = 30.0,
         probe: Callable[[], bool] | None = None,

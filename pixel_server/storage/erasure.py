@@ -121,6 +121,11 @@ def erase(client: Client, pixel_id: str, kind: Kind, sha256: str) -> Erased:
         for t in (first_at, last_at)
     )
     client.command(f"DELETE FROM merged_events WHERE {where}", parameters=params)
+    client.command(
+        "DELETE FROM attributed_purchases WHERE pixel_id = {p:String}"
+        " AND event_id IN {ids:Array(String)}",
+        parameters={"p": pixel_id, "ids": [r[3] for r in rows]},
+    )
     if visitors:  # every event of these browsers is gone: so are their rollup rows
         for table in ("rollup_visitors", "rollup_touches"):
             client.command(

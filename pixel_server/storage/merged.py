@@ -32,6 +32,7 @@ from typing import Final
 from clickhouse_connect.driver.client import Client
 
 from pixel_server.pipeline.record import RecordKey
+from pixel_server.storage import attributed
 from pixel_server.storage.queries import merged_events_sql
 
 TABLE: Final = "merged_events"
@@ -125,18 +126,23 @@ class MergedEvents:
         sql = _merge_sql(retention)
         with self._lock:
             for pixel_id, t in touched.items():
-                self._client().command(
+                parameters = {
+                    "pixel": pixel_id,
+                    "ids": sorted(t.ids),
+                    "start": datetime.fromtimestamp(t.first, UTC) - REACH,
+                    "end": datetime.fromtimestamp(t.last, UTC) + REACH,
+                    "version": time.time_ns(),
+                }
+                client = self._client()
+                client.command(
                     sql,
                     parameters={
-                        "pixel": pixel_id,
-                        "ids": sorted(t.ids),
-                        "start": datetime.fromtimestamp(t.first, UTC) - REACH,
-                        "end": datetime.fromtimestamp(t.last, UTC) + REACH,
-                        "version": time.time_ns(),
+                        **parameters,
                         "retention_pixels": list(retention),
                         "retention_months": list(retention.values()),
                     },
                 )
+                attributed.update(client, _PURCHASES, parameters)
 
     def apply_retention(self, pixel_id: str, months: int) -> None:
         self._client().command(
@@ -160,7 +166,10 @@ WHERE pixel_id = {{pixel:String}}
 """
 
 
-ROLLUP_TABLES: Final = ("rollup_counts", "rollup_visitors", "rollup_products", "rollup_touches")
+ROLLUP_TABLES: Final = (
+    "rollup_counts", "rollup_visitors", "rollup_products", "rollup_touches",
+    attributed.TABLE, *attributed.ROLLUP_TABLES,
+)  # fmt: skip
 
 
 def backfill(client: Client) -> None:
@@ -187,7 +196,8 @@ def backfill(client: Client) -> None:
         "SELECT pixel_id, toStartOfMonth(event_time) AS month FROM events"
         " GROUP BY pixel_id, month ORDER BY pixel_id, month"
     ).result_rows
-    for pixel_id, month in months:
+    attribute = attributed.backfill_sql(_PURCHASES)
+    for pixel_id, month in months:  # in order: a month's attribution reads the one before
         start = datetime(month.year, month.month, 1, tzinfo=UTC)
         end = datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=UTC)
         client.command(
@@ -200,3 +210,8 @@ def backfill(client: Client) -> None:
                 "retention_months": list(retention.values()),
             },
         )
+        client.command(attribute, parameters={"pixel": pixel_id, "start": start, "after": end})
+
+
+# The current purchases from {start} to {after}: what attribution reads.
+_PURCHASES: Final = current_sql("event = 'Purchase'", "start", "after")

@@ -203,3 +203,76 @@ ORDER BY (pixel_id, visitor, event_time, channel)
 CREATE MATERIALIZED VIEW IF NOT EXISTS rollup_touches_mv TO rollup_touches
 AS SELECT pixel_id, visitor, event_time, channel, toInt64(sign) AS n
 FROM merged_events WHERE visitor != 0 AND channel != 'direct'
+;
+-- Purchases with their channel under every model and window (the
+-- `channels` array, in the order of pixel_server/storage/attributed.py),
+-- attributed again by the loader whenever a batch may change them (a late
+-- touch, a merged purchase's new state): a cancel row plus the new state,
+-- as in merged_events.
+CREATE TABLE IF NOT EXISTS attributed_purchases
+(
+    pixel_id   LowCardinality(String),
+    event_id   String,
+    event_time DateTime64(3, 'UTC'),
+    visitor    UInt128,
+    order_id   String,
+    currency   LowCardinality(String),
+    value      Nullable(Decimal(18, 4)),
+    ids        Array(String),
+    groups     Array(String),
+    qtys       Array(UInt32),
+    prices     Array(Nullable(Decimal(18, 4))),
+    channels   Array(LowCardinality(String)),
+    sign       Int8,
+    version    UInt64
+)
+ENGINE = VersionedCollapsingMergeTree(sign, version)
+PARTITION BY toYYYYMM(event_time)
+ORDER BY (pixel_id, event_time, event_id)
+;
+-- Orders and revenue per bucket, currency and channels.
+CREATE TABLE IF NOT EXISTS rollup_attribution
+(
+    pixel_id LowCardinality(String),
+    bucket   DateTime('UTC'),
+    currency LowCardinality(String),
+    channels Array(LowCardinality(String)),
+    orders   Int64,
+    revenue  Decimal(38, 4)
+)
+ENGINE = SummingMergeTree
+ORDER BY (pixel_id, bucket, currency, channels)
+;
+CREATE MATERIALIZED VIEW IF NOT EXISTS rollup_attribution_mv TO rollup_attribution
+AS SELECT pixel_id, toStartOfFifteenMinutes(event_time) AS bucket, currency, channels,
+       sum(sign) AS orders, sum(ifNull(value, toDecimal64(0, 4)) * sign) AS revenue
+FROM attributed_purchases
+GROUP BY pixel_id, bucket, currency, channels
+;
+-- Per product too (item_group_id, else content_id): orders containing it
+-- (once however many of their lines name it), units, price × quantity.
+CREATE TABLE IF NOT EXISTS rollup_attribution_lines
+(
+    pixel_id LowCardinality(String),
+    bucket   DateTime('UTC'),
+    currency LowCardinality(String),
+    channels Array(LowCardinality(String)),
+    product  String,
+    orders   Int64,
+    units    Int64,
+    amount   Decimal(38, 4)
+)
+ENGINE = SummingMergeTree
+ORDER BY (pixel_id, bucket, currency, channels, product)
+;
+CREATE MATERIALIZED VIEW IF NOT EXISTS rollup_attribution_lines_mv TO rollup_attribution_lines
+AS SELECT pixel_id, toStartOfFifteenMinutes(event_time) AS bucket, currency, channels,
+       line.1 AS product, sum((line.2 = 1) * sign) AS orders, sum(line.3 * sign) AS units,
+       sum(ifNull(line.4, toDecimal64(0, 4)) * line.3 * sign) AS amount
+FROM
+(
+    SELECT *, arrayMap((i, g) -> if(g != '', g, i), ids, groups) AS products
+    FROM attributed_purchases WHERE notEmpty(ids)
+)
+ARRAY JOIN arrayZip(products, arrayEnumerateUniq(products), qtys, prices) AS line
+GROUP BY pixel_id, bucket, currency, channels, product
