@@ -3,7 +3,8 @@
 TikTok matches a ViewContent, AddToCart or Purchase event to a catalog item by
 its ``content_id`` = the item's ``sku_id``; an event whose id is not in the
 catalog is silently unused for retargeting. :func:`match_rate` measures that
-over a window (the last 7 days by default), counting only valid items (an
+over a window (the last 7 days by default, to the 15 minutes), counting only
+valid items (an
 invalid one never reaches TikTok):
 
 * ``rate``: the share of distinct content ids seen that are catalog items;
@@ -50,7 +51,9 @@ class MatchRate:
 def match_rate(
     client: Client, pixel_id: str, now: datetime | None = None, window: timedelta = WINDOW
 ) -> MatchRate:
-    end = now or datetime.now(UTC)
+    # The window, on the 15-minute buckets the counts are kept in: up to the
+    # end of the current one.
+    end = datetime.fromtimestamp(-(-(now or datetime.now(UTC)).timestamp() // 900) * 900, UTC)
     start = end - window
     rows = match_rows(client, pixel_id, start, end)
     ids = len(rows)

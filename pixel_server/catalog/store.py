@@ -341,15 +341,17 @@ class CatalogStore:
         return {r[0]: _item(r) for r in result.result_rows}
 
 
+# From the products rollup (migration 0013): per variant, the merged events
+# naming it, each once however many of its lines do.
 _MATCH = """
-SELECT content_id, uniqExact(event, event_id) AS events,
+SELECT variant AS content_id, sum(views_v + carts_v + orders_v) AS events,
        content_id IN (SELECT sku_id FROM catalog_items FINAL
                       WHERE pixel_id = {p:String} AND NOT deleted AND length(problems) = 0)
-FROM events ARRAY JOIN contents.content_id AS content_id
-WHERE pixel_id = {p:String} AND event IN ('ViewContent', 'AddToCart', 'Purchase')
-  AND event_time >= {start:DateTime64(3)} AND event_time < {end:DateTime64(3)}
-  AND content_id != ''
-GROUP BY content_id
+FROM rollup_products
+WHERE pixel_id = {p:String} AND variant != ''
+  AND bucket >= {start:DateTime64(3)} AND bucket < {end:DateTime64(3)}
+GROUP BY variant
+HAVING events > 0
 ORDER BY events DESC, content_id
 """
 
@@ -358,8 +360,8 @@ def match_rows(
     client: Client, pixel_id: str, start: datetime, end: datetime
 ) -> list[tuple[str, int, bool]]:
     """(content_id, events naming it, is a valid catalog item) for the pixel's
-    ViewContent, AddToCart and Purchase events in [start, end); copies of one
-    event from several sources count once."""
+    ViewContent, AddToCart and Purchase events in [start, end) (15-minute
+    buckets); copies of one event from several sources count once."""
     result = client.query(_MATCH, parameters={"p": pixel_id, "start": start, "end": end})
     return [(c, int(n), bool(m)) for c, n, m in result.result_rows]
 
