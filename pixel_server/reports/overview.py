@@ -21,7 +21,7 @@ from pixel_server.reports.base import (
     rows,
     visitor_rows,
 )
-from pixel_server.reports.rollups import STORED_VISITORS
+from pixel_server.reports.rollups import STORED_VISITOR_BUCKETS
 
 
 @functools.cache
@@ -35,12 +35,13 @@ GROUP BY day, event
 UNION ALL
 """
     if cached:
+        # One pass: each visitor's days in the zone, distinct per day and overall.
+        day = day_expr("toDateTime(b, 'UTC')")
+        days = f"arrayDistinct(arrayMap(b -> {day}, keys))"
         return f"""{counts}
-SELECT 1, {day_expr("toDateTime(bucket, 'UTC')")} AS day, '', uniqExact(visitor)
-FROM ({STORED_VISITORS})
-GROUP BY day
-UNION ALL
-SELECT 2, toDate(0), '', uniqExact(visitor) FROM ({STORED_VISITORS})
+SELECT 1 + grouping(day), day, '', uniqExact(visitor)
+FROM (SELECT visitor, arrayJoin({days}) AS day FROM ({STORED_VISITOR_BUCKETS}))
+GROUP BY GROUPING SETS ((day), ())
 """
     return f"""{counts}
 SELECT 1, {day_expr("bucket")} AS day, '', uniqExact(visitor)

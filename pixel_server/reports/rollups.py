@@ -6,7 +6,7 @@ Each rollup is kept twice, with the same definition:
   measure a sum weighted by the row's sign, so a cancelled state leaves it at
   the insert that cancels it. :func:`stored_sql` reads those rows; the
   visitor rollup keeps, per visitor and UTC day, maps of buckets and of
-  funnel steps (:data:`STORED_VISITORS`);
+  funnel steps (:data:`STORED_VISITOR_BUCKETS`, :data:`STORED_FUNNEL_LEVELS`);
 * live: each ``SELECT`` below over merged events computed at query time from
   the copies (``cached=False``): the definition, which the tests compare with
   the stored rows and with the generator's truth.
@@ -219,12 +219,11 @@ _IN_RANGE_MS: Final = (
     "intDiv(k, 8) >= toUnixTimestamp64Milli({start:DateTime64(3)})"
     " AND intDiv(k, 8) < toUnixTimestamp64Milli({end:DateTime64(3)})"
 )
-#: ``(visitor, bucket)``: the 15-minute buckets (Unix seconds) of the range each
-#: visitor had an event in.
-STORED_VISITORS: Final = (
-    "SELECT visitor, arrayJoin(keys) AS bucket FROM ("
-    + _VISITOR_MAP.format(column="buckets", keep=_IN_RANGE_S)
-    + ")"
+#: ``(visitor, keys)``: per visitor and UTC day, the 15-minute buckets (Unix
+#: seconds) of the range the visitor had an event in (none: not in the range).
+STORED_VISITOR_BUCKETS: Final = (
+    "SELECT * FROM (" + _VISITOR_MAP.format(column="buckets", keep=_IN_RANGE_S) + ")"
+    " WHERE notEmpty(keys)"
 )
 #: ``level``: per visitor, the funnel steps done in order within the range.
 #: A step's key, time in ms × 8 + step, orders by time and then by step, so
