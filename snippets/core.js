@@ -17,8 +17,9 @@
  * - nothing may throw into the page: every entry point goes through `safe`;
  * - nothing leaves the browser, and nothing is written to cookies or storage,
  *   while consent is held or revoked;
- * - small: rjsmin only strips whitespace and comments, so the code itself is
- *   terse. Budgets: core <= 2 KB gzipped, the served script <= 3 KB
+ * - small: the whole script is minified as one program (tdewolff's minifier,
+ *   which shortens every local name), but property names stay, so the code
+ *   itself is terse. Budgets: core <= 2 KB gzipped, the served script <= 3 KB
  *   (docs/benchmarks.md, "Snippet size");
  * - ES2017 syntax at most (no ?. or ??): old phones shop too.
  */
