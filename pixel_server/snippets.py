@@ -3,7 +3,8 @@
 A snippet is ``snippets/core.js`` plus the pixel's platform adapter
 (``snippets/adapters/<platform>.js``); every platform but Shopify (whose pixel
 sandbox shares no ``ttq`` with the page) gets the ttq API in
-``snippets/ttq.js``, store adapters the helpers in ``snippets/commerce.js``,
+``snippets/ttq.js`` and the form and click events of ``snippets/forms.js``,
+store adapters the helpers in ``snippets/commerce.js``,
 and ``snippets/tiktok.js`` is added when the pixel also loads TikTok's own
 browser pixel. All of it is wrapped in one function that receives the pixel's
 settings as an escaped JSON object, minified as one program (tdewolff's
@@ -217,6 +218,8 @@ def minified_source(platform: str | None = None, tiktok: bool = False) -> str:
             parts.append(_read("tiktok.js"))
         if platform != "html":  # item/props/wait helpers, for the store adapters
             parts.append(_read("commerce.js"))
+        if platform != "shopify":  # the seed's form events: the sandbox sees no page
+            parts.append(_read("forms.js"))
         # The adapter gets its own try: a broken adapter leaves the ttq API working.
         tail = _ADAPTER_OPEN + _read(f"adapters/{platform}.js") + _TAIL
     else:

@@ -65,7 +65,7 @@ if (X) {
       line = (v, n, p) => (
         (v = v || {}),
         (p = v.product || {}),
-        P.item(v.sku || v.id, p.id, p.title || v.title, (v.price || {}).amount, n, p.vendor, p.type)
+        item(v.sku || v.id, p.id, p.title || v.title, (v.price || {}).amount, n, p.vendor, p.type)
       ),
       // Each payload is recognised by the object it carries.
       handle = safe((e) => {
@@ -79,24 +79,24 @@ if (X) {
           t;
         if (!name) return;
         if (k) {
-          P.identify(k); // email, phone
-          p = P.props(
+          ident(k); // email, phone
+          p = props(
             (k.lineItems || []).map((i) => line(i.variant, i.quantity)),
             k.currencyCode,
             (k.totalPrice || {}).amount,
             (k.order || {}).id // once the order exists (checkout_completed)
           );
         }
-        if (l) (t = (l.cost || {}).totalAmount || {}), (p = P.props([line(l.merchandise, l.quantity)], t.currencyCode, t.amount));
-        if (v) p = P.props([line(v)], (v.price || {}).currencyCode);
+        if (l) (t = (l.cost || {}).totalAmount || {}), (p = props([line(l.merchandise, l.quantity)], t.currencyCode, t.amount));
+        if (v) p = props([line(v)], (v.price || {}).currencyCode);
         if (g) {
-          p = P.props((g.productVariants || []).map((v) => Object.assign(line(v), { content_category: g.title })));
+          p = props((g.productVariants || []).map((v) => Object.assign(line(v), { content_category: g.title })));
           delete p.value;
         }
         if (x.searchResult) p = { query: x.searchResult.query };
-        P.track(name, p, 0, where(e.context), Date.parse(e.timestamp));
+        track(name, p, 0, where(e.context), Date.parse(e.timestamp));
       });
-    P.identify({ email: c.email, phone: c.phone, external_id: c.id });
+    ident({ email: c.email, phone: c.phone, external_id: c.id });
     q.splice(0).forEach(handle);
     q.push = handle;
   };
