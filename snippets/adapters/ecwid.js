@@ -22,6 +22,11 @@
  *   (cart item shape). The Purchase comes from there only: the
  *   ORDER_CONFIRMATION page carries other ids (orderId, orderNumber), and a
  *   purchase under another id would not meet its webhook copy.
+ * - `Ecwid.OnSetProfile.add(fn(customer))`, on sign-in (null on sign-out):
+ *   the customer's email feeds identify(); Ecwid signs a new customer in at
+ *   once, so a customer `registered` (UNIX seconds) less than 10 minutes ago
+ *   is a CompleteRegistration, once, its event_id registration:<customer id>
+ *   (the server keeps one per id, should a later page load say it again).
  * - Currency: `Ecwid.getStoreCurrency()` when that function exists, else the
  *   pixel's `currency` setting, else none. Product pages carry no price, so
  *   ViewContent has no value.
@@ -41,7 +46,8 @@ P.run = () =>
         last = [], // lines of the latest non-empty cart (Ecwid empties it on purchase)
         hooked, // OnAPILoaded may fire again: hook in once
         checkout, // the shopper is in the checkout (CHECKOUT_* pages)
-        paid; // AddPaymentInfo sent in this checkout
+        paid, // AddPaymentInfo sent in this checkout
+        signed; // CompleteRegistration sent
       function seen(cart, l) {
         had = {};
         (l = lines(cart)).forEach((i) => (had[key(i)] = (had[key(i)] || 0) + i.quantity));
@@ -71,6 +77,7 @@ P.run = () =>
           t == "CHECKOUT_PAYMENT_DETAILS" && !paid && ((paid = 1), track("AddPaymentInfo", lp(last)));
           (checkout = c) || (paid = 0); // leaving the checkout: a later one counts again
         });
+        on("OnSetProfile", (c) => c && (ident(c), !signed && Date.now() / 1e3 - c.registered < 600 && ((signed = 1), track("CompleteRegistration", {}, "registration:" + c.id))));
         on("OnOrderPlaced", (o, l) =>
           track("Purchase", lp((l = lines(o)).length ? l : last, o.total, o.vendorNumber || o.id || o.orderNumber))
         );

@@ -113,3 +113,26 @@ def test_plain_html_sites_get_the_form_events_too(
     tab.page.click("#quote")
     journey.next("Lead")
     journey.end()
+
+
+def test_ecwid_a_new_customer_signed_in_is_complete_registration_once(
+    tab: Tab, store: Store, collector: Collector
+) -> None:
+    store.configure(SnippetSettings(collector.pixel_id, collector.endpoint, "ecwid"))
+    tab.goto(store.url("ecwid.html", collector.pixel_id))
+    tab.page.wait_for_function("window.Ecwid && ecwidFake.listeners('OnSetProfile') > 0")
+    journey = Journey(collector)
+
+    # A customer of last year signs in: no registration. Then one who has
+    # just signed up (Ecwid signs them in), heard twice.
+    old = "{id: 7, email: 'old@example.com', registered: '' + (Math.floor(Date.now() / 1e3) - 3e7)}"
+    new = "{id: 8, email: 'new@example.com', registered: '' + (Math.floor(Date.now() / 1e3) - 30)}"
+    tab.page.evaluate(f"ecwidFake.signIn({old}); ecwidFake.signIn(null)")
+    tab.page.evaluate(f"ecwidFake.signIn({new}); ecwidFake.signIn({new})")
+    tab.page.evaluate("ecwidFake.openPage({type: 'ACCOUNT_SETTINGS'})")
+    registered, _ = journey.next("CompleteRegistration", "PageView")
+    journey.end()
+
+    # One id per customer: the server keeps one, should a later page say it again.
+    assert registered["event_id"] == "registration:8"
+    assert registered["user"]["email"] == "new@example.com"
