@@ -3,8 +3,8 @@
 A snippet is ``snippets/core.js`` plus the pixel's platform adapter
 (``snippets/adapters/<platform>.js``); every platform but Shopify (whose pixel
 sandbox shares no ``ttq`` with the page) gets the ttq API in
-``snippets/ttq.js`` and the form and click events of ``snippets/forms.js``,
-store adapters the helpers in ``snippets/commerce.js``,
+``snippets/ttq.js``, store adapters the helpers in ``snippets/commerce.js``,
+BigCommerce and plain HTML the form and click events of ``snippets/forms.js``,
 and ``snippets/tiktok.js`` is added when the pixel also loads TikTok's own
 browser pixel. All of it is wrapped in one function that receives the pixel's
 settings as an escaped JSON object, minified as one program (tdewolff's
@@ -98,6 +98,10 @@ _END: Final = ");"
 # name, which the minifier leaves as it is.
 _SETTINGS: Final = "__PXS__"
 _MEDIA_TYPE: Final = "application/javascript"
+# The seed's form and click events (forms.js, ~400 B gzipped): Shopify's
+# sandbox sees no page, and the WooCommerce and Ecwid adapters leave no room
+# for them under the 3 KB budget.
+_FORMS_PLATFORMS: Final = ("bigcommerce", "html")
 # ES2017 at most (core.js's house rules): the minifier must not emit ?. or ??.
 minify.config({"js-version": 2017})
 
@@ -218,7 +222,7 @@ def minified_source(platform: str | None = None, tiktok: bool = False) -> str:
             parts.append(_read("tiktok.js"))
         if platform != "html":  # item/props/wait helpers, for the store adapters
             parts.append(_read("commerce.js"))
-        if platform != "shopify":  # the seed's form events: the sandbox sees no page
+        if platform in _FORMS_PLATFORMS:
             parts.append(_read("forms.js"))
         # The adapter gets its own try: a broken adapter leaves the ttq API working.
         tail = _ADAPTER_OPEN + _read(f"adapters/{platform}.js") + _TAIL

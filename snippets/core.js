@@ -107,6 +107,11 @@ function ident(o, v, k) {
   fd("identify", o);
 }
 
+// Page listeners for forms.js and the adapters: capturing, so a page's
+// stopPropagation() hides nothing; q() is querySelector.
+var on = (t, f) => d.addEventListener(t, safe(f), !0),
+  q = (s, r) => (r || d).querySelector(s);
+
 // Send what may be sent: at most 50 events and 64 KB per request.
 var fl = safe(() => {
   due = 0;

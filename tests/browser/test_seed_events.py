@@ -1,6 +1,11 @@
 """The seed's events that no platform fires by itself (snippets/forms.js):
 registration, newsletter, contact, other forms, wishlists and the merchant's
-data-ttq-event override, each exactly once."""
+data-ttq-event override, each exactly once.
+
+forms.js comes with plain-HTML and BigCommerce pixels (WooCommerce's and
+Ecwid's adapters leave it no room in the 3 KB budget): the WordPress pages
+here (WooCommerce, Contact Form 7, Mailchimp for WP and YITH markup) are what
+a WordPress site with a plain-HTML pixel serves."""
 
 from __future__ import annotations
 
@@ -17,10 +22,10 @@ def open_page(tab: Tab, store: Store, collector: Collector, page: str, platform:
     return journey
 
 
-def test_woocommerce_registration_is_complete_registration_once(
+def test_wordpress_registration_is_complete_registration_once(
     tab: Tab, store: Store, collector: Collector
 ) -> None:
-    journey = open_page(tab, store, collector, "woocommerce-account.html", "woocommerce")
+    journey = open_page(tab, store, collector, "woocommerce-account.html", "html")
 
     tab.page.click("#register")  # the form posts: the event leaves with the page
     tab.page.wait_for_url("**registered=1**")
@@ -35,7 +40,7 @@ def test_woocommerce_registration_is_complete_registration_once(
 def test_newsletter_contact_and_other_forms_each_fire_their_event_once(
     tab: Tab, store: Store, collector: Collector
 ) -> None:
-    journey = open_page(tab, store, collector, "woocommerce-account.html", "woocommerce")
+    journey = open_page(tab, store, collector, "woocommerce-account.html", "html")
     page = tab.page
 
     # Searching and logging in are no leads.
@@ -53,7 +58,7 @@ def test_newsletter_contact_and_other_forms_each_fire_their_event_once(
 
 
 def test_an_email_only_form_is_a_newsletter(tab: Tab, store: Store, collector: Collector) -> None:
-    journey = open_page(tab, store, collector, "woocommerce-account.html", "woocommerce")
+    journey = open_page(tab, store, collector, "woocommerce-account.html", "html")
 
     tab.page.click("#email-only")
     journey.next("Subscribe")
@@ -63,7 +68,7 @@ def test_an_email_only_form_is_a_newsletter(tab: Tab, store: Store, collector: C
 def test_data_ttq_event_is_the_merchants_override(
     tab: Tab, store: Store, collector: Collector
 ) -> None:
-    journey = open_page(tab, store, collector, "woocommerce-account.html", "woocommerce")
+    journey = open_page(tab, store, collector, "woocommerce-account.html", "html")
 
     tab.page.click("#booked")
     tab.page.click("#booked")
@@ -76,10 +81,7 @@ def test_data_ttq_event_is_the_merchants_override(
 def test_yith_wishlist_is_add_to_wishlist_once_per_product(
     tab: Tab, store: Store, collector: Collector
 ) -> None:
-    store.configure(SnippetSettings(collector.pixel_id, collector.endpoint, "woocommerce"))
-    tab.goto(store.url("woocommerce-product.html", collector.pixel_id))
-    journey = Journey(collector)
-    journey.next("PageView", "ViewContent")
+    journey = open_page(tab, store, collector, "woocommerce-product.html", "html")
 
     tab.page.click(".add_to_wishlist")
     tab.page.click(".add_to_wishlist")
@@ -103,16 +105,6 @@ def test_bigcommerce_account_wishlist_contact_and_newsletter_forms(
 
     assert props(wished) == {"content_type": "product", "contents": [{"content_id": "77"}]}
     assert tab.errors == []
-
-
-def test_plain_html_sites_get_the_form_events_too(
-    tab: Tab, store: Store, collector: Collector
-) -> None:
-    journey = open_page(tab, store, collector, "woocommerce-account.html", "html")
-
-    tab.page.click("#quote")
-    journey.next("Lead")
-    journey.end()
 
 
 def test_ecwid_a_new_customer_signed_in_is_complete_registration_once(
