@@ -23,6 +23,11 @@
  *   phone, order{id}} -- order.id may be a GID (normalised to its numeric tail);
  * - the logged-in customer (init.data.customer {id, email, phone}) and the
  *   checkout's email/phone feed identify();
+ * - form_submitted (a DOM event: data.element {action, id, elements[{name,
+ *   value}]}): the theme's hidden form_type input tells the form apart --
+ *   create_customer (the account form, action /account) is
+ *   CompleteRegistration, customer (the newsletter form) Subscribe, contact
+ *   (the contact form) Contact; once per page each. Shopify has no wishlist.
  * - Shopify only runs custom pixels after the customer's consent (set in the
  *   pixel's privacy settings). TikTok's own pixel is never bundled for Shopify
  *   (it could not see the store's page from the sandbox; TikTok's Shopify app
@@ -62,6 +67,9 @@ if (X) {
         payment_info_submitted: "AddPaymentInfo",
         checkout_completed: "Purchase",
       },
+      // form_submitted: the form's hidden form_type says what the theme's form is.
+      forms = { create_customer: "CompleteRegistration", customer: "Subscribe", contact: "Contact" },
+      sent = {}, // form events, once per page
       line = (v, n, p) => (
         (v = v || {}),
         (p = v.product || {}),
@@ -69,15 +77,18 @@ if (X) {
       ),
       // Each payload is recognised by the object it carries.
       handle = safe((e) => {
-        var name = names[e.name],
-          x = e.data || {},
+        var x = e.data || {},
+          name =
+            names[e.name] ||
+            (e.name == "form_submitted" && forms[(((x.element || {}).elements || []).find((i) => i.name == "form_type") || {}).value]),
           k = x.checkout,
           l = x.cartLine,
           v = x.productVariant,
           g = x.collection,
           p = {},
           t;
-        if (!name) return;
+        if (!name || sent[name]) return;
+        e.name == "form_submitted" && (sent[name] = 1);
         if (k) {
           ident(k); // email, phone
           p = props(
