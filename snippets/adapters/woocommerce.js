@@ -36,8 +36,8 @@
  *   with plain permalinks), which is the REST order `id` the webhook carries,
  *   so the event_id is purchase:<id>, same as the webhook copy's; value from
  *   the order overview's total (li.total, .woocommerce-order-overview__total).
- *   None when the page says the order failed (*failed). No lines (the page
- *   shows none with ids) and no email: the webhook copy brings them.
+ *   None when the page says the order failed (*order-failed). No lines (the
+ *   page shows none with ids) and no email: the webhook copy brings them.
  * - Form events (forms.js) do not fit in this platform's 3 KB budget.
  * The automatic PageView comes from the core (every page is a full load).
  */
@@ -99,7 +99,7 @@ P.run = (ld, pid, o, cur, m, paid, K) => {
     on("click", (e) => e.target.closest("#place_order,[class*=place-order-button]") && pay());
   }
 
-  if ((m = /order-received[/=](\d+)/.exec(location.href)) && !q("[class*=failed]")) {
+  if ((m = /order-received[/=](\d+)/.exec(location.href)) && !q("[class*=order-failed]")) {
     track("Purchase", props([], cur, amt(tx("li.total .amount")), m[1]));
   }
 

@@ -155,12 +155,15 @@ def test_placing_the_order_is_payment_info_when_the_preselected_method_is_kept(
     assert props(payment) == CART
 
 
-def test_an_order_received_page_without_an_order_id_is_no_purchase(
+def test_a_failed_order_or_no_order_id_is_no_purchase(
     tab: Tab, store: Store, collector: Collector
 ) -> None:
     store.configure(settings(collector))
     journey = Journey(collector)
 
+    failed = {"order-received": "10046", "key": "wc_order_Zz9"}
+    tab.goto(store.url("woocommerce-order-failed.html", collector.pixel_id, **failed))
+    journey.next("PageView")
     # The order-received page without an order id in its URL.
     tab.goto(store.url("woocommerce-order-received.html", collector.pixel_id))
     journey.next("PageView")
