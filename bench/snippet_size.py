@@ -5,7 +5,8 @@ Run: ``.venv/bin/python bench/snippet_size.py`` (results go to the section
 
 Rows:
 
-* ``core``: ``snippets/core.js`` minified (rjsmin), what every pixel ships;
+* ``core``: ``snippets/core.js`` in the wrapper, minified (tdewolff-minify),
+  what every pixel ships;
 * ``core + <platform>``: core + that platform's adapter, minified, with what
   the platform also gets (the ttq layer ``snippets/ttq.js`` everywhere but
   Shopify, the commerce helpers for the store adapters): the code of one pixel;

@@ -161,8 +161,9 @@ def paste_instructions(platform: str, script_url: str, settings: SnippetSettings
       then loads it on every storefront page. One URL per pixel, so a
       per-store (private) app.
     - Shopify: the code for Settings → Customer events → Add custom pixel. It
-      subscribes to every standard event at once (nothing fired before our
-      script arrives is lost), hands Shopify's ``analytics``/``browser``/``init``
+      subscribes to every standard event at once, and to ``form_submitted``
+      (sign-up, newsletter and contact forms; nothing fired before our script
+      arrives is lost), hands Shopify's ``analytics``/``browser``/``init``
       to the snippet and loads it inside the pixel sandbox.
     """
     if platform == "ecwid":
@@ -181,6 +182,7 @@ def paste_instructions(platform: str, script_url: str, settings: SnippetSettings
         '  var q = [], s = document.createElement("script");\n'
         "  w.pixelServerShopify = {analytics: analytics, browser: browser, init: init, queue: q};\n"
         '  analytics.subscribe("all_standard_events", function (e) { q.push(e); });\n'
+        '  analytics.subscribe("form_submitted", function (e) { q.push(e); });\n'
         "  s.async = true;\n"
         f"  s.src = {url};\n"
         "  document.head.appendChild(s);\n"

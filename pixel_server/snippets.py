@@ -4,10 +4,12 @@ A snippet is ``snippets/core.js`` plus the pixel's platform adapter
 (``snippets/adapters/<platform>.js``); every platform but Shopify (whose pixel
 sandbox shares no ``ttq`` with the page) gets the ttq API in
 ``snippets/ttq.js``, store adapters the helpers in ``snippets/commerce.js``,
+BigCommerce and plain HTML the form and click events of ``snippets/forms.js``,
 and ``snippets/tiktok.js`` is added when the pixel also loads TikTok's own
-browser pixel. All of it is minified with rjsmin,
-wrapped in one function that receives the pixel's settings as an escaped JSON
-object, and pre-compressed (gzip by zopfli, and brotli when available) with a
+browser pixel. All of it is wrapped in one function that receives the pixel's
+settings as an escaped JSON object, minified as one program (tdewolff's
+minifier: every name is local to the wrapper, so all are shortened), and
+pre-compressed (gzip by zopfli, and brotli when available) with a
 strong ETag.
 
 Serving it (the route lives in the app; this module stays pure):
@@ -34,7 +36,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import quote
 
-import rjsmin
+import minify
 import zopfli.gzip
 
 try:  # brotli is an extra encoding; gzip always works without it
@@ -90,7 +92,18 @@ _ZOPFLI_ITERATIONS: Final = 5  # more buys a few bytes at several times the time
 _HEAD: Final = '!function(w,S){"use strict";try{if(w._pxs)return;w._pxs=1;'
 _ADAPTER_OPEN: Final = "try{"
 _TAIL: Final = "}catch(e){}P.go()}catch(e){}}(self,"
+_CORE_TAIL: Final = "P.go()}catch(e){}}(self,"  # the core alone (its size budget)
 _END: Final = ");"
+# Stands for the settings literal while the program is minified: a global
+# name, which the minifier leaves as it is.
+_SETTINGS: Final = "__PXS__"
+_MEDIA_TYPE: Final = "application/javascript"
+# The seed's form and click events (forms.js, ~400 B gzipped): Shopify's
+# sandbox sees no page, and the WooCommerce and Ecwid adapters leave no room
+# for them under the 3 KB budget.
+_FORMS_PLATFORMS: Final = ("bigcommerce", "html")
+# ES2017 at most (core.js's house rules): the minifier must not emit ?. or ??.
+minify.config({"js-version": 2017})
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,26 +205,32 @@ def _read(name: str) -> str:
 
 @functools.lru_cache(maxsize=2 * len(PLATFORMS) + 1)
 def minified_source(platform: str | None = None, tiktok: bool = False) -> str:
-    """Minified core (``platform=None``), or core + one adapter (and the
-    modules that platform gets), unwrapped.
+    """The minified script of one platform (the core alone for
+    ``platform=None``), wrapper included, up to its settings literal.
 
     ``tiktok`` adds the module that loads TikTok's own browser pixel (never
-    for Shopify, whose sandbox cannot host it). Read and minified once per
-    process: the sources are part of the release, not data.
+    for Shopify, whose sandbox cannot host it). Minified once per process:
+    the sources are part of the release, not data.
     """
-    core = rjsmin.jsmin(_read("core.js"))
-    if platform is None:
-        return core
-    if platform not in PLATFORMS:
-        raise ValueError(f"unknown platform {platform!r}")
-    if platform != "shopify":  # the sandbox shares no ttq with the page
-        core += "\n" + rjsmin.jsmin(_read("ttq.js"))
-    if tiktok and platform != "shopify":
-        core += "\n" + rjsmin.jsmin(_read("tiktok.js"))
-    if platform != "html":  # item/props/wait helpers, for the store adapters
-        core += "\n" + rjsmin.jsmin(_read("commerce.js"))
-    # The adapter is minified apart so the wrapper can give it its own try.
-    return core + "\n" + _ADAPTER_OPEN + rjsmin.jsmin(_read(f"adapters/{platform}.js"))
+    parts = [_read("core.js")]
+    if platform is not None:
+        if platform not in PLATFORMS:
+            raise ValueError(f"unknown platform {platform!r}")
+        if platform != "shopify":  # the sandbox shares no ttq with the page
+            parts.append(_read("ttq.js"))
+        if tiktok and platform != "shopify":
+            parts.append(_read("tiktok.js"))
+        if platform != "html":  # item/props/wait helpers, for the store adapters
+            parts.append(_read("commerce.js"))
+        if platform in _FORMS_PLATFORMS:
+            parts.append(_read("forms.js"))
+        # The adapter gets its own try: a broken adapter leaves the ttq API working.
+        tail = _ADAPTER_OPEN + _read(f"adapters/{platform}.js") + _TAIL
+    else:
+        tail = _CORE_TAIL
+    program = _HEAD + "\n".join(parts) + "\n" + tail + _SETTINGS + _END
+    head, _, _ = minify.string(_MEDIA_TYPE, program).rpartition(_SETTINGS)
+    return head
 
 
 # Plain string assembly rather than a Jinja2 template: the only variable part
@@ -223,7 +242,7 @@ def minified_source(platform: str | None = None, tiktok: bool = False) -> str:
 def render_snippet(settings: SnippetSettings) -> SnippetAsset:
     """The pixel's script: core + its adapter, with its settings embedded."""
     source = minified_source(settings.platform, settings.tiktok_pixel_code is not None)
-    text = _HEAD + source + _TAIL + settings_json(settings) + _END
+    text = source + settings_json(settings) + _END
     return _asset(text.encode("utf-8"))
 
 

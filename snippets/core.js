@@ -11,14 +11,16 @@
  * `settings_json`): i pixel id, u collect URL, d click window days, h consent
  * held, t TikTok pixel code, m mirror to TikTok's pixel, c currency; a false
  * or empty setting is left out. The adapter runs after this file, in the same
- * scope, and talks to `P`.
+ * scope, and talks to `P` (what an adapter may set or
+ * replace) and calls track(), pv() (a PageView) and ident() (identify).
  *
  * House rules, because this runs inside other people's stores:
  * - nothing may throw into the page: every entry point goes through `safe`;
  * - nothing leaves the browser, and nothing is written to cookies or storage,
  *   while consent is held or revoked;
- * - small: rjsmin only strips whitespace and comments, so the code itself is
- *   terse. Budgets: core <= 2 KB gzipped, the served script <= 3 KB
+ * - small: the whole script is minified as one program (tdewolff's minifier,
+ *   which shortens every local name), but property names stay, so the code
+ *   itself is terse. Budgets: core <= 2 KB gzipped, the served script <= 3 KB
  *   (docs/benchmarks.md, "Snippet size");
  * - ES2017 syntax at most (no ?. or ??): old phones shop too.
  */
@@ -69,41 +71,46 @@ var hex = () => [].map.call(w.crypto.getRandomValues(new Uint8Array(16)), (b) =>
         w.localStorage.setItem(k, v + "|" + (Date.now() + t * 864e5));
       }),
     },
-
-    // Purchases with an order_id share their event_id with the server's
-    // webhook copy: purchase:<order id>, a Shopify GID cut to its numeric tail.
-    track(nm, p, id, page, at, o) {
-      if (cs > 1 || !nm) return;
-      o = (p = p || {}).order_id;
-      if (o != un && /^(Purchase|CompletePayment)$/.test(nm)) {
-        o = p.order_id = ("" + o).trim().replace(/^gid:[^?]*\/([^/?]+).*/, "$1");
-        id = id || (o && "purchase:" + o);
-      }
-      // Our id for a call the page made on TikTok's own pixel (which sent
-      // its own copy) is marked: the server never forwards it to TikTok.
-      id = id ? "" + id : (H && tk ? "ttq:" : "") + hex();
-      page = page || P.loc();
-      Q.push({
-        event: "" + nm,
-        event_id: id,
-        event_time: (at || Date.now()) / 1e3,
-        user: Object.assign({ locale: nav.language }, user),
-        properties: p,
-        page, // {url, referrer}
-        consent: "granted",
-      });
-      nm == "PageView" ? fd("page") : fd("track", nm, p, { event_id: id });
-      due = due || Promise.resolve().then(fl); // one batch per task
-    },
-
-    page: (page, at) => P.track("PageView", {}, 0, page, at),
-
-    identify(o, v, k) {
-      v = { email: o.email, phone: o.phone_number || o.phone, external_id: o.external_id };
-      for (k in v) if (v[k] || v[k] === 0) user[k] = "" + v[k]; // the server normalises and hashes
-      fd("identify", o);
-    },
   };
+
+// Purchases with an order_id share their event_id with the server's
+// webhook copy: purchase:<order id>, a Shopify GID cut to its numeric tail.
+function track(nm, p, id, page, at, o) {
+  if (cs > 1 || !nm) return;
+  o = (p = p || {}).order_id;
+  if (o != un && /^(Purchase|CompletePayment)$/.test(nm)) {
+    o = p.order_id = ("" + o).trim().replace(/^gid:[^?]*\/([^/?]+).*/, "$1");
+    id = id || (o && "purchase:" + o);
+  }
+  // Our id for a call the page made on TikTok's own pixel (which sent
+  // its own copy) is marked: the server never forwards it to TikTok.
+  id = id ? "" + id : (H && tk ? "ttq:" : "") + hex();
+  page = page || P.loc();
+  Q.push({
+    event: "" + nm,
+    event_id: id,
+    event_time: (at || Date.now()) / 1e3,
+    user: Object.assign({ locale: nav.language }, user),
+    properties: p,
+    page, // {url, referrer}
+    consent: "granted",
+  });
+  nm == "PageView" ? fd("page") : fd("track", nm, p, { event_id: id });
+  due = due || Promise.resolve().then(fl); // one batch per task
+}
+
+var pv = (page, at) => track("PageView", {}, 0, page, at);
+
+function ident(o, v, k) {
+  v = { email: o.email, phone: o.phone_number || o.phone, external_id: o.external_id };
+  for (k in v) if (v[k] || v[k] === 0) user[k] = "" + v[k]; // the server normalises and hashes
+  fd("identify", o);
+}
+
+// Page listeners for forms.js and the adapters: capturing, so a page's
+// stopPropagation() hides nothing; q() is querySelector.
+var on = (t, f) => d.addEventListener(t, safe(f), !0),
+  q = (s, r) => (r || d).querySelector(s);
 
 // Send what may be sent: at most 50 events and 64 KB per request.
 var fl = safe(() => {
@@ -179,7 +186,7 @@ P.go = safe(() => {
     );
   // The ttq API (ttq.js) decides about the automatic PageView: the page's own
   // queued ttq.page() stands for it.
-  P.tq ? P.tq() : P.auto && P.page();
+  P.tq ? P.tq() : P.auto && pv();
 
   // Leaving, or hidden (mobiles may never fire pagehide): send what is queued.
   // visibilitychange bubbles from the document to the window.

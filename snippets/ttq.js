@@ -28,9 +28,9 @@
  * docs/tiktok-pixel.md has the whole picture.
  */
 var O = {
-    page: () => P.page(),
-    track: (n, p, o) => P.track(n, Object.assign({}, p), o && o.event_id),
-    identify: P.identify,
+    page: () => pv(),
+    track: (n, p, o) => track(n, Object.assign({}, p), o && o.event_id),
+    identify: ident,
     instance: noop, // its objects are watched instead
   },
   sn = new WeakSet(), // objects watched already
@@ -73,7 +73,7 @@ P.tq = (cl, k) => {
   }
   W(tq);
   // The automatic PageView first: the page loaded before its code called us.
-  P.auto && !cl.some((a) => a[0] == "page") && P.page();
+  P.auto && !cl.some((a) => a[0] == "page") && pv();
   H++; // the page's calls, as if made now
   cl.forEach((a) => safe(O[a[0]])(...a.slice(1))); // calls we do not know: nothing
   H--;

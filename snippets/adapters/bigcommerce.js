@@ -24,17 +24,17 @@ P.run = (bought, m) => {
       safe(() => {
         m = d.querySelector("[data-test=order-confirmation-order-number-text] strong");
         m = (m && m.textContent.trim()) || (/order-confirmation\/(\d+)/.exec(location.pathname) || [])[1];
-        bought || (m && P.track("Purchase", P.props([], un, un, m)));
+        bought || (m && track("Purchase", props([], un, un, m)));
       }),
       5e3
     );
-  P.wait(
+  wait(
     () => w.bodlEvents,
     (B) => {
-      var props = (e, value, order) =>
-          P.props(
+      var bp = (e, value, order) =>
+          props(
             (e.line_items || []).map((i) =>
-              P.item(
+              item(
                 i.sku || i.variant_id || i.product_id,
                 i.product_id,
                 i.product_name,
@@ -49,13 +49,13 @@ P.run = (bought, m) => {
             order
           ),
         on = {
-          "product.pageViewed": (e) => P.track("ViewContent", props(e)),
-          "product.categoryViewed": (e, p) => (p = props(e), delete p.value, P.track("ViewCategory", p)),
-          "product.searchPerformed": (e) => P.track("Search", { query: e.search_keyword }),
-          "cart.addItem": (e) => P.track("AddToCart", props(e)),
-          "checkout.checkoutBegin": (e) => P.track("InitiateCheckout", props(e, e.cart_value)),
-          "checkout.paymentDetailsProvided": (e) => P.track("AddPaymentInfo", props(e, e.cart_value)),
-          "checkout.orderPurchased": (e) => ((bought = 1), P.track("Purchase", props(e, e.cart_value, e.order_id))),
+          "product.pageViewed": (e) => track("ViewContent", bp(e)),
+          "product.categoryViewed": (e, p) => (p = bp(e), delete p.value, track("ViewCategory", p)),
+          "product.searchPerformed": (e) => track("Search", { query: e.search_keyword }),
+          "cart.addItem": (e) => track("AddToCart", bp(e)),
+          "checkout.checkoutBegin": (e) => track("InitiateCheckout", bp(e, e.cart_value)),
+          "checkout.paymentDetailsProvided": (e) => track("AddPaymentInfo", bp(e, e.cart_value)),
+          "checkout.orderPurchased": (e) => ((bought = 1), track("Purchase", bp(e, e.cart_value, e.order_id))),
         },
         k, f;
       for (k in on) (f = k.split(".")), (f = B[f[0]] && B[f[0]][f[1]]), typeof f == "function" && f(safe(on[k]));

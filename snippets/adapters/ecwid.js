@@ -22,26 +22,32 @@
  *   (cart item shape). The Purchase comes from there only: the
  *   ORDER_CONFIRMATION page carries other ids (orderId, orderNumber), and a
  *   purchase under another id would not meet its webhook copy.
+ * - `Ecwid.OnSetProfile.add(fn(customer))`, on sign-in (null on sign-out):
+ *   the customer's email feeds identify(); Ecwid signs a new customer in at
+ *   once, so a customer `registered` (UNIX seconds) less than 10 minutes ago
+ *   is a CompleteRegistration, once, its event_id registration:<customer id>
+ *   (the server keeps one per id, should a later page load say it again).
  * - Currency: `Ecwid.getStoreCurrency()` when that function exists, else the
  *   pixel's `currency` setting, else none. Product pages carry no price, so
  *   ViewContent has no value.
  */
 P.auto = 0;
 P.run = () =>
-  P.wait(
+  wait(
     () => w.Ecwid && w.Ecwid.OnAPILoaded && w.Ecwid,
     (E) => {
       var on = (hook, f) => E[hook] && E[hook].add(safe(f)),
         cur = () => E.getStoreCurrency && E.getStoreCurrency(),
         key = (i) => JSON.stringify([i.product.id, i.product.sku, i.options]),
-        line = (i, n) => P.item(i.product.sku || i.product.id, i.product.id, i.product.name, i.product.price, n || i.quantity),
+        line = (i, n) => item(i.product.sku || i.product.id, i.product.id, i.product.name, i.product.price, n || i.quantity),
         lines = (c) => ((c && c.items) || []).filter((i) => i && i.product),
-        props = (l, value, order) => P.props(l.map((i) => line(i)), cur(), value, order),
+        lp = (l, value, order) => props(l.map((i) => line(i)), cur(), value, order),
         had, // quantities of the previous cart, by line key
         last = [], // lines of the latest non-empty cart (Ecwid empties it on purchase)
         hooked, // OnAPILoaded may fire again: hook in once
         checkout, // the shopper is in the checkout (CHECKOUT_* pages)
-        paid; // AddPaymentInfo sent in this checkout
+        paid, // AddPaymentInfo sent in this checkout
+        signed; // CompleteRegistration sent
       function seen(cart, l) {
         had = {};
         (l = lines(cart)).forEach((i) => (had[key(i)] = (had[key(i)] || 0) + i.quantity));
@@ -58,21 +64,22 @@ P.run = () =>
             lines(cart).forEach((i, k) => {
               if (had[(k = key(i))] > (before[k] || 0)) added.push(line(i, had[k] - (before[k] || 0))), (before[k] = had[k]);
             });
-          added.length && P.track("AddToCart", P.props(added, cur()));
+          added.length && track("AddToCart", props(added, cur()));
         });
         on("OnPageLoaded", (page) => {
           var t = page.type,
             c = /^CHECKOUT_/.test(t); // test(undefined) is false
-          P.page();
-          t == "PRODUCT" && P.track("ViewContent", P.props([P.item(page.productId, page.productId, page.name)], cur()));
-          t == "CATEGORY" && P.track("ViewCategory", { content_type: "product_group", contents: [{ content_id: "" + page.categoryId, content_name: page.name || d.title }] });
-          t == "SEARCH" && P.track("Search", { query: page.keywords });
-          c && !checkout && P.track("InitiateCheckout", props(last));
-          t == "CHECKOUT_PAYMENT_DETAILS" && !paid && ((paid = 1), P.track("AddPaymentInfo", props(last)));
+          pv();
+          t == "PRODUCT" && track("ViewContent", props([item(page.productId, page.productId, page.name)], cur()));
+          t == "CATEGORY" && track("ViewCategory", { content_type: "product_group", contents: [{ content_id: "" + page.categoryId, content_name: page.name || d.title }] });
+          t == "SEARCH" && track("Search", { query: page.keywords });
+          c && !checkout && track("InitiateCheckout", lp(last));
+          t == "CHECKOUT_PAYMENT_DETAILS" && !paid && ((paid = 1), track("AddPaymentInfo", lp(last)));
           (checkout = c) || (paid = 0); // leaving the checkout: a later one counts again
         });
+        on("OnSetProfile", (c) => c && (ident(c), !signed && Date.now() / 1e3 - c.registered < 600 && ((signed = 1), track("CompleteRegistration", {}, "registration:" + c.id))));
         on("OnOrderPlaced", (o, l) =>
-          P.track("Purchase", props((l = lines(o)).length ? l : last, o.total, o.vendorNumber || o.id || o.orderNumber))
+          track("Purchase", lp((l = lines(o)).length ? l : last, o.total, o.vendorNumber || o.id || o.orderNumber))
         );
       });
     }

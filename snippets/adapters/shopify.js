@@ -23,6 +23,11 @@
  *   phone, order{id}} -- order.id may be a GID (normalised to its numeric tail);
  * - the logged-in customer (init.data.customer {id, email, phone}) and the
  *   checkout's email/phone feed identify();
+ * - form_submitted (a DOM event: data.element {action, id, elements[{name,
+ *   value}]}): the theme's hidden form_type input tells the form apart --
+ *   create_customer (the account form, action /account) is
+ *   CompleteRegistration, customer (the newsletter form) Subscribe, contact
+ *   (the contact form) Contact; once per page each. Shopify has no wishlist.
  * - Shopify only runs custom pixels after the customer's consent (set in the
  *   pixel's privacy settings). TikTok's own pixel is never bundled for Shopify
  *   (it could not see the store's page from the sandbox; TikTok's Shopify app
@@ -62,41 +67,47 @@ if (X) {
         payment_info_submitted: "AddPaymentInfo",
         checkout_completed: "Purchase",
       },
+      // form_submitted: the form's hidden form_type says what the theme's form is.
+      forms = { create_customer: "CompleteRegistration", customer: "Subscribe", contact: "Contact" },
+      sent = {}, // form events, once per page
       line = (v, n, p) => (
         (v = v || {}),
         (p = v.product || {}),
-        P.item(v.sku || v.id, p.id, p.title || v.title, (v.price || {}).amount, n, p.vendor, p.type)
+        item(v.sku || v.id, p.id, p.title || v.title, (v.price || {}).amount, n, p.vendor, p.type)
       ),
       // Each payload is recognised by the object it carries.
       handle = safe((e) => {
-        var name = names[e.name],
-          x = e.data || {},
+        var x = e.data || {},
+          name =
+            names[e.name] ||
+            (e.name == "form_submitted" && forms[(((x.element || {}).elements || []).find((i) => i.name == "form_type") || {}).value]),
           k = x.checkout,
           l = x.cartLine,
           v = x.productVariant,
           g = x.collection,
           p = {},
           t;
-        if (!name) return;
+        if (!name || sent[name]) return;
+        e.name == "form_submitted" && (sent[name] = 1);
         if (k) {
-          P.identify(k); // email, phone
-          p = P.props(
+          ident(k); // email, phone
+          p = props(
             (k.lineItems || []).map((i) => line(i.variant, i.quantity)),
             k.currencyCode,
             (k.totalPrice || {}).amount,
             (k.order || {}).id // once the order exists (checkout_completed)
           );
         }
-        if (l) (t = (l.cost || {}).totalAmount || {}), (p = P.props([line(l.merchandise, l.quantity)], t.currencyCode, t.amount));
-        if (v) p = P.props([line(v)], (v.price || {}).currencyCode);
+        if (l) (t = (l.cost || {}).totalAmount || {}), (p = props([line(l.merchandise, l.quantity)], t.currencyCode, t.amount));
+        if (v) p = props([line(v)], (v.price || {}).currencyCode);
         if (g) {
-          p = P.props((g.productVariants || []).map((v) => Object.assign(line(v), { content_category: g.title })));
+          p = props((g.productVariants || []).map((v) => Object.assign(line(v), { content_category: g.title })));
           delete p.value;
         }
         if (x.searchResult) p = { query: x.searchResult.query };
-        P.track(name, p, 0, where(e.context), Date.parse(e.timestamp));
+        track(name, p, 0, where(e.context), Date.parse(e.timestamp));
       });
-    P.identify({ email: c.email, phone: c.phone, external_id: c.id });
+    ident({ email: c.email, phone: c.phone, external_id: c.id });
     q.splice(0).forEach(handle);
     q.push = handle;
   };

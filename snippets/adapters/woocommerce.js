@@ -1,87 +1,110 @@
-/* pixel-server adapter: WooCommerce.
+/* pixel-server adapter: WooCommerce, from the stock markup of classic themes
+ * (Storefront) and of the Blocks checkout. Nothing custom on the page: only
+ * what WooCommerce and WordPress print anyway (reference/storefronts.md).
  *
- * Page-level facts come from the theme tag, which renders (server side, in
- * wp_footer, before this script) a `window.pixelServerWoo` object:
- *
- *   window.pixelServerWoo = {
- *     page: "product" | "category" | "search" | "checkout" | "order-received" | "other",
- *     currency: "USD",                                  // get_woocommerce_currency()
- *     product: LINE,                                    // page "product" (is_product())
- *     category: {id: 15, name: "Apparel"},              // page "category" (is_product_category())
- *     query: "red sweatshirt",                          // page "search" (get_search_query())
- *     cart: {total: 16.0, items: [LINE, ...]},          // page "checkout" (is_checkout())
- *     order: {id: 10045, total: 16.0, currency: "USD",  // page "order-received"
- *             email: "...", phone: "...", items: [LINE, ...]},  // (woocommerce_thankyou)
- *     products: {"<product id>": LINE, ...},            // products listed on this page (optional)
- *     added: [LINE, ...]                                // added to the cart by the request that
- *   }                                                   // rendered this page (non-AJAX add to cart)
- *   LINE = {product_id, variation_id, sku, name, price, quantity, brand, category}
- *   (in `products` the key is the product id and product_id may be left out)
- *
- * Numbers are JSON numbers (not formatted prices). content_id = sku, else
- * variation_id, else product_id; item_group_id = product_id. The purchase
- * event_id is purchase:<order.id> (the REST order `id` the webhook carries).
- *
- * Browser events: jQuery `added_to_cart` on document.body (event, fragments,
- * cart_hash, $button with data-product_id / data-product_sku / data-quantity;
- * name and price from `products` when listed) -> AddToCart;
- * `payment_method_selected` on the checkout page -> AddPaymentInfo (once).
- * Block-based carts (`wc-blocks_added_to_cart`, no product data) are not
- * covered. The automatic PageView comes from the core.
+ * - The page: WordPress body classes. `single-product` (with `postid-<id>`,
+ *   the product id) -> ViewContent from the product JSON-LD WooCommerce prints
+ *   (a Product, alone or in an @graph: name, sku -- WooCommerce puts the
+ *   product id there when it has none --, brand.name, offers[0] price or
+ *   lowPrice and priceCurrency); `tax-product_cat` -> ViewCategory with the
+ *   listed loop cards (no value); `search` -> Search with the `s` parameter.
+ * - Currency: the JSON-LD's priceCurrency, else the pixel's `currency` setting.
+ * - A loop card (li.product): its add-to-cart button's data-product_id and
+ *   data-product_sku, its h2 title, the price of `.price` (the sale price,
+ *   `ins`, when there is one). Shown prices are read as numbers: thousands
+ *   separators dropped, a decimal comma made a point ("1.234,50 €" -> 1234.5;
+ *   a 3-decimal currency would be misread).
+ * - AddToCart: the single-product form (form.cart) when submitted, with its
+ *   quantity and, for a variable product (form.variations_form), the chosen
+ *   variation_id looked up in data-product_variations (sku, display_price);
+ *   jQuery's `added_to_cart` on document.body (the loops' AJAX buttons:
+ *   $button's card and data-quantity). The Blocks product button's
+ *   `wc-blocks_added_to_cart` carries no product: not covered (no bytes left).
+ * - InitiateCheckout on the checkout (form.checkout, or the Blocks checkout's
+ *   .wc-block-checkout), and AddPaymentInfo there once: a payment method the
+ *   shopper chose (a trusted change of a payment radio: classic
+ *   `payment_method`, Blocks `radio-control-wc-payment-method-options`) or the
+ *   place-order button (#place_order, Blocks' *place-order-button) clicked.
+ *   Not `payment_method_selected`: checkout.js fires it by itself when it
+ *   preselects the first method. Both carry the Store API cart (GET
+ *   /?rest_route=/wc/store/v1/cart, same origin: items {id, sku, name,
+ *   quantity, prices.price}, totals.total_price in minor units of
+ *   totals.currency_minor_unit, totals.currency_code; item_group_id is the
+ *   item's id, the variation's for a variation).
+ * - Purchase on the order-received endpoint: the order id from the URL
+ *   (/checkout/order-received/<id>/?key=wc_order_..., or ?order-received=<id>
+ *   with plain permalinks), which is the REST order `id` the webhook carries,
+ *   so the event_id is purchase:<id>, same as the webhook copy's; value from
+ *   the order overview's total (li.total, .woocommerce-order-overview__total).
+ *   None when the page says the order failed (*order-failed). No lines (the
+ *   page shows none with ids) and no email: the webhook copy brings them.
+ * - Form events (forms.js) do not fit in this platform's 3 KB budget.
+ * The automatic PageView comes from the core (every page is a full load).
  */
-P.run = () => {
-  var W = w.pixelServerWoo || {},
-    page = W.page,
-    listed = W.products || {},
-    cur = W.currency,
-    cart = W.cart || {},
-    order = W.order || {},
-    line = (l, n, id) => (
-      (l = l || {}),
-      (id = l.product_id || l.id || id),
-      P.item(l.sku || l.variation_id || id, id, l.name, l.price, n || l.quantity, l.brand, l.category)
+P.run = (ld, pid, o, cur, m, paid, K) => {
+  var b = d.body,
+    is = (k) => b.classList.contains(k),
+    tx = (s, r) => ((s = q(s, r)) ? s.textContent.trim() : ""),
+    amt = (t) => num(t.replace(/[^\d.,]/g, "").replace(/[.,](?=\d{3}\b)/g, "").replace(",", ".")),
+    card = (el, n, l, a) => (
+      (l = el.closest(".product") || el),
+      (a = (q("[data-product_id]", l) || el).dataset),
+      item(
+        a.product_sku || a.product_id,
+        a.product_id,
+        tx("h2", l),
+        amt(tx("ins .amount,.price>.amount", l)),
+        n
+      )
     ),
-    lines = (a) => (a || []).map((l) => line(l)),
-    paid,
-    p;
+    line = (n, v) =>
+      item(v.sku || v.variation_id || ld.sku || pid, pid, ld.name, v.display_price || o.price || o.lowPrice, n, (ld.brand || {}).name),
+    pay = () => paid || ((paid = 1), K.then((p) => track("AddPaymentInfo", p)));
 
-  page == "product" && P.track("ViewContent", P.props([line(W.product, 1)], cur));
-  if (page == "category") {
-    p = P.props(
-      Object.keys(listed).map((id, l) => (
-        (l = line(listed[id], 1, id)), (l.content_category = l.content_category || (W.category || {}).name), l
-      )),
-      cur
-    );
-    delete p.value;
-    P.track("ViewCategory", p);
+  d.querySelectorAll("[type*=ld]").forEach(
+    safe((s) => (s = JSON.parse(s.textContent)) && (s["@graph"] || [s]).forEach((x) => x["@type"] == "Product" && (ld = x)))
+  );
+  ld = ld || {};
+  o = [].concat(ld.offers || [])[0] || {};
+  cur = o.priceCurrency;
+  pid = (/postid-(\d+)/.exec(b.className) || [])[1];
+
+  if (is("single-product")) {
+    track("ViewContent", props([line(1, {})], cur));
+    on("submit", (e, f, v) => {
+      if (!(f = e.target).matches("form.cart")) return;
+      v = f.elements.variation_id;
+      v = (v && (JSON.parse(f.dataset.product_variations) || []).find((x) => x.variation_id == v.value)) || {};
+      track("AddToCart", props([line((f.elements.quantity || {}).value, v)], cur));
+    });
   }
-  page == "search" && P.track("Search", { query: W.query });
-  (W.added || []).length && P.track("AddToCart", P.props(lines(W.added), cur));
-  page == "checkout" && P.track("InitiateCheckout", P.props(lines(cart.items), cur, cart.total));
-  if (page == "order-received") {
-    P.identify(order); // email, phone
-    P.track("Purchase", P.props(lines(order.items), order.currency || cur, order.total, order.id));
+  if (is("tax-product_cat")) {
+    m = props([].map.call(d.querySelectorAll("li.product"), (l) => card(l)), cur);
+    delete m.value;
+    track("ViewCategory", m);
+  }
+  is("search") && track("Search", { query: new URLSearchParams(location.search).get("s") });
+
+  if (q("form.checkout,.wc-block-checkout")) {
+    K = fetch("/?rest_route=/wc/store/v1/cart")
+      .then((r) => r.json())
+      .then((k, t, u) => (
+        (t = k.totals),
+        (u = 10 ** t.currency_minor_unit),
+        props(k.items.map((i) => item(i.sku || i.id, i.id, i.name, i.prices.price / u, i.quantity)), t.currency_code, t.total_price / u)
+      ))
+      .catch(noop);
+    K.then((p) => track("InitiateCheckout", p));
+    on("change", (e) => e.isTrusted && /payment/.test(e.target.name) && pay());
+    on("click", (e) => e.target.closest("#place_order,[class*=place-order-button]") && pay());
   }
 
-  P.wait(
-    () => d.body && w.jQuery,
-    ($) => {
-      $(d.body).on(
-        "added_to_cart",
-        safe((e, fragments, hash, $b) => {
-          var el = $b && ($b[0] || $b),
-            get = (k) => ($b && $b.data ? $b.data(k) : el.getAttribute("data-" + k)),
-            id = get("product_id"),
-            l = line(listed[id], get("quantity"), id);
-          if (get("product_sku")) l.content_id = "" + get("product_sku");
-          P.track("AddToCart", P.props([l], cur));
-        })
-      );
-      $(d.body).on(
-        "payment_method_selected",
-        safe(() => page == "checkout" && !paid && ((paid = 1), P.track("AddPaymentInfo", P.props(lines(cart.items), cur, cart.total))))
-      );
-    }
+  if ((m = /order-received[/=](\d+)/.exec(location.href)) && !q("[class*=order-failed]")) {
+    track("Purchase", props([], cur, amt(tx("li.total .amount")), m[1]));
+  }
+
+  wait(
+    () => w.jQuery,
+    ($) => $(b).on("added_to_cart", safe((e, f, h, $b) => track("AddToCart", props([card(($b = $b[0] || $b), $b.dataset.quantity)], cur))))
   );
 };

@@ -293,6 +293,14 @@ def store_app(store: Store) -> Starlette:
         code = paste_instructions("shopify", store.script_url(pixel_id), settings)
         return Response(code, media_type="text/javascript")
 
+    async def wordpress_root(request: Request) -> Response:
+        # WordPress answers REST routes at /?rest_route=...; only WooCommerce's
+        # Store API cart is here (a fixed cart: tests/browser/pages/).
+        if request.query_params.get("rest_route") != "/wc/store/v1/cart":
+            return PlainTextResponse("not found", status_code=404)
+        body = (PAGES / "woocommerce-store-api-cart.json").read_bytes()
+        return Response(body, media_type="application/json")
+
     async def tiktok_events(request: Request) -> Response:
         return Response(TIKTOK_EVENTS_DOUBLE.read_bytes(), media_type="text/javascript")
 
@@ -300,7 +308,9 @@ def store_app(store: Store) -> Starlette:
         routes=[
             Route("/p/{pixel_id}.js", snippet),
             Route("/tiktok/events.js", tiktok_events),
-            Route("/pages/{name}", page),
+            Route("/", wordpress_root),
+            # POST: stores' forms (add to cart, sign up) post back to their pages.
+            Route("/pages/{name}", page, methods=["GET", "POST"]),
             Route("/shopify/custom-pixel.js", shopify_custom_pixel),
         ]
     )

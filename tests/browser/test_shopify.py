@@ -88,3 +88,36 @@ def test_a_shopper_from_a_tiktok_ad_through_to_purchase(
     assert merged["copies"] == 2
     assert merged["ttclid"] == TTCLID
     assert merged["anonymous_id"] == events[0]["user"]["anonymous_id"]
+
+
+def test_account_newsletter_and_contact_forms_fire_their_event_once(
+    tab: Tab, store: Store, collector: Collector
+) -> None:
+    store.configure(SnippetSettings(collector.pixel_id, collector.endpoint, "shopify"))
+    tab.goto(store.url("shopify.html", collector.pixel_id, view="product"),
+             ready="shopifyFake.isReady()")  # fmt: skip
+    journey = Journey(collector)
+    journey.next("PageView", "ViewContent")
+
+    def submit(form_id: str, action: str, form_type: str) -> None:
+        # form_submitted as Shopify publishes it for a Dawn theme form.
+        elements = [
+            {"id": None, "name": "form_type", "tagName": "INPUT", "type": "hidden",
+             "value": form_type},
+            {"id": "Email", "name": "customer[email]", "tagName": "INPUT", "type": "email",
+             "value": ""},
+        ]  # fmt: skip
+        element = {"id": form_id, "action": action, "elements": elements}
+        tab.page.evaluate("(e) => shopifyFake.publish('form_submitted', {element: e})", element)
+
+    submit("product-form", "/cart/add", "product")  # the add-to-cart form: nothing
+    for form_id, action, form_type, event in [
+        ("create_customer", "/account", "create_customer", "CompleteRegistration"),
+        ("ContactFooter", "/contact#ContactFooter", "customer", "Subscribe"),
+        ("ContactForm", "/contact#ContactForm", "contact", "Contact"),
+    ]:
+        submit(form_id, action, form_type)
+        submit(form_id, action, form_type)  # sent again: not a second event
+        journey.next(event)
+    journey.end()
+    assert tab.errors == []

@@ -1,9 +1,11 @@
 /* A stand-in for Ecwid's storefront JS API (the documented surface only):
- * Ecwid.OnAPILoaded / OnPageLoaded / OnCartChanged / OnOrderPlaced .add(fn),
+ * Ecwid.OnAPILoaded / OnPageLoaded / OnCartChanged / OnOrderPlaced /
+ * OnSetProfile .add(fn),
  * Ecwid.Cart.get(cb). The cart lives in sessionStorage, like a real cart
  * survives a page load. Tests drive it through window.ecwidFake. */
 (function () {
-  var hooks = {OnAPILoaded: [], OnPageLoaded: [], OnCartChanged: [], OnOrderPlaced: []};
+  var hooks = {OnAPILoaded: [], OnPageLoaded: [], OnCartChanged: [], OnOrderPlaced: [],
+               OnSetProfile: []};
   var loaded = false;
   var cart = JSON.parse(sessionStorage.getItem("ecwidFakeCart") || "null") ||
     {id: "XJ12H", items: [], total: 0};
@@ -29,6 +31,7 @@
         OnPageLoaded: hook("OnPageLoaded"),
         OnCartChanged: hook("OnCartChanged"),
         OnOrderPlaced: hook("OnOrderPlaced"),
+        OnSetProfile: hook("OnSetProfile"),
         Cart: {get: function (cb) { setTimeout(function () { cb(copy(cart)); }, 0); }}
       };
       loaded = true;
@@ -37,6 +40,8 @@
     },
     listeners: function (name) { return hooks[name].length; },
     openPage: function (page) { fire("OnPageLoaded", page); },
+    // A customer signs in (or, with null, out); `registered` in UNIX seconds.
+    signIn: function (customer) { fire("OnSetProfile", customer); },
     add: function (product, quantity, options) {
       var line = cart.items.filter(function (i) {
         return i.product.id === product.id && JSON.stringify(i.options) === JSON.stringify(options);
