@@ -81,11 +81,13 @@ COLUMNS: Final = ("event_id", "event_time", *STATE)
 # The visitors of the batch's purchases and touches, in any state (a
 # cancelled state's visitor lost one). Only those can change an attribution:
 # an event that is neither moves no purchase's channel.
-_AFFECTED: Final = """(SELECT DISTINCT visitor FROM merged_events
+_AFFECTED: Final = """SELECT DISTINCT visitor FROM merged_events
     WHERE pixel_id = {pixel:String} AND event_id IN {ids:Array(String)} AND visitor != 0
       AND event_time >= {start:DateTime64(3)} AND event_time < {end:DateTime64(3)}
-      AND (event = 'Purchase' OR channel != 'direct'))"""
-_WHICH: Final = f"(event_id IN {{ids:Array(String)}} OR visitor IN {_AFFECTED})"
+      AND (event = 'Purchase' OR channel != 'direct')"""
+# Looked up once per batch and passed as {visitors}: each use would scan again.
+_VISITORS: Final = "{visitors:Array(UInt128)}"
+_WHICH: Final = f"(event_id IN {{ids:Array(String)}} OR visitor IN {_VISITORS})"
 
 
 def update_sql(purchases_sql: str) -> str:
@@ -110,7 +112,7 @@ INSERT INTO {TABLE} (pixel_id, {", ".join(COLUMNS)}, sign, version)
 SELECT {{pixel:String}}, * FROM ({current})
 UNION ALL
 SELECT {{pixel:String}}, {", ".join(COLUMNS)}, toInt8(1), {{version:UInt64}}
-FROM ({attributed_select(purchases, touches_sql(_AFFECTED))})
+FROM ({attributed_select(purchases, touches_sql(_VISITORS))})
 """
 
 
@@ -129,7 +131,11 @@ HAVING sum(n) > 0"""
 def update(client: Client, purchases_sql: str, parameters: dict[str, Any]) -> None:
     """After a merge with ``parameters`` (pixel, ids, start, end, version)."""
     after = parameters["end"] + timedelta(days=LOOKBACK_DAYS)
-    client.command(update_sql(purchases_sql), parameters={**parameters, "after": after})
+    visitors = [int(r[0]) for r in client.query(_AFFECTED, parameters=parameters).result_rows]
+    client.command(
+        update_sql(purchases_sql),
+        parameters={**parameters, "after": after, "visitors": visitors},
+    )
 
 
 def backfill_sql(purchases_sql: str) -> str:
